@@ -1,0 +1,47 @@
+# Each target sets itself up: it creates .venv and installs the project when needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.finetune-wb-installed
+
+# tiktoken downloads its encodings on first use; use the offline cache beside the checkout when there is one
+# and the caller has not chosen a cache of their own.
+SHARED_TIKTOKEN := $(abspath ../shared/tiktoken-cache)
+ifeq ($(origin TIKTOKEN_CACHE_DIR),undefined)
+ifneq ($(wildcard $(SHARED_TIKTOKEN)),)
+export TIKTOKEN_CACHE_DIR := $(SHARED_TIKTOKEN)
+endif
+endif
+
+.PHONY: demo test lint format docs bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/finetune-wb demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy finetune_wb
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_validate.py
+	$(PY) benchmarks/bench_eval.py
+
+clean:
+	rm -rf $(VENV) site build *.egg-info

@@ -1,0 +1,45 @@
+"""finetune_wb: labelled data -> fine-tuned OpenAI-compatible chat model, tracked in W&B, evaluated.
+
+The public API is everything in ``__all__``. Names are resolved lazily (PEP 562) so that
+``import finetune_wb`` stays fast and loads none of openai, wandb, datasets or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it. Keep sorted by name.
+_EXPORTS: dict[str, str] = {
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "DataValidationError": "errors",
+    "EmulatorError": "errors",
+    "EvaluationError": "errors",
+    "FineTuneError": "errors",
+    "JobCancelled": "errors",
+    "JobError": "errors",
+    "JobFailed": "errors",
+    "JobTimeout": "errors",
+    "RetryPolicy": "_retry",
+    "TrackingError": "errors",
+    "UploadError": "errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'finetune_wb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"finetune_wb.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+

@@ -1,0 +1,5 @@
+import sys
+
+from finetune_wb.cli import main
+
+sys.exit(main())

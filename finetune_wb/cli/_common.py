@@ -1,0 +1,36 @@
+"""Helpers shared by the CLI subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Pydantic models (ours and openai's) -> plain JSON values."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    json.dump(to_jsonable(obj), sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def client_from_env() -> Any:
+    """An ``openai.OpenAI`` client from OPENAI_API_KEY / OPENAI_BASE_URL (and Azure variables, see _client)."""
+    from finetune_wb._client import get_client
+
+    return get_client(None)
