@@ -1,0 +1,315 @@
+"""Run configuration for ``finetune-wb run CONFIG``: one TOML or YAML file describes a whole run.
+
+A config names the data (the shipped demo set, a local JSONL/CSV/TSV file, or a Hugging Face dataset), the
+chat template, the split, the :class:`~finetune_wb.schema.JobSpec`, the evaluation (evaluators, baselines)
+and the W&B project. Relative paths are resolved against the config file's directory. Unknown keys are
+errors, so a typo never silently falls back to a default.
+
+Example (TOML)::
+
+    project = "contract-nli"
+
+    [data]
+    path = "data/clauses.jsonl"
+
+    [template]
+    system = "Answer Yes or No."
+    user = "Clause: {text}"
+    assistant = "{answer}"
+
+    [split]
+    n_train = 30
+    seed = 42
+
+    [job]
+    model = "gpt-4o-mini-2024-07-18"
+    n_epochs = 3
+
+    [evaluation]
+    baselines = ["gpt-4o-mini-2024-07-18"]
+    evaluators = ["exact_match", { name = "classification", labels = ["Yes", "No"] }]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from finetune_wb.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class DataConfig(BaseModel):
+    """Where the labelled records come from. Exactly one of ``demo``, ``path`` or ``hf_dataset``."""
+
+    model_config = _STRICT
+
+    demo: bool = Field(False, description="use the dataset that ships with the package")
+    path: str | None = Field(None, description="JSONL, CSV or TSV file of records (relative to the config)")
+    hf_dataset: str | None = Field(None, description='Hugging Face dataset id, e.g. "nguha/legalbench"')
+    hf_config: str | None = Field(None, description="Hugging Face dataset configuration name")
+    hf_splits: list[str] = Field(default_factory=lambda: ["train", "test"], description="splits to combine")
+    where: dict[str, Any] = Field(default_factory=dict, description="keep records whose fields equal these")
+    limit: int | None = Field(None, ge=1, description="keep at most this many records (after `where`)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        chosen = [
+            name
+            for name, on in (("demo", self.demo), ("path", self.path), ("hf_dataset", self.hf_dataset))
+            if on
+        ]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"[data] needs exactly one of demo = true, path = ..., hf_dataset = ... (got {chosen or 'none'})"
+            )
+        return self
+
+
+class TemplateConfig(BaseModel):
+    """The chat template: a field name or a ``str.format`` string per message."""
+
+    model_config = _STRICT
+
+    system: str | None = None
+    user: str = "{text}"
+    assistant: str = "{answer}"
+
+
+class SplitConfig(BaseModel):
+    """How records are split into train and test (seeded, stratified by the assistant answer)."""
+
+    model_config = _STRICT
+
+    n_train: int | None = Field(30, ge=1)
+    train_fraction: float | None = Field(None, gt=0.0, lt=1.0)
+    seed: int = 42
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _one_size(self) -> SplitConfig:
+        if self.train_fraction is not None and "n_train" not in self.model_fields_set:
+            self.n_train = None
+        if (self.n_train is None) == (self.train_fraction is None):
+            raise ValueError("[split] needs exactly one of n_train or train_fraction")
+        return self
+
+
+class EvaluatorConfig(BaseModel):
+    """One evaluator by name (a built-in of :mod:`finetune_wb.evaluation`) with its keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EvaluationConfig(BaseModel):
+    """What the evaluation compares and how it scores."""
+
+    model_config = _STRICT
+
+    baselines: list[str] = Field(default_factory=list, description="models compared with the fine-tune")
+    evaluators: list[EvaluatorConfig] = Field(
+        default_factory=lambda: [EvaluatorConfig(name="exact_match")],
+        description='names ("exact_match") or tables ({name = "classification", labels = [...]})',
+    )
+    concurrency: int = Field(16, ge=1)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    max_tokens: int = Field(16, ge=1)
+    temperature: float = 0.0
+    skip: bool = Field(False, description="stop after the job (no evaluation)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_to_tables(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("evaluators"), list):
+            data = dict(data)
+            data["evaluators"] = [{"name": e} if isinstance(e, str) else e for e in data["evaluators"]]
+        return data
+
+
+class RunConfig(BaseModel):
+    """Everything ``finetune-wb run`` needs. Load with :meth:`RunConfig.load`."""
+
+    model_config = _STRICT
+
+    project: str = Field("finetune-wb", description="W&B project")
+    entity: str | None = Field(None, description="W&B entity (team or user)")
+    wandb_mode: Literal["online", "offline", "disabled"] | None = None
+    state_path: str | None = Field(None, description="session state file (relative to the config)")
+    data: DataConfig
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    job: dict[str, Any] = Field(default_factory=dict, description="JobSpec fields (model, n_epochs, ...)")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    base_dir: str = Field(".", description="directory that relative paths are resolved against")
+
+    # -- loading -----------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a ``.toml``, ``.yaml`` or ``.yml`` file. Errors name the file and the bad key."""
+        path = Path(path)
+        try:
+            raw_text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc})") from exc
+        suffix = path.suffix.lower()
+        if suffix == ".toml":
+            data = _parse_toml(raw_text, path)
+        elif suffix in {".yaml", ".yml"}:
+            data = _parse_yaml(raw_text, path)
+        else:
+            raise ConfigError(f"{path}: unknown config format {suffix!r}; use .toml, .yaml or .yml")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the config must be a table/mapping at the top level")
+        data.setdefault("base_dir", str(path.resolve().parent))
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<config>") -> RunConfig:
+        """Validate a mapping; pydantic errors become a :class:`ConfigError` listing each bad key."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+                lines.append(f"  {where}: {err['msg']}")
+            raise ConfigError(f"{source}: invalid run config:\n" + "\n".join(lines)) from exc
+
+    # -- helpers used by the runner ----------------------------------------------------------------------
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's directory unless absolute."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def resolved_state_path(self) -> Path | None:
+        return self.resolve(self.state_path) if self.state_path else None
+
+    def job_spec(self) -> Any:
+        """The ``[job]`` table as a :class:`~finetune_wb.schema.JobSpec`."""
+        from finetune_wb.schema import JobSpec
+
+        try:
+            return JobSpec(**self.job)
+        except (ValidationError, TypeError) as exc:
+            raise ConfigError(f"[job] is not a valid JobSpec: {exc}") from exc
+
+    def build_template(self) -> Any:
+        from finetune_wb.data import Template
+
+        return Template(
+            system=self.template.system, user=self.template.user, assistant=self.template.assistant
+        )
+
+    def load_records(self) -> list[dict[str, Any]]:
+        """The records named by ``[data]``, filtered by ``where`` and cut to ``limit``."""
+        d = self.data
+        if d.demo:
+            from finetune_wb.demo_data import load_demo_records
+
+            records = load_demo_records()
+        elif d.path:
+            records = read_records(self.resolve(d.path))
+        else:
+            records = _load_hf(d.hf_dataset or "", d.hf_config, d.hf_splits)
+        if d.where:
+            records = [r for r in records if all(r.get(k) == v for k, v in d.where.items())]
+        if d.limit is not None:
+            records = records[: d.limit]
+        if not records:
+            raise ConfigError("[data] selected no records (check path, where and limit)")
+        return records
+
+    def build_evaluators(self) -> list[Any]:
+        """Resolve ``[evaluation].evaluators`` to evaluator objects from :mod:`finetune_wb.evaluation`."""
+        return [resolve_evaluator(e.name, e.kwargs) for e in self.evaluation.evaluators]
+
+
+def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """A built-in evaluator by name. Factories (``classification(labels=...)``) are called with ``kwargs``."""
+    from finetune_wb import evaluation
+
+    builtins = ("exact_match", "contains", "regex", "json_valid", "json_match", "classification", "llm_judge")
+    if name not in builtins or not hasattr(evaluation, name):
+        raise ConfigError(f"unknown evaluator {name!r}; built-ins are: {', '.join(builtins)}")
+    obj = getattr(evaluation, name)
+    if kwargs:
+        try:
+            return obj(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
+    return obj
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Records from a JSONL (one object per line), CSV or TSV file (header row = field names)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: data file not found")
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".json"}:
+        records: list[dict[str, Any]] = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(obj, dict):
+                    raise ConfigError(f"{path}:{lineno}: expected a JSON object per line")
+                records.append(obj)
+        return records
+    if suffix in {".csv", ".tsv"}:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
+    raise ConfigError(f"{path}: unsupported data format {suffix!r}; use .jsonl, .csv or .tsv")
+
+
+def _load_hf(name: str, config: str | None, splits: list[str]) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a core dependency
+        raise ConfigError("hf_dataset needs the 'datasets' package") from exc
+    records: list[dict[str, Any]] = []
+    try:
+        for split in splits:
+            ds = datasets.load_dataset(name, config, split=split)
+            records.extend(dict(row) for row in ds)
+    except Exception as exc:
+        raise ConfigError(f"cannot load Hugging Face dataset {name!r} ({config}): {exc}") from exc
+    return records
+
+
+def _parse_toml(text: str, path: Path) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ConfigError(f"{path}: YAML configs need PyYAML: pip install 'finetune-wb[yaml]'") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune_wb.config import RunConfig, read_records
+from finetune_wb.errors import ConfigError
+
+TOML = """
+project = "contract-nli"
+entity = "team"
+wandb_mode = "offline"
+state_path = "state/run.json"
+
+[data]
+path = "records.jsonl"
+where = { split = "train" }
+
+[template]
+system = "Answer Yes or No."
+user = "Clause: {text}"
+
+[split]
+n_train = 2
+seed = 7
+
+[job]
+model = "gpt-4o-mini-2024-07-18"
+n_epochs = 3
+
+[evaluation]
+baselines = ["gpt-4o-mini-2024-07-18"]
+evaluators = ["exact_match", { name = "classification", labels = ["Yes", "No"] }]
+concurrency = 4
+"""
+
+
+def _records(tmp_path: Path) -> Path:
+    path = tmp_path / "records.jsonl"
+    rows = [
+        {"split": "train", "text": "a", "answer": "Yes"},
+        {"split": "train", "text": "b", "answer": "No"},
+        {"split": "test", "text": "c", "answer": "No"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_toml_round_trip_and_relative_paths(tmp_path: Path) -> None:
+    _records(tmp_path)
+    cfg_path = tmp_path / "run.toml"
+    cfg_path.write_text(TOML, encoding="utf-8")
+    cfg = RunConfig.load(cfg_path)
+    assert cfg.project == "contract-nli" and cfg.entity == "team" and cfg.wandb_mode == "offline"
+    assert cfg.resolved_state_path() == tmp_path / "state" / "run.json"
+    assert cfg.split.n_train == 2 and cfg.split.seed == 7 and cfg.split.train_fraction is None
+    assert cfg.template.assistant == "{answer}"
+    assert [e.name for e in cfg.evaluation.evaluators] == ["exact_match", "classification"]
+    assert cfg.evaluation.evaluators[1].kwargs == {"labels": ["Yes", "No"]}
+    records = cfg.load_records()
+    assert [r["text"] for r in records] == ["a", "b"]  # `where` filtered the test row out
+
+
+def test_yaml_equivalent(tmp_path: Path) -> None:
+    _records(tmp_path)
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(
+        "project: p\ndata:\n  path: records.jsonl\n  limit: 1\nsplit:\n  train_fraction: 0.5\n"
+        "job:\n  model: gpt-4o-mini-2024-07-18\n",
+        encoding="utf-8",
+    )
+    cfg = RunConfig.load(cfg_path)
+    assert cfg.split.train_fraction == 0.5 and cfg.split.n_train is None
+    assert len(cfg.load_records()) == 1
+
+
+def test_demo_source() -> None:
+    cfg = RunConfig.from_dict({"data": {"demo": True}})
+    records = cfg.load_records()
+    assert len(records) == 120 and {r["answer"] for r in records} == {"Yes", "No"}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('[data]\npath = "x.jsonl"\n[jbo]\nmodel = "m"\n', "jbo"),  # typo in a section name
+        ('[data]\ndemo = true\npath = "x.jsonl"\n', "exactly one"),
+        ("[data]\n", "exactly one"),
+        ("[data]\ndemo = true\n[split]\nn_train = 3\ntrain_fraction = 0.5\n", "exactly one of n_train"),
+        ("[data]\ndemo = true\n[evaluation]\nconcurrency = 0\n", "evaluation.concurrency"),
+        ("[data\n", "invalid TOML"),
+    ],
+)
+def test_invalid_configs_name_the_problem(tmp_path: Path, body: str, needle: str) -> None:
+    cfg_path = tmp_path / "bad.toml"
+    cfg_path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        RunConfig.load(cfg_path)
+    assert needle in str(info.value)
+    assert "bad.toml" in str(info.value)
+
+
+def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        RunConfig.load(tmp_path / "nope.toml")
+    other = tmp_path / "run.ini"
+    other.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown config format"):
+        RunConfig.load(other)
+
+
+def test_read_records_formats(tmp_path: Path) -> None:
+    tsv = tmp_path / "r.tsv"
+    tsv.write_text("text\tanswer\nhello\tYes\n", encoding="utf-8")
+    assert read_records(tsv) == [{"text": "hello", "answer": "Yes"}]
+    bad = tmp_path / "r.jsonl"
+    bad.write_text('{"text": "a"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"r\.jsonl:2"):
+        read_records(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        read_records(tmp_path / "missing.jsonl")
+
+
+def test_empty_selection_is_an_error(tmp_path: Path) -> None:
+    _records(tmp_path)
+    cfg = RunConfig.from_dict(
+        {"data": {"path": "records.jsonl", "where": {"split": "dev"}}, "base_dir": str(tmp_path)}
+    )
+    with pytest.raises(ConfigError, match="no records"):
+        cfg.load_records()
