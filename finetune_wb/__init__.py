@@ -21,11 +21,19 @@ _EXPORTS: dict[str, str] = {
     "FineTuneError": "errors",
     "JobCancelled": "errors",
     "JobError": "errors",
+    "JobEvent": "jobs",
     "JobFailed": "errors",
     "JobTimeout": "errors",
     "RetryPolicy": "_retry",
     "TrackingError": "errors",
     "UploadError": "errors",
+    "cancel_job": "jobs",
+    "create_job": "jobs",
+    "job_metrics": "jobs",
+    "list_checkpoints": "jobs",
+    "list_jobs": "jobs",
+    "upload_file": "upload",
+    "wait_for_job": "jobs",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

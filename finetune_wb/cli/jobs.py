@@ -1,10 +1,296 @@
-"""`finetune-wb` subcommand module: placeholder until its issue lands."""
+"""`finetune-wb upload | train | status | wait | cancel | jobs`: files and fine-tuning jobs.
+
+Every command talks to the server named by OPENAI_BASE_URL (default: OpenAI) with OPENAI_API_KEY, or to
+Azure OpenAI through the AZURE_OPENAI_* variables. ``--json`` prints one JSON document on stdout; progress
+and events go to stderr. Exit codes: 0 success, 1 the job failed / was cancelled / timed out or the API
+refused the request, 2 usage errors or an input that cannot be read.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from finetune_wb.cli._common import add_json_flag, client_from_env, print_json
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add upload, train, status, wait, cancel and jobs."""
+    p = subparsers.add_parser("upload", help="validate and upload a JSONL file (re-uses an identical upload)")
+    p.add_argument("path", help="JSONL training or validation file")
+    p.add_argument("--purpose", default="fine-tune", help="file purpose (default: fine-tune)")
+    p.add_argument("--model", default=None, help="base model whose limits the validator checks")
+    p.add_argument("--no-validate", action="store_true", help="upload even if the validator finds errors")
+    p.add_argument("--force", action="store_true", help="upload again even if an identical file exists")
+    _add_progress_flag(p)
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_upload))
+
+    p = subparsers.add_parser("train", help="create a fine-tuning job (uploading local files first)")
+    p.add_argument("--model", required=True, help="base model, e.g. gpt-4o-mini-2024-07-18")
+    p.add_argument("--training-file", required=True, metavar="PATH_OR_ID", help="JSONL path or file id")
+    p.add_argument("--validation-file", default=None, metavar="PATH_OR_ID", help="JSONL path or file id")
+    p.add_argument("--method", default="supervised", choices=["supervised", "dpo"], help="training method")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (default: auto)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: auto)")
+    p.add_argument("--learning-rate-multiplier", type=float, default=None, help="(default: auto)")
+    p.add_argument("--suffix", default=None, help="suffix of the fine-tuned model name")
+    p.add_argument("--seed", type=int, default=None, help="training seed")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="job metadata")
+    p.add_argument("--wait", action="store_true", help="wait for the job to end, printing its events")
+    p.add_argument("--timeout", type=float, default=None, help="with --wait: stop waiting after S seconds")
+    _add_progress_flag(p)
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_train))
+
+    p = subparsers.add_parser("status", help="show a fine-tuning job")
+    p.add_argument("job", help="job id (ftjob-...)")
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_status))
+
+    p = subparsers.add_parser("wait", help="wait for a job to end (re-attaches to a running job)")
+    p.add_argument("job", help="job id (ftjob-...)")
+    p.add_argument("--timeout", type=float, default=None, help="stop waiting after S seconds (exit 1)")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="first polling interval in seconds")
+    _add_progress_flag(p)
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_wait))
+
+    p = subparsers.add_parser("cancel", help="cancel a fine-tuning job")
+    p.add_argument("job", help="job id (ftjob-...)")
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_cancel))
+
+    p = subparsers.add_parser("jobs", help="list fine-tuning jobs (all pages)")
+    p.add_argument("--status", action="append", default=None, help="only jobs with this status (repeatable)")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
+    p.add_argument("--limit", type=int, default=None, help="at most N jobs")
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(cmd_jobs))
+
+
+def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar and no event lines")
+
+
+def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn API errors (not FineTuneErrors, which the dispatcher handles) into exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        import openai
+
+        try:
+            return handler(args)
+        except _UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except openai.APIStatusError as exc:
+            print(f"error: the API answered {exc.status_code}: {_api_message(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+        except openai.APIError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except openai.OpenAIError as exc:  # e.g. no API key configured
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def _api_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(exc)
+
+
+def _parse_pairs(pairs: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"expected KEY=VALUE, got {pair!r}")
+        result[key] = value
+    return result
+
+
+def _job_summary(job: Any) -> str:
+    parts = [f"{job.id}  {job.status}  model={job.model}"]
+    if getattr(job, "fine_tuned_model", None):
+        parts.append(f"fine_tuned_model={job.fine_tuned_model}")
+    if getattr(job, "trained_tokens", None):
+        parts.append(f"trained_tokens={job.trained_tokens}")
+    error = getattr(job, "error", None)
+    if error is not None and getattr(error, "code", None):
+        parts.append(f"error=[{error.code}] {error.message}")
+    return "  ".join(parts)
+
+
+def _print_event(event: Any) -> None:
+    from tqdm.auto import tqdm
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.created_at)) if event.created_at else "--:--:--"
+    tqdm.write(f"[{stamp}] {event.level}: {event.message}", file=sys.stderr)
+
+
+def _file_arg(value: str) -> str | Path:
+    """A local file becomes a Path (to upload); otherwise the value must be a file id (``file-...``)."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    if value.startswith("file-"):
+        return value
+    raise _UsageError(f"{value} is neither a readable file nor a file id (file-...)")
+
+
+class _UsageError(Exception):
+    """Bad arguments or unreadable input: exit code 2."""
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from finetune_wb.upload import upload_file
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise _UsageError(f"cannot read {path}: no such file")
+    file_obj = upload_file(
+        path,
+        client=client_from_env(),
+        purpose=args.purpose,
+        validate=not args.no_validate,
+        model=args.model,
+        reuse=not args.force,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        print_json(file_obj)
+    else:
+        print(file_obj.id)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from finetune_wb.errors import FineTuneError
+    from finetune_wb.jobs import create_job
+    from finetune_wb.schema import JobSpec
+
+    training_file = _file_arg(args.training_file)
+    validation_file = _file_arg(args.validation_file) if args.validation_file is not None else None
+    metadata = _parse_pairs(args.metadata)
+    spec_fields: dict[str, Any] = {"model": args.model, "method": args.method, "metadata": metadata}
+    for field, value in (
+        ("n_epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("learning_rate_multiplier", args.learning_rate_multiplier),
+        ("suffix", args.suffix),
+        ("seed", args.seed),
+    ):
+        if value is not None:
+            spec_fields[field] = value
+    try:
+        spec = JobSpec(**spec_fields)
+    except ValueError as exc:
+        raise _UsageError(f"invalid job settings: {exc}") from exc
+
+    client = client_from_env()
+    job = create_job(
+        spec,
+        training_file=training_file,
+        validation_file=validation_file,
+        client=client,
+    )
+    if not args.json:
+        print(f"created {job.id}", file=sys.stderr)
+    if not args.wait:
+        if args.json:
+            print_json(job)
+        else:
+            print(job.id)
+        return EXIT_OK
+    try:
+        final = _wait(job.id, client=client, args=args)
+    except FineTuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            print_json(client.fine_tuning.jobs.retrieve(job.id))
+        return EXIT_FAILED
+    _print_final(final, args)
+    return EXIT_OK
+
+
+def _wait(job_id: str, *, client: Any, args: argparse.Namespace) -> Any:
+    from finetune_wb.jobs import wait_for_job
+
+    quiet = args.no_progress
+    return wait_for_job(
+        job_id,
+        client=client,
+        timeout=args.timeout,
+        poll_interval=getattr(args, "poll_interval", 1.0),
+        on_event=None if (quiet or args.json) else _print_event,
+        progress=not quiet,
+    )
+
+
+def _print_final(job: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(job)
+    else:
+        print(_job_summary(job))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = client_from_env().fine_tuning.jobs.retrieve(args.job)
+    _print_final(job, args)
+    return EXIT_OK
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from finetune_wb.errors import JobError
+
+    client = client_from_env()
+    try:
+        final = _wait(args.job, client=client, args=args)
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            print_json(client.fine_tuning.jobs.retrieve(args.job))
+        return EXIT_FAILED
+    _print_final(final, args)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from finetune_wb.jobs import cancel_job
+
+    job = cancel_job(args.job, client=client_from_env())
+    _print_final(job, args)
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from finetune_wb.jobs import list_jobs
+
+    metadata = _parse_pairs(args.metadata)
+    jobs = list_jobs(
+        client=client_from_env(), status=args.status, metadata=metadata or None, limit=args.limit
+    )
+    if args.json:
+        print_json(jobs)
+    else:
+        for job in jobs:
+            print(_job_summary(job))
+        if not jobs:
+            print("no fine-tuning jobs", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,493 @@
+"""De-duplicated, validated, resumable-in-parts file upload.
+
+:func:`upload_file` is the one way finetune_wb puts a training file on the server:
+
+1. the file (or a list of examples, written to JSONL first) is validated, and refused with the validator's
+   report when it has errors (``validate=False`` skips this);
+2. its SHA-256 is computed; a local registry (``state_dir()/uploads.json``) maps
+   ``(digest, purpose, server)`` to the file id it was uploaded as. A hit is confirmed with ``files.retrieve``
+   before it is re-used; a file that was deleted on the server is uploaded again;
+3. small files go through ``files.create``; files above ``multipart_threshold`` (default 512 MB, the Files
+   API's limit) go through the Uploads API in parts (default 64 MB) sent by a small thread pool, each part
+   retried on its own when it fails;
+4. it returns only once the server has processed the file, or raises :class:`UploadError` with the
+   server's reason.
+
+The registry stores ids, digests, sizes and the server's base URL, never credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel
+
+from finetune_wb._paths import state_dir
+from finetune_wb.errors import DataError, DataValidationError, UploadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import openai
+    from openai.types import FileObject
+
+    from finetune_wb._retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+MULTIPART_THRESHOLD = 512 * MB
+"""Files larger than this go through the Uploads API (the Files API accepts at most 512 MB)."""
+PART_SIZE = 64 * MB
+"""Size of one Uploads API part (the API's maximum)."""
+MAX_UPLOAD_BYTES = 8 * 1024 * MB
+"""The Uploads API accepts at most 8 GB per upload."""
+REGISTRY_FILE = "uploads.json"
+
+_registry_lock = threading.Lock()
+
+
+class UploadRecord(BaseModel):
+    """One entry of the local upload registry."""
+
+    sha256: str
+    purpose: str
+    base_url: str
+    file_id: str
+    filename: str
+    bytes: int
+    uploaded_at: float
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+def registry_path() -> Path:
+    """Where the digest -> file id registry lives."""
+    return state_dir() / REGISTRY_FILE
+
+
+def _safe_base_url(base_url: str) -> str:
+    """The server URL without user-info or query string, so nothing secret ends up on disk."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return base_url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def _registry_key(sha256: str, purpose: str, base_url: str) -> str:
+    return f"{sha256}|{purpose}|{base_url}"
+
+
+def _read_registry() -> dict[str, dict[str, Any]]:
+    path = registry_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable upload registry %s (%s)", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_registry(data: Mapping[str, Any]) -> None:
+    path = registry_path()
+    fd, tmp = tempfile.mkstemp(prefix=".uploads-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord | None:
+    """The registry entry for this content on this server, if any (not confirmed with the server)."""
+    with _registry_lock:
+        raw = _read_registry().get(_registry_key(sha256, purpose, _safe_base_url(base_url)))
+    if raw is None:
+        return None
+    try:
+        return UploadRecord.model_validate(raw)
+    except ValueError:
+        return None
+
+
+def remember_upload(record: UploadRecord) -> None:
+    """Add or replace a registry entry."""
+    record = record.model_copy(update={"base_url": _safe_base_url(record.base_url)})
+    with _registry_lock:
+        data = _read_registry()
+        data[_registry_key(record.sha256, record.purpose, record.base_url)] = record.model_dump(mode="json")
+        _write_registry(data)
+
+
+def forget_upload(sha256: str, *, purpose: str, base_url: str) -> None:
+    """Drop a registry entry (the file is gone from the server)."""
+    with _registry_lock:
+        data = _read_registry()
+        if data.pop(_registry_key(sha256, purpose, _safe_base_url(base_url)), None) is not None:
+            _write_registry(data)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def file_digests(path: str | os.PathLike[str], *, chunk_size: int = 4 * MB) -> tuple[str, str]:
+    """SHA-256 and MD5 (hex) of a file, read once in chunks."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _example_to_dict(item: Any) -> Any:
+    if hasattr(item, "to_openai"):
+        return item.to_openai()
+    if isinstance(item, BaseModel):
+        return item.model_dump(mode="json", exclude_none=True)
+    if isinstance(item, Mapping):
+        return dict(item)
+    raise DataError(
+        f"cannot upload an item of type {type(item).__name__}: pass a path, or ChatExample / "
+        "PreferenceExample objects or dicts"
+    )
+
+
+def _stage_examples(examples: Iterable[Any]) -> Path:
+    """Write examples to a content-addressed JSONL file under the state directory."""
+    lines = [json.dumps(_example_to_dict(ex), ensure_ascii=False) for ex in examples]
+    if not lines:
+        raise DataError("no examples to upload: the list is empty")
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    digest = hashlib.sha256(payload).hexdigest()
+    staging = state_dir() / "staged"
+    staging.mkdir(parents=True, exist_ok=True)
+    path = staging / f"examples-{digest[:16]}.jsonl"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    return path
+
+
+def _validate(path: Path, *, model: str | None) -> None:
+    from finetune_wb.validate import validate_file
+
+    report = validate_file(path, model=model) if model else validate_file(path)
+    if not report.ok:
+        raise DataValidationError(
+            f"{path} was not uploaded because the validator found {len(report.errors)} error(s); fix them "
+            f"or pass validate=False to upload anyway.\n{report.summary()}",
+            report=report,
+        )
+
+
+def _no_retry_client(client: Any) -> Any:
+    """The client with its own retries off, so our policy is the only layer that repeats a request."""
+    with_options = getattr(client, "with_options", None)
+    return with_options(max_retries=0) if callable(with_options) else client
+
+
+# --------------------------------------------------------------------------------------------- upload
+
+
+def upload_file(
+    path_or_examples: str | os.PathLike[str] | Iterable[Any],
+    *,
+    client: openai.OpenAI | None = None,
+    purpose: str = "fine-tune",
+    validate: bool = True,
+    model: str | None = None,
+    reuse: bool = True,
+    multipart_threshold: int = MULTIPART_THRESHOLD,
+    part_size: int = PART_SIZE,
+    max_concurrency: int = 4,
+    progress: bool = True,
+    processing_timeout: float | None = 1800.0,
+    poll_interval: float = 0.5,
+    max_poll_interval: float = 10.0,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> FileObject:
+    """Upload a JSONL file (or examples) once, and return the processed server file.
+
+    Args:
+        path_or_examples: a path to a JSONL file, or an iterable of ChatExample / PreferenceExample / dicts
+            (written to a staged JSONL file under the state directory first).
+        client: an ``openai.OpenAI`` / ``AzureOpenAI``; None builds one from the environment.
+        purpose: the file purpose (``"fine-tune"`` for training and validation files).
+        validate: run the validator first and refuse a file with errors (:class:`DataValidationError`).
+        model: the base model the validator checks token limits against.
+        reuse: re-use an identical file already uploaded to the same server (confirmed with the server).
+        multipart_threshold: files larger than this (bytes) use the Uploads API in parts.
+        part_size: bytes per part for the Uploads API.
+        max_concurrency: parts in flight at once.
+        progress: show a progress bar for multi-part uploads and processing.
+        processing_timeout: seconds to wait for the server to process the file (None: no limit).
+        retry: the retry policy for each request (default: ``DEFAULT_RETRY`` with ``sleep``).
+        sleep, clock: injectable ``time.sleep`` / ``time.monotonic`` for tests.
+
+    Raises:
+        DataValidationError: the validator found errors.
+        UploadError: the upload failed or the server could not process the file.
+    """
+    from finetune_wb._client import base_url_of, get_client
+
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    policy = _policy(retry, sleep)
+
+    if isinstance(path_or_examples, (str, os.PathLike)):
+        path = Path(path_or_examples)
+        if not path.is_file():
+            raise DataError(f"cannot upload {path}: no such file")
+    else:
+        path = _stage_examples(path_or_examples)
+
+    if validate and purpose == "fine-tune":
+        _validate(path, model=model)
+
+    client = get_client(client)
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"cannot upload {path}: the file is empty")
+    if size > MAX_UPLOAD_BYTES:
+        raise UploadError(
+            f"{path} is {size / 1024**3:.1f} GB; the Uploads API accepts at most 8 GB per file. "
+            "Split the data into several files."
+        )
+    sha256, md5 = file_digests(path)
+    base_url = base_url_of(client)
+
+    if reuse:
+        existing = _reusable_file(client, sha256, purpose=purpose, base_url=base_url, policy=policy)
+        if existing is not None:
+            logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
+            return _wait_processed(
+                client,
+                existing,
+                policy=policy,
+                timeout=processing_timeout,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                sleep=sleep,
+                clock=clock,
+            )
+
+    if size > multipart_threshold:
+        file_obj = _upload_multipart(
+            client,
+            path,
+            size=size,
+            md5=md5,
+            purpose=purpose,
+            part_size=part_size,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            policy=policy,
+        )
+    else:
+        file_obj = _upload_single(client, path, purpose=purpose, policy=policy)
+
+    remember_upload(
+        UploadRecord(
+            sha256=sha256,
+            purpose=purpose,
+            base_url=base_url,
+            file_id=file_obj.id,
+            filename=path.name,
+            bytes=size,
+            uploaded_at=time.time(),
+        )
+    )
+    return _wait_processed(
+        client,
+        file_obj,
+        policy=policy,
+        timeout=processing_timeout,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+def _policy(retry: RetryPolicy | None, sleep: Callable[[float], None]) -> RetryPolicy:
+    from dataclasses import replace
+
+    from finetune_wb._retry import DEFAULT_RETRY
+
+    if retry is not None:
+        return retry
+    return replace(DEFAULT_RETRY, sleep=sleep)
+
+
+def _reusable_file(
+    client: Any, sha256: str, *, purpose: str, base_url: str, policy: RetryPolicy
+) -> FileObject | None:
+    """The registry's file for this content if the server still has it in a usable state."""
+    import openai
+
+    record = lookup_upload(sha256, purpose=purpose, base_url=base_url)
+    if record is None:
+        return None
+    try:
+        file_obj = policy.call(_no_retry_client(client).files.retrieve, record.file_id)
+    except openai.NotFoundError:
+        logger.info("%s is gone from the server; uploading again", record.file_id)
+        forget_upload(sha256, purpose=purpose, base_url=base_url)
+        return None
+    status = getattr(file_obj, "status", None)
+    if status in ("error", "deleted") or getattr(file_obj, "bytes", record.bytes) != record.bytes:
+        forget_upload(sha256, purpose=purpose, base_url=base_url)
+        return None
+    return file_obj  # type: ignore[no-any-return]
+
+
+def _upload_single(client: Any, path: Path, *, purpose: str, policy: RetryPolicy) -> FileObject:
+    import openai
+
+    raw = _no_retry_client(client)
+
+    def attempt() -> FileObject:
+        with open(path, "rb") as fh:  # reopened for every attempt, so a retry re-sends the whole file
+            return raw.files.create(file=(path.name, fh), purpose=purpose)  # type: ignore[no-any-return]
+
+    try:
+        return policy.call(attempt)
+    except openai.APIError as exc:
+        raise UploadError(f"uploading {path} failed: {exc}") from exc
+
+
+def _upload_multipart(
+    client: Any,
+    path: Path,
+    *,
+    size: int,
+    md5: str,
+    purpose: str,
+    part_size: int,
+    max_concurrency: int,
+    progress: bool,
+    policy: RetryPolicy,
+) -> FileObject:
+    """Send ``path`` through the Uploads API: create, parts in parallel (each retried alone), complete."""
+    import openai
+
+    from finetune_wb._progress import progress_bar
+
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    raw = _no_retry_client(client)
+    try:
+        upload = policy.call(
+            raw.uploads.create, bytes=size, filename=path.name, mime_type="text/jsonl", purpose=purpose
+        )
+    except openai.APIError as exc:
+        raise UploadError(f"could not start a multi-part upload of {path}: {exc}") from exc
+
+    offsets = list(range(0, size, part_size))
+    part_ids: list[str | None] = [None] * len(offsets)
+    bar = progress_bar(
+        total=size, desc=f"upload {path.name}", disable=not progress, unit="B", unit_scale=True
+    )
+    bar_lock = threading.Lock()
+
+    def send(index: int) -> None:
+        offset = offsets[index]
+        length = min(part_size, size - offset)
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read(length)
+        part = policy.call(raw.uploads.parts.create, upload.id, data=chunk)
+        part_ids[index] = part.id
+        with bar_lock:
+            bar.update(length)
+
+    try:
+        with ThreadPoolExecutor(
+            max_workers=max(1, max_concurrency), thread_name_prefix="upload-part"
+        ) as pool:
+            futures = [pool.submit(send, i) for i in range(len(offsets))]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                for f in futures:
+                    f.cancel()
+                raise failed[0].exception()  # type: ignore[misc]
+        completed = policy.call(raw.uploads.complete, upload.id, part_ids=[p for p in part_ids if p], md5=md5)
+    except BaseException as exc:
+        _cancel_quietly(raw, upload.id)
+        if isinstance(exc, openai.APIError):
+            raise UploadError(f"multi-part upload {upload.id} of {path} failed: {exc}") from exc
+        raise
+    finally:
+        bar.close()
+
+    file_obj = getattr(completed, "file", None)
+    if file_obj is None:
+        raise UploadError(
+            f"multi-part upload {upload.id} of {path} completed with status "
+            f"{getattr(completed, 'status', '?')!r} but no file; upload it again"
+        )
+    return file_obj  # type: ignore[no-any-return]
+
+
+def _cancel_quietly(raw: Any, upload_id: str) -> None:
+    try:
+        raw.uploads.cancel(upload_id)
+    except Exception as exc:  # best effort: an unfinished upload expires on its own after an hour
+        logger.debug("could not cancel upload %s: %s", upload_id, exc)
+
+
+def _wait_processed(
+    client: Any,
+    file_obj: FileObject,
+    *,
+    policy: RetryPolicy,
+    timeout: float | None,
+    poll_interval: float,
+    max_poll_interval: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> FileObject:
+    """Poll ``files.retrieve`` until the file is processed; raise UploadError on ``error`` or timeout."""
+    raw = _no_retry_client(client)
+    start = clock()
+    interval = poll_interval
+    while True:
+        status = getattr(file_obj, "status", None)
+        if status == "processed" or status is None:
+            return file_obj
+        if status == "error":
+            details = getattr(file_obj, "status_details", None) or "no reason given"
+            raise UploadError(f"the server could not process {file_obj.id}: {details}", file_id=file_obj.id)
+        if timeout is not None and clock() - start >= timeout:
+            raise UploadError(
+                f"{file_obj.id} is still {status!r} after {timeout:g} s; it may finish later - check with "
+                f"client.files.retrieve({file_obj.id!r}) and pass the id on once it is processed",
+                file_id=file_obj.id,
+            )
+        sleep(interval)
+        interval = min(interval * 2, max_poll_interval)
+        file_obj = policy.call(raw.files.retrieve, file_obj.id)
