@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> submodule that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
+    "ChatExample": "schema",
     "ConfigError": "errors",
     "DataError": "errors",
     "DataValidationError": "errors",
@@ -23,17 +24,35 @@ _EXPORTS: dict[str, str] = {
     "JobError": "errors",
     "JobEvent": "jobs",
     "JobFailed": "errors",
+    "JobSpec": "schema",
     "JobTimeout": "errors",
+    "Message": "schema",
+    "PreferenceExample": "schema",
     "RetryPolicy": "_retry",
+    "Template": "data",
+    "ToolCall": "schema",
     "TrackingError": "errors",
     "UploadError": "errors",
+    "ValidationIssue": "report",
+    "ValidationReport": "report",
+    "build_examples": "data",
     "cancel_job": "jobs",
+    "count_example_tokens": "tokens",
     "create_job": "jobs",
+    "encoding_name_for_model": "tokens",
+    "instruction_from_prompt": "data",
     "job_metrics": "jobs",
     "list_checkpoints": "jobs",
     "list_jobs": "jobs",
+    "load_examples": "data",
+    "read_jsonl": "data",
+    "read_records": "data",
+    "split_examples": "data",
     "upload_file": "upload",
+    "validate_examples": "validate",
+    "validate_file": "validate",
     "wait_for_job": "jobs",
+    "write_jsonl": "data",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -50,4 +69,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-

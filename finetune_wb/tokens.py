@@ -1,0 +1,229 @@
+"""Token counting for chat training examples with the model's tiktoken encoding.
+
+The per-example formula is the one OpenAI's fine-tuning data-prep cookbook (and the seed notebook) use:
+3 tokens per message, plus the tokens of every string value in the message (role, content, name, ...),
+plus 1 when the message has a ``name``, plus 3 per example. On plain chat files the figures therefore agree
+exactly with the seed. Structured values the seed could not count (content-part lists, tool calls, tool
+definitions) contribute the tokens of their text fields / JSON text, so they are estimates.
+
+``TokenCounter`` counts each distinct string once through a bounded cache: system prompts and short
+answers repeat in almost every example, so this roughly halves the encoding work on typical files while the
+memory it uses stays capped.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tiktoken
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+TOKENS_PER_EXAMPLE = 3
+
+O200K = "o200k_base"
+CL100K = "cl100k_base"
+
+# Model-name prefixes -> encoding. Longest matching prefix wins. Fine-tuned names ("ft:BASE:org:suffix:id")
+# are looked up by BASE.
+ENCODING_BY_PREFIX: dict[str, str] = {
+    "gpt-4o": O200K,
+    "chatgpt-4o": O200K,
+    "gpt-4.1": O200K,
+    "gpt-4.5": O200K,
+    "gpt-5": O200K,
+    "gpt-oss": O200K,
+    "o1": O200K,
+    "o3": O200K,
+    "o4": O200K,
+    "gpt-4": CL100K,
+    "gpt-3.5-turbo": CL100K,
+    "gpt-35-turbo": CL100K,
+    "davinci-002": CL100K,
+    "babbage-002": CL100K,
+    "text-embedding-3": CL100K,
+    "text-embedding-ada-002": CL100K,
+}
+DEFAULT_ENCODING = O200K
+
+
+def base_model(model: str) -> str:
+    """``ft:gpt-4o-mini-2024-07-18:org:suffix:id`` -> ``gpt-4o-mini-2024-07-18``; other names unchanged."""
+    if model.startswith("ft:"):
+        parts = model.split(":")
+        if len(parts) > 1 and parts[1]:
+            return parts[1]
+    return model
+
+
+def _lookup(model: str) -> str | None:
+    name = base_model(model).strip().lower()
+    best: str | None = None
+    for prefix in ENCODING_BY_PREFIX:
+        if name.startswith(prefix) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    return ENCODING_BY_PREFIX[best] if best is not None else None
+
+
+def is_known_model(model: str) -> bool:
+    """Whether the encoding table knows this model (or a fine-tune of it)."""
+    return _lookup(model) is not None
+
+
+def encoding_name_for_model(model: str) -> str:
+    """The tiktoken encoding name for a model; unknown models get o200k_base (today's models use it)."""
+    return _lookup(model) or DEFAULT_ENCODING
+
+
+@functools.lru_cache(maxsize=4)
+def get_encoding(name: str) -> tiktoken.Encoding:
+    import tiktoken
+
+    return tiktoken.get_encoding(name)
+
+
+class TokenCounter:
+    """Counts tokens of strings, remembering each distinct string's count (bounded memory).
+
+    ``max_cached_chars`` bounds the total length of the strings kept as cache keys; when it is reached the
+    cache is emptied and refilled, so strings that keep repeating (system prompts, labels) come back quickly.
+    Very long strings are never cached: they are rarely repeated and would crowd out the useful entries.
+    """
+
+    def __init__(
+        self,
+        encoding: str | tiktoken.Encoding = DEFAULT_ENCODING,
+        *,
+        max_cached_chars: int = 4_000_000,
+        max_string_chars: int = 20_000,
+    ) -> None:
+        self.encoding = get_encoding(encoding) if isinstance(encoding, str) else encoding
+        self._encode = self.encoding.encode_ordinary
+        self._cache: dict[str, int] = {}
+        self._cached_chars = 0
+        self._max_cached_chars = max_cached_chars
+        self._max_string_chars = max_string_chars
+
+    @classmethod
+    def for_model(cls, model: str, **kwargs: Any) -> TokenCounter:
+        return cls(encoding_name_for_model(model), **kwargs)
+
+    def count(self, text: str) -> int:
+        n = self._cache.get(text)
+        if n is not None:
+            return n
+        # encode_ordinary treats "<|endoftext|>" in user data as plain text instead of raising; the seed's
+        # encode() raises on it, but for every ordinary string the two agree.
+        n = len(self._encode(text))
+        size = len(text)
+        if size <= self._max_string_chars:
+            if self._cached_chars + size > self._max_cached_chars:
+                self._cache.clear()
+                self._cached_chars = 0
+            self._cache[text] = n
+            self._cached_chars += size
+        return n
+
+    def count_value(self, value: Any) -> int:
+        """Tokens of a message value: strings directly; part lists by their text; other JSON by its text."""
+        if isinstance(value, str):
+            return self.count(value)
+        if value is None or isinstance(value, bool):
+            return 0
+        if isinstance(value, list):
+            total = 0
+            for part in value:
+                if (
+                    isinstance(part, Mapping)
+                    and part.get("type") == "text"
+                    and isinstance(part.get("text"), str)
+                ):
+                    total += self.count(part["text"])
+                elif isinstance(part, Mapping) and part.get("type") == "image_url":
+                    continue  # images are billed by OpenAI separately; no text tokens
+                else:
+                    total += self._count_json(part)
+            return total
+        if isinstance(value, (Mapping, int, float)):
+            return self._count_json(value)
+        return 0
+
+    def _count_json(self, value: Any) -> int:
+        try:
+            return self.count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        except (TypeError, ValueError):
+            return 0
+
+    def message_tokens(self, message: Mapping[str, Any]) -> int:
+        """The seed's per-message count (without the per-example 3)."""
+        n = TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            if key == "weight":
+                continue
+            n += self.count_value(value)
+            if key == "name":
+                n += TOKENS_PER_NAME
+        return n
+
+    def messages_tokens(self, messages: Any) -> int:
+        """Tokens of a message list plus the per-example 3; non-dict entries are ignored."""
+        n = TOKENS_PER_EXAMPLE
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, Mapping):
+                    n += self.message_tokens(message)
+        return n
+
+    def assistant_tokens(self, messages: Any) -> int:
+        """Tokens of the assistant messages' content (the seed's ``num_assistant_tokens``)."""
+        n = 0
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, Mapping) and message.get("role") == "assistant":
+                    n += self.count_value(message.get("content"))
+        return n
+
+    def example_tokens(self, example: Mapping[str, Any]) -> tuple[int, int, int]:
+        """(total tokens, assistant tokens, number of messages) for a chat or a DPO example dict.
+
+        DPO examples count the input messages plus both outputs as one conversation; tool and function
+        definitions add the tokens of their JSON text.
+        """
+        if "messages" in example:
+            messages = example.get("messages")
+            extra_lists: list[Any] = []
+            tool_holder: Mapping[str, Any] = example
+        else:
+            inp = example.get("input")
+            inp = inp if isinstance(inp, Mapping) else {}
+            messages = inp.get("messages")
+            extra_lists = [example.get("preferred_output"), example.get("non_preferred_output")]
+            tool_holder = inp
+        total = self.messages_tokens(messages)
+        assistant = self.assistant_tokens(messages)
+        n_messages = len(messages) if isinstance(messages, list) else 0
+        for i, extra in enumerate(extra_lists):
+            if isinstance(extra, list):
+                for message in extra:
+                    if isinstance(message, Mapping):
+                        total += self.message_tokens(message)
+                        n_messages += 1
+                if i == 0:
+                    assistant += self.assistant_tokens(extra)
+        for key in ("tools", "functions"):
+            value = tool_holder.get(key)
+            if value:
+                total += self._count_json(value)
+        return total, assistant, n_messages
+
+
+def count_example_tokens(example: Any, *, model: str = "gpt-4o-mini-2024-07-18") -> int:
+    """Total tokens of one example (dict, ChatExample or PreferenceExample) by the seed's formula."""
+    data = example.to_openai() if hasattr(example, "to_openai") else example
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected an example dict or model, got {type(example).__name__}")
+    return TokenCounter.for_model(model).example_tokens(data)[0]
