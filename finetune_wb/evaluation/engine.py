@@ -1,0 +1,420 @@
+"""The evaluation engine: ask every model every prompt, fast, politely, once.
+
+Written once, async (``aevaluate``); ``evaluate`` wraps it and also works where an event loop is already
+running (a Jupyter cell) by running the coroutine on a worker thread with a loop of its own.
+
+Per request: take a concurrency slot (AIMD-adaptive), wait for the RPM/TPM buckets, call the server with the
+``openai`` client's own retries off, and on a transient failure release the slot, back off as the project's
+:class:`~finetune_wb._retry.RetryPolicy` says (honouring ``retry-after-ms`` / ``retry-after``) and try again;
+a 429 also halves the concurrency. Each answer is committed to the SQLite cache as it arrives. A row that
+still fails keeps its error, is not scored, and is asked again on the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, cache_key, default_cache_path
+from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb._retry import RetryPolicy
+    from finetune_wb.evaluation.report import EvalReport
+
+
+@dataclass
+class ModelTarget:
+    """A model to evaluate; ``client`` (sync or async OpenAI client) lets each model live on its own server.
+
+    ``label`` names the model in reports and W&B (default: ``name``).
+    """
+
+    name: str
+    client: Any = None
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class _Resolved:
+    target: ModelTarget
+    label: str
+    aclient: Any
+    base_url: str
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+@dataclass
+class _Answer:
+    output: str | None = None
+    error: str | None = None
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _request_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
+    """A cheap upper-ish estimate for the TPM bucket: ~4 characters a token, plus the answer budget."""
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    return chars // 4 + 4 * len(messages) + max_tokens
+
+
+class _Engine:
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        rpm: float | None,
+        tpm: float | None,
+        cache: AnswerCache | None,
+        retry: RetryPolicy,
+        default_client: Any,
+    ) -> None:
+        self.slots = AdaptiveLimit(concurrency)
+        self.rpm = TokenBucket(rpm) if rpm else None
+        self.tpm = TokenBucket(tpm, capacity=tpm / 60.0 * 5) if tpm else None
+        self.cache = cache
+        self.retry = retry
+        self.default_client = default_client
+        self._clients: dict[int, tuple[Any, str]] = {}
+
+    def client_for(self, client: Any) -> tuple[Any, str]:
+        """An async client (own retries off) and its base URL, built once per distinct client object."""
+        from finetune_wb._client import base_url_of, get_async_client
+
+        source = client if client is not None else self.default_client
+        key = id(source)
+        if key not in self._clients:
+            if source is not None and not _is_openai_client(source):
+                aclient = source  # a duck-typed async client (tests, custom transports)
+            else:
+                aclient = get_async_client(source)
+            if hasattr(aclient, "with_options"):
+                aclient = aclient.with_options(max_retries=0)
+            self._clients[key] = (aclient, base_url_of(aclient))
+        return self._clients[key]
+
+    async def answer(
+        self,
+        aclient: Any,
+        base_url: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        stats: _Resolved | None = None,
+    ) -> _Answer:
+        key = cache_key(base_url, model, messages, params)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return _Answer(
+                    output=hit.output,
+                    cached=True,
+                    prompt_tokens=hit.prompt_tokens,
+                    completion_tokens=hit.completion_tokens,
+                    finish_reason=hit.finish_reason,
+                )
+        try:
+            response = await self._call(aclient, model, messages, params, stats)
+        except Exception as exc:
+            return _Answer(error=_describe(exc))
+        choice = response.choices[0] if response.choices else None
+        content = choice.message.content if choice is not None and choice.message is not None else None
+        usage = getattr(response, "usage", None)
+        answer = _Answer(
+            output=content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=getattr(choice, "finish_reason", None),
+        )
+        if self.cache is not None:
+            self.cache.put(
+                key,
+                base_url=base_url,
+                model=model,
+                answer=CachedAnswer(
+                    output=answer.output or "",
+                    prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens,
+                    finish_reason=answer.finish_reason,
+                ),
+            )
+        return answer
+
+    async def _call(
+        self,
+        aclient: Any,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        stats: _Resolved | None,
+    ) -> Any:
+        from finetune_wb._retry import status_code_of
+
+        tokens = _request_tokens(messages, int(params.get("max_tokens") or 0))
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = await self.slots.acquire()
+            try:
+                if self.rpm is not None:
+                    await self.rpm.acquire(1)
+                if self.tpm is not None:
+                    await self.tpm.acquire(tokens)
+                if stats is not None:
+                    stats.requests += 1
+                try:
+                    response = await aclient.chat.completions.create(model=model, messages=messages, **params)
+                except Exception as exc:
+                    error: Exception = exc
+                else:
+                    self.slots.succeeded()
+                    return response
+            finally:
+                await self.slots.release()
+            if not self.retry.retry_on(error) or attempt >= self.retry.max_attempts:
+                raise error
+            if status_code_of(error) == 429:
+                self.slots.rate_limited(generation)
+                if stats is not None:
+                    stats.rate_limited += 1
+            if stats is not None:
+                stats.retries += 1
+            wait = self.retry.wait_seconds(error, attempt)
+            if self.retry.on_retry is not None:
+                self.retry.on_retry(error, attempt, wait)
+            await self.retry.async_sleep(wait)
+
+
+def _is_openai_client(obj: Any) -> bool:
+    import openai
+
+    return isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
+
+
+def _describe(exc: BaseException) -> str:
+    from finetune_wb._retry import status_code_of
+
+    status = status_code_of(exc)
+    text = str(exc).strip() or type(exc).__name__
+    prefix = f"HTTP {status}: " if status is not None else f"{type(exc).__name__}: "
+    return (prefix + text)[:500]
+
+
+class JudgeContext:
+    """What a model-calling evaluator (``llm_judge``) gets: the engine's limits, retries and cache."""
+
+    def __init__(self, engine: _Engine, *, temperature: float) -> None:
+        self._engine = engine
+        self._temperature = temperature
+
+    async def complete(
+        self, model: str, messages: list[dict[str, Any]], *, client: Any = None, max_tokens: int = 512
+    ) -> str:
+        aclient, base_url = self._engine.client_for(client)
+        params = {"max_tokens": max_tokens, "temperature": self._temperature}
+        answer = await self._engine.answer(aclient, base_url, model, messages, params)
+        if answer.error is not None:
+            raise EvaluationError(f"judge model {model!r} did not answer: {answer.error}")
+        return answer.output or ""
+
+
+def _targets(models: Any) -> list[ModelTarget]:
+    items = [models] if isinstance(models, (str, ModelTarget)) else list(models or [])
+    if not items:
+        raise EvaluationError("models= is empty; pass a model name, a list of names or ModelTarget objects")
+    out = [m if isinstance(m, ModelTarget) else ModelTarget(str(m)) for m in items]
+    return out
+
+
+def _unique_labels(targets: Sequence[ModelTarget]) -> list[str]:
+    labels: list[str] = []
+    for t in targets:
+        label, n = t.display, 2
+        while label in labels:
+            label = f"{t.display}#{n}"
+            n += 1
+        labels.append(label)
+    return labels
+
+
+async def aevaluate(
+    examples: Any,
+    *,
+    models: str | ModelTarget | Sequence[str | ModelTarget],
+    evaluators: Any = None,
+    client: Any = None,
+    concurrency: int = 16,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    max_tokens: int = 256,
+    temperature: float = 0,
+    cache: bool | str | Path | None = True,
+    run: Any = None,
+    progress: bool = True,
+    retry: RetryPolicy | None = None,
+    seed: int = 0,
+    prices: dict[str, tuple[float, float]] | None = None,
+    lineage: Sequence[Any] = (),
+) -> EvalReport:
+    """Evaluate ``models`` on ``examples``; the async form of :func:`evaluate` (same arguments)."""
+    from finetune_wb._progress import progress_bar
+    from finetune_wb._retry import RetryPolicy
+    from finetune_wb.evaluation.evaluators import resolve_evaluators
+    from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.report import build_report
+    from finetune_wb.evaluation.scoring import score_all
+
+    started = time.monotonic()
+    loaded = load_eval_examples(examples)
+    exs = loaded.examples
+    evs = resolve_evaluators(evaluators)
+    targets = _targets(models)
+    labels = _unique_labels(targets)
+    if cache is True:
+        store: AnswerCache | None = AnswerCache(default_cache_path())
+    elif cache in (None, False):
+        store = None
+    else:
+        store = AnswerCache(Path(cache))  # type: ignore[arg-type]
+    policy = retry if retry is not None else RetryPolicy(max_attempts=8)
+    engine = _Engine(
+        concurrency=concurrency, rpm=rpm, tpm=tpm, cache=store, retry=policy, default_client=client
+    )
+    params = {"max_tokens": max_tokens, "temperature": temperature}
+    prompts = [ex.prompt_messages() for ex in exs]
+    resolved: list[_Resolved] = []
+    for target, label in zip(targets, labels, strict=True):
+        aclient, base_url = engine.client_for(target.client)
+        resolved.append(_Resolved(target=target, label=label, aclient=aclient, base_url=base_url))
+
+    judge = JudgeContext(engine, temperature=temperature)
+    targets_text = [ex.target for ex in exs]
+    for ev in evs:
+        if hasattr(ev, "bind"):
+            ev.bind(judge)
+        if hasattr(ev, "prepare"):
+            ev.prepare(targets_text)
+
+    answers: list[list[_Answer]] = [[_Answer() for _ in exs] for _ in resolved]
+    bars = [
+        progress_bar(len(exs), desc=r.label, disable=not progress, unit="row", position=i)
+        for i, r in enumerate(resolved)
+    ]
+
+    async def one(m: int, i: int) -> None:
+        r = resolved[m]
+        answers[m][i] = await engine.answer(r.aclient, r.base_url, r.target.name, prompts[i], params, r)
+        bars[m].update(1)
+
+    try:
+        # Interleave models so that a slow or failing model does not starve the others of slots.
+        await asyncio.gather(*(one(m, i) for i in range(len(exs)) for m in range(len(resolved))))
+    finally:
+        for bar in bars:
+            bar.close()
+
+    try:
+        scored = await score_all(evs, exs, answers)
+    finally:
+        if store is not None:
+            store.close()
+    report = build_report(
+        examples=exs,
+        resolved=resolved,
+        answers=answers,
+        scored=scored,
+        evaluators=evs,
+        params={**params, "concurrency": concurrency, "rpm": rpm, "tpm": tpm},
+        seed=seed,
+        prices=prices,
+        elapsed=time.monotonic() - started,
+        source=loaded.source,
+    )
+    if run is not None:
+        from finetune_wb.evaluation.wandb_log import log_report
+
+        log_report(report, run, lineage=[*loaded.artifacts, *lineage])
+    return report
+
+
+def evaluate(
+    examples: Any,
+    *,
+    models: str | ModelTarget | Sequence[str | ModelTarget],
+    evaluators: Any = None,
+    client: Any = None,
+    concurrency: int = 16,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    max_tokens: int = 256,
+    temperature: float = 0,
+    cache: bool | str | Path | None = True,
+    run: Any = None,
+    progress: bool = True,
+    retry: RetryPolicy | None = None,
+    seed: int = 0,
+    prices: dict[str, tuple[float, float]] | None = None,
+    lineage: Sequence[Any] = (),
+) -> EvalReport:
+    """Evaluate one or more models on ``examples`` and compare them; see the docs page "Evaluation".
+
+    Args:
+        examples: ``ChatExample`` objects (or dicts), a JSONL path, or a W&B dataset artifact
+            (``wandb.Artifact`` or ``finetune_wb.tracking.ArtifactRef``). The prompt is every message before
+            the last assistant message; the target is that message.
+        models: a model name, a list of names, or :class:`ModelTarget` objects (each with its own client).
+        evaluators: evaluator functions/objects, built-in names or factories (default: ``exact_match``).
+        client: the default OpenAI client (sync or async); None builds one from the environment.
+        concurrency: the most requests in flight (lowered automatically after 429 answers).
+        rpm, tpm: client-side requests / tokens per minute limits (None: no limit).
+        max_tokens, temperature: generation parameters (part of the cache key).
+        cache: True for the default SQLite cache under the state directory, a path for another file,
+            None/False for none.
+        run: a W&B run to log the evaluation to (never finished here).
+        progress: show a progress bar per model.
+        retry: the :class:`~finetune_wb._retry.RetryPolicy` (default: 8 attempts, honouring retry-after).
+        seed: seed of the bootstrap resampling.
+        prices: ``{model prefix: (USD per 1M input tokens, USD per 1M output tokens)}`` overrides.
+        lineage: extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run.
+    """
+    coro = aevaluate(
+        examples,
+        models=models,
+        evaluators=evaluators,
+        client=client,
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        cache=cache,
+        run=run,
+        progress=progress,
+        retry=retry,
+        seed=seed,
+        prices=prices,
+        lineage=lineage,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # A loop is already running on this thread (Jupyter): run ours on a worker thread and wait for it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finetune-wb-eval") as pool:
+        return pool.submit(asyncio.run, coro).result()

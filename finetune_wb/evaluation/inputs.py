@@ -1,0 +1,127 @@
+"""Turning the ``examples=`` argument into ChatExamples: objects, dicts, a JSONL path or a W&B artifact."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.errors import EvaluationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb.schema import ChatExample
+
+
+@dataclass
+class LoadedExamples:
+    examples: list[ChatExample]
+    source: str
+    artifacts: list[Any] = field(default_factory=list)
+
+
+def read_chat_jsonl(path: Path) -> list[ChatExample]:
+    """Read a chat JSONL file; errors name the file and line."""
+    from pydantic import ValidationError
+
+    from finetune_wb.schema import ChatExample
+
+    out: list[ChatExample] = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(ChatExample.model_validate(json.loads(line)))
+            except (ValueError, ValidationError) as exc:
+                raise EvaluationError(
+                    f"{path}:{line_no}: not a chat example ({str(exc).splitlines()[0]}); each line needs "
+                    '{"messages": [...]} ending with the assistant answer to compare against'
+                ) from None
+    return out
+
+
+def _jsonl_in(directory: Path, what: str) -> Path:
+    files = sorted(directory.rglob("*.jsonl"))
+    if not files:
+        raise EvaluationError(f"{what} holds no .jsonl file (looked in {directory})")
+    if len(files) > 1:
+        preferred = [f for f in files if "test" in f.name or "eval" in f.name]
+        if len(preferred) == 1:
+            return preferred[0]
+        raise EvaluationError(f"{what} holds several .jsonl files ({[f.name for f in files]}); pass one path")
+    return files[0]
+
+
+def _from_path(path: Path) -> list[ChatExample]:
+    if not path.exists():
+        raise EvaluationError(f"examples file {path} does not exist")
+    if path.is_dir():
+        path = _jsonl_in(path, f"directory {path}")
+    return read_chat_jsonl(path)
+
+
+def _is_wandb_artifact(obj: Any) -> bool:
+    wandb = sys.modules.get("wandb")
+    return wandb is not None and isinstance(obj, wandb.Artifact)
+
+
+def _is_artifact_ref(obj: Any) -> bool:
+    return hasattr(obj, "qualified_name") and hasattr(obj, "digest") and hasattr(obj, "metadata")
+
+
+def _from_artifact_ref(ref: Any) -> list[ChatExample]:
+    """An ArtifactRef from ``finetune_wb.tracking``: a local copy if its metadata names one, else download."""
+    metadata = dict(getattr(ref, "metadata", None) or {})
+    for key in ("path", "local_path", "source_path", "file"):
+        candidate = metadata.get(key)
+        if candidate and Path(str(candidate)).exists():
+            return _from_path(Path(str(candidate)))
+    from finetune_wb.tracking import is_offline
+
+    if is_offline():
+        raise EvaluationError(
+            f"artifact {ref.qualified_name} has no local file in its metadata and W&B is offline; pass the "
+            "JSONL path instead"
+        )
+    import wandb
+
+    directory = Path(wandb.Api().artifact(ref.qualified_name).download())
+    return _from_path(directory)
+
+
+def load_eval_examples(examples: Any) -> LoadedExamples:
+    """Accept ChatExamples/dicts, a path, a ``wandb.Artifact`` or an ``ArtifactRef``."""
+    from finetune_wb.schema import ChatExample
+
+    if isinstance(examples, (str, Path)):
+        path = Path(examples).expanduser()
+        return LoadedExamples(_from_path(path), source=str(path))
+    if _is_wandb_artifact(examples):
+        directory = Path(examples.download())
+        return LoadedExamples(_from_path(directory), source=f"artifact {examples.name}", artifacts=[examples])
+    if _is_artifact_ref(examples):
+        return LoadedExamples(
+            _from_artifact_ref(examples), source=f"artifact {examples.qualified_name}", artifacts=[examples]
+        )
+    try:
+        items = list(examples)
+    except TypeError:
+        raise EvaluationError(
+            f"examples must be ChatExamples, a JSONL path or a W&B artifact, not {type(examples).__name__}"
+        ) from None
+    out: list[ChatExample] = []
+    for i, item in enumerate(items):
+        if isinstance(item, ChatExample):
+            out.append(item)
+        elif isinstance(item, dict):
+            try:
+                out.append(ChatExample.model_validate(item))
+            except ValueError as exc:
+                raise EvaluationError(f"examples[{i}] is not a chat example: {exc}") from None
+        else:
+            raise EvaluationError(f"examples[{i}] is a {type(item).__name__}; expected a ChatExample or dict")
+    if not out:
+        raise EvaluationError("no examples to evaluate")
+    return LoadedExamples(out, source=f"{len(out)} examples in memory")

@@ -1,0 +1,57 @@
+"""Estimated inference prices, for the cost line of an evaluation report.
+
+USD per one million input / output tokens from OpenAI's public price list for the models that can be
+fine-tuned (fine-tuned models are billed at their own, higher, rate). Prices change: pass ``prices=`` to
+``evaluate`` to override or extend. Unknown models get no cost rather than a guess.
+"""
+
+from __future__ import annotations
+
+# model prefix -> (input, output) USD per 1M tokens; the longest matching prefix wins.
+BASE_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+FINE_TUNED_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.30, 1.20),
+    "gpt-4o": (3.75, 15.00),
+    "gpt-4.1-nano": (0.20, 0.80),
+    "gpt-4.1-mini": (0.80, 3.20),
+    "gpt-4.1": (3.00, 12.00),
+    "gpt-3.5-turbo": (3.00, 6.00),
+}
+
+
+def _lookup(table: dict[str, tuple[float, float]], model: str) -> tuple[float, float] | None:
+    matches = [p for p in table if model.startswith(p)]
+    return table[max(matches, key=len)] if matches else None
+
+
+def price_per_million(
+    model: str, overrides: dict[str, tuple[float, float]] | None = None
+) -> tuple[float, float] | None:
+    """(input, output) USD per 1M tokens for ``model`` (``ft:<base>:...`` names use fine-tuned prices)."""
+    if overrides:
+        found = _lookup(overrides, model)
+        if found is not None:
+            return found
+    if model.startswith("ft:"):
+        parts = model.split(":")
+        return _lookup(FINE_TUNED_PRICES, parts[1]) if len(parts) > 1 else None
+    return _lookup(BASE_PRICES, model)
+
+
+def estimate_cost(
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    overrides: dict[str, tuple[float, float]] | None = None,
+) -> float | None:
+    prices = price_per_million(model, overrides)
+    if prices is None:
+        return None
+    return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000

@@ -1,0 +1,438 @@
+"""EvalReport: every row, every metric with its confidence interval, and every pairwise comparison.
+
+Conventions: a metric is the mean score over the rows a model answered and an evaluator could score;
+unanswered rows are counted (``n_unanswered``) but never scored as wrong. A comparison of models A and B
+(in the order given to ``evaluate``) uses only the rows both answered; ``difference = mean(A) - mean(B)``.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from finetune_wb.evaluation import stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from finetune_wb.evaluation.scoring import Scored
+    from finetune_wb.schema import ChatExample
+
+
+class EvaluatorInfo(BaseModel):
+    name: str
+    type: str = Field(description="the evaluator's class or function name")
+    params: dict[str, Any] = Field(default_factory=dict, description="its configuration arguments")
+    binary: bool = Field(description="pass/fail scores (compared with McNemar's exact test)")
+
+
+class ModelSummary(BaseModel):
+    label: str = Field(description="the model's name in this report")
+    model: str = Field(description="the model id sent to the server")
+    base_url: str
+    n_rows: int
+    n_answered: int
+    n_unanswered: int
+    n_cached: int = Field(description="answers taken from the cache (no request this run)")
+    n_requests: int = Field(description="HTTP requests made this run, retries included")
+    n_retries: int
+    n_rate_limited: int
+    prompt_tokens: int = Field(description="over all answered rows, cached ones included")
+    completion_tokens: int
+    estimated_cost_usd: float | None = Field(description="list-price estimate; None for unknown models")
+
+
+class Metric(BaseModel):
+    value: float | None = Field(description="mean score")
+    ci_low: float | None
+    ci_high: float | None
+    n: int = Field(description="rows scored")
+    n_unscored: int = Field(description="rows unanswered or that the evaluator could not score")
+    details: dict[str, Any] = Field(default_factory=dict, description="extra metrics (classification)")
+
+
+class Comparison(BaseModel):
+    evaluator: str
+    model_a: str
+    model_b: str
+    n: int = Field(description="rows scored for both models")
+    mean_a: float | None
+    mean_b: float | None
+    difference: float | None = Field(description="mean_a - mean_b")
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    test: Literal["mcnemar_exact", "paired_bootstrap", "none"]
+    a_only: int | None = Field(default=None, description="binary: rows only A passed")
+    b_only: int | None = Field(default=None, description="binary: rows only B passed")
+    same_model: bool = False
+
+
+class RowResult(BaseModel):
+    example_index: int
+    model: str = Field(description="the model's label")
+    output: str | None
+    error: str | None = Field(description="why the row has no answer (it is retried on the next run)")
+    scores: dict[str, float | None] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, description="predicted labels per evaluator")
+    notes: dict[str, str] = Field(default_factory=dict, description="explanations per evaluator")
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ExampleInfo(BaseModel):
+    index: int
+    input: str = Field(description="the last user message of the prompt")
+    target: str
+
+
+class EvalReport(BaseModel):
+    """The result of :func:`finetune_wb.evaluate`; ``model_dump(mode="json")`` is what the CLI prints."""
+
+    source: str
+    params: dict[str, Any]
+    seed: int
+    elapsed_seconds: float
+    models: list[ModelSummary]
+    evaluators: list[EvaluatorInfo]
+    examples: list[ExampleInfo]
+    metrics: dict[str, dict[str, Metric]] = Field(description="model label -> evaluator -> metric")
+    comparisons: list[Comparison]
+    rows: list[RowResult]
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def n_unanswered(self) -> int:
+        return sum(1 for r in self.rows if r.output is None)
+
+    @property
+    def ok(self) -> bool:
+        """True when every model answered every row."""
+        return self.n_unanswered == 0
+
+    def metric(self, model: str, evaluator: str) -> float | None:
+        return self.metrics[model][evaluator].value
+
+    def comparison(self, model_a: str, model_b: str, evaluator: str) -> Comparison:
+        for c in self.comparisons:
+            if c.evaluator == evaluator and {c.model_a, c.model_b} == {model_a, model_b}:
+                return c
+        raise KeyError((model_a, model_b, evaluator))
+
+    def to_pandas(self, *, kind: Literal["rows", "metrics", "comparisons"] = "rows") -> pd.DataFrame:
+        """Rows (one per example and model, a column per evaluator), metrics or comparisons as a DataFrame."""
+        import pandas as pd
+
+        if kind == "metrics":
+            return pd.DataFrame(
+                [
+                    {"model": m, "evaluator": e, **metric.model_dump(exclude={"details"})}
+                    for m, per in self.metrics.items()
+                    for e, metric in per.items()
+                ]
+            )
+        if kind == "comparisons":
+            return pd.DataFrame([c.model_dump() for c in self.comparisons])
+        by_index = {e.index: e for e in self.examples}
+        records = []
+        for r in self.rows:
+            ex = by_index[r.example_index]
+            rec: dict[str, Any] = {
+                "example_index": r.example_index,
+                "model": r.model,
+                "input": ex.input,
+                "target": ex.target,
+                "output": r.output,
+                "error": r.error,
+                "cached": r.cached,
+            }
+            rec.update(r.scores)
+            records.append(rec)
+        return pd.DataFrame(records)
+
+    def summary(self) -> str:
+        """A plain-text summary: metrics with 95 % intervals, comparisons, usage and warnings."""
+        lines = [
+            f"Evaluation of {len(self.examples)} examples ({self.source}) in {self.elapsed_seconds:.1f} s"
+        ]
+        for m in self.models:
+            cost = f", ~${m.estimated_cost_usd:.4f}" if m.estimated_cost_usd is not None else ""
+            lines.append(
+                f"  {m.label}: {m.n_answered}/{m.n_rows} answered ({m.n_cached} cached, {m.n_requests} requests"
+                f"), {m.prompt_tokens}+{m.completion_tokens} tokens{cost}"
+            )
+            for name, metric in self.metrics[m.label].items():
+                lines.append(f"    {name}: {_fmt_metric(metric)}")
+                for key in ("macro_f1", "micro_f1"):
+                    if key in metric.details:
+                        lines.append(f"      {key}: {metric.details[key]:.3f}")
+        for c in self.comparisons:
+            if c.difference is None:
+                continue
+            lines.append(
+                f"  {c.model_a} vs {c.model_b} [{c.evaluator}]: difference {c.difference:+.3f} "
+                f"(95% CI {c.ci_low:+.3f} .. {c.ci_high:+.3f}, n={c.n}), p={_fmt_p(c.p_value)} ({c.test})"
+            )
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(e.name)}</th>" for e in self.evaluators)
+        body = []
+        for m in self.models:
+            cells = "".join(
+                f"<td>{esc(_fmt_metric(self.metrics[m.label][e.name]))}</td>" for e in self.evaluators
+            )
+            body.append(f"<tr><td>{esc(m.label)}</td><td>{m.n_answered}/{m.n_rows}</td>{cells}</tr>")
+        parts = [
+            f"<p><b>Evaluation</b> of {len(self.examples)} examples ({esc(self.source)})</p>",
+            f"<table><tr><th>model</th><th>answered</th>{head}</tr>{''.join(body)}</table>",
+        ]
+        comps = [
+            f"<tr><td>{esc(c.model_a)} vs {esc(c.model_b)}</td><td>{esc(c.evaluator)}</td>"
+            f"<td>{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]</td><td>{esc(_fmt_p(c.p_value))}</td>"
+            f"<td>{esc(c.test)}</td></tr>"
+            for c in self.comparisons
+            if c.difference is not None
+        ]
+        if comps:
+            parts.append(
+                "<table><tr><th>comparison</th><th>evaluator</th><th>difference (95% CI)</th><th>p</th>"
+                f"<th>test</th></tr>{''.join(comps)}</table>"
+            )
+        parts.extend(f"<p>⚠ {esc(w)}</p>" for w in self.warnings)
+        return "\n".join(parts)
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "n/a"
+    return f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def _fmt_metric(metric: Metric) -> str:
+    if metric.value is None:
+        return f"n/a (0 of {metric.n + metric.n_unscored} rows scored)"
+    return f"{metric.value:.3f} [{metric.ci_low:.3f}, {metric.ci_high:.3f}] (n={metric.n})"
+
+
+def _last_user_text(example: ChatExample) -> str:
+    for m in reversed(example.prompt_messages()):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else x
+
+
+def build_report(
+    *,
+    examples: Sequence[ChatExample],
+    resolved: Sequence[Any],
+    answers: Sequence[Sequence[Any]],
+    scored: Scored,
+    evaluators: Sequence[Any],
+    params: dict[str, Any],
+    seed: int,
+    prices: dict[str, tuple[float, float]] | None,
+    elapsed: float,
+    source: str,
+) -> EvalReport:
+    from finetune_wb.evaluation.pricing import estimate_cost
+
+    warnings: list[str] = list(scored.failures)
+    infos = []
+    for ev in evaluators:
+        given = [
+            s for per_model in scored.scores for row in per_model for n, s in row.items() if n == ev.name
+        ]
+        binary = bool(given) and all(s.binary for s in given if s.value is not None)
+        infos.append(
+            EvaluatorInfo(
+                name=ev.name,
+                type=type(ev).__name__ if type(ev).__name__ != "FunctionEvaluator" else "function",
+                params=_jsonable_params(getattr(ev, "params", {})),
+                binary=binary,
+            )
+        )
+    binary_by_name = {i.name: i.binary for i in infos}
+
+    rows: list[RowResult] = []
+    models: list[ModelSummary] = []
+    metrics: dict[str, dict[str, Metric]] = {}
+    for m, r in enumerate(resolved):
+        per_model = answers[m]
+        for i, a in enumerate(per_model):
+            sc = scored.scores[m][i]
+            rows.append(
+                RowResult(
+                    example_index=i,
+                    model=r.label,
+                    output=a.output,
+                    error=a.error,
+                    scores={n: s.value for n, s in sc.items()},
+                    labels={n: s.label for n, s in sc.items() if s.label is not None},
+                    notes={n: s.explanation for n, s in sc.items() if s.explanation},
+                    cached=a.cached,
+                    prompt_tokens=a.prompt_tokens,
+                    completion_tokens=a.completion_tokens,
+                )
+            )
+        answered = [a for a in per_model if a.output is not None]
+        prompt_tokens = sum(a.prompt_tokens for a in answered)
+        completion_tokens = sum(a.completion_tokens for a in answered)
+        models.append(
+            ModelSummary(
+                label=r.label,
+                model=r.target.name,
+                base_url=r.base_url,
+                n_rows=len(per_model),
+                n_answered=len(answered),
+                n_unanswered=len(per_model) - len(answered),
+                n_cached=sum(1 for a in per_model if a.cached),
+                n_requests=r.requests,
+                n_retries=r.retries,
+                n_rate_limited=r.rate_limited,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                estimated_cost_usd=estimate_cost(r.target.name, prompt_tokens, completion_tokens, prices),
+            )
+        )
+        if len(answered) < len(per_model):
+            warnings.append(
+                f"{r.label}: {len(per_model) - len(answered)} of {len(per_model)} rows unanswered "
+                "(left out of its metrics; run again to retry them)"
+            )
+        metrics[r.label] = {}
+        for ev in evaluators:
+            pairs = [
+                (s.value, s, examples[i].target)
+                for i in range(len(per_model))
+                if (s := scored.scores[m][i].get(ev.name)) is not None and s.value is not None
+            ]
+            values = [float(p[0]) for p in pairs]
+            low, high = stats.bootstrap_ci(values, seed=seed)
+            details: dict[str, Any] = {}
+            if hasattr(ev, "aggregate") and pairs:
+                details = ev.aggregate([p[1] for p in pairs], [p[2] for p in pairs])
+            metrics[r.label][ev.name] = Metric(
+                value=stats.mean(values) if values else None,
+                ci_low=_none_if_nan(low),
+                ci_high=_none_if_nan(high),
+                n=len(values),
+                n_unscored=len(per_model) - len(values),
+                details=details,
+            )
+
+    comparisons: list[Comparison] = []
+    for (ma, ra), (mb, rb) in itertools.combinations(enumerate(resolved), 2):
+        same = ra.target.name == rb.target.name and ra.base_url == rb.base_url
+        if same:
+            warnings.append(
+                f"{ra.label} and {rb.label} are the same model ({ra.target.name} at {ra.base_url}); "
+                "their comparison says nothing about a fine-tune - check the model ids"
+            )
+        for ev in evaluators:
+            comparisons.append(
+                _compare(ev.name, binary_by_name[ev.name], ra.label, rb.label, scored, ma, mb, seed, same)
+            )
+    return EvalReport(
+        source=source,
+        params=params,
+        seed=seed,
+        elapsed_seconds=elapsed,
+        models=models,
+        evaluators=infos,
+        examples=[
+            ExampleInfo(index=i, input=_last_user_text(ex), target=ex.target) for i, ex in enumerate(examples)
+        ],
+        metrics=metrics,
+        comparisons=comparisons,
+        rows=rows,
+        warnings=warnings,
+    )
+
+
+def _compare(
+    name: str,
+    binary: bool,
+    label_a: str,
+    label_b: str,
+    scored: Scored,
+    ma: int,
+    mb: int,
+    seed: int,
+    same: bool,
+) -> Comparison:
+    a_vals: list[float] = []
+    b_vals: list[float] = []
+    for row_a, row_b in zip(scored.scores[ma], scored.scores[mb], strict=True):
+        sa, sb = row_a.get(name), row_b.get(name)
+        if sa is not None and sb is not None and sa.value is not None and sb.value is not None:
+            a_vals.append(float(sa.value))
+            b_vals.append(float(sb.value))
+    base = {"evaluator": name, "model_a": label_a, "model_b": label_b, "n": len(a_vals), "same_model": same}
+    if not a_vals:
+        return Comparison(
+            **base,
+            mean_a=None,
+            mean_b=None,
+            difference=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            test="none",
+        )
+    diff, low, high, p_boot = stats.paired_bootstrap(a_vals, b_vals, seed=seed)
+    if binary:
+        only_a, only_b = stats.discordant_counts(a_vals, b_vals)
+        return Comparison(
+            **base,
+            mean_a=stats.mean(a_vals),
+            mean_b=stats.mean(b_vals),
+            difference=diff,
+            ci_low=low,
+            ci_high=high,
+            p_value=stats.mcnemar_exact(only_a, only_b),
+            test="mcnemar_exact",
+            a_only=only_a,
+            b_only=only_b,
+        )
+    return Comparison(
+        **base,
+        mean_a=stats.mean(a_vals),
+        mean_b=stats.mean(b_vals),
+        difference=diff,
+        ci_low=low,
+        ci_high=high,
+        p_value=p_boot,
+        test="paired_bootstrap",
+    )
+
+
+def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v):
+            out[k] = list(v)
+        else:
+            out[k] = repr(v)
+    return out
