@@ -211,7 +211,7 @@ def wait_for_job(
                 raise JobTimeout(
                     f"stopped waiting for fine-tuning job {job_id} after {elapsed:.0f} s (status: "
                     f"{job.status}); the job keeps running on the server. Re-attach with "
-                    f"wait_for_job({job_id!r}) or `finetune-wb wait {job_id}`, or stop it with "
+                    f'wait_for_job("{job_id}") or `finetune-wb wait {job_id}`, or stop it with '
                     f"`finetune-wb cancel {job_id}`.",
                     job_id=job_id,
                 )
