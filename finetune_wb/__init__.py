@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "read_jsonl": "data",
     "read_records": "data",
     "regex": "evaluation",
+    "run_emulator": "emulator",
     "split_examples": "data",
     "upload_file": "upload",
     "validate_examples": "validate",

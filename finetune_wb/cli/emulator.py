@@ -1,10 +1,62 @@
-"""`finetune-wb` subcommand module: placeholder until its issue lands."""
+"""``finetune-wb emulator``: run the local OpenAI-compatible fine-tuning server until interrupted."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
 from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's subcommands (none yet)."""
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run a local OpenAI-compatible fine-tuning server (a stand-in for OpenAI in tests and demos)",
+        description=(
+            "Serve the finetune_wb emulator. The first line printed is its base URL; point a client at it "
+            "with OPENAI_BASE_URL=<url> and any non-empty OPENAI_API_KEY. Stop it with Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8787, help="port to bind, 0 for any free port (default 8787)"
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=1.0,
+        help="scale of job durations: 1.0 = default (a 100-example job takes ~9 s), 0.1 = ten times faster",
+    )
+    parser.add_argument(
+        "--persist-dir", default=None, help="keep files and jobs in this directory across restarts"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune_wb.emulator.runner import Emulator
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    emu = Emulator(pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port)
+    emu.start()
+    try:
+        print(emu.base_url, flush=True)
+        print(
+            f"finetune-wb emulator: admin routes under {emu.url}/_emulator/ ; Ctrl-C or SIGTERM to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0

@@ -1,0 +1,95 @@
+"""Validating training files during a job's ``validating_files`` phase with the project's own validator."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.emulator.models import count_tokens, pairs_from_line
+
+if TYPE_CHECKING:
+    from finetune_wb.emulator.state import Store
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What a job needs to know about a file: whether it is usable, its first error, sizes."""
+
+    ok: bool
+    n_examples: int
+    tokens: int
+    n_epochs: int | None
+    line: int | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+def check_file(
+    store: Store, file_id: str, *, model: str, n_epochs: int | None, validation: bool = False
+) -> FileCheck:
+    """Validate a stored file. For a validation file, too few examples is not an error (OpenAI's
+    minimum of 10 applies to training files)."""
+    key = (file_id, model, n_epochs, validation)
+    cached = store.validation_cache.get(key)
+    if isinstance(cached, FileCheck):
+        return cached
+    path = store.blob_path(file_id)
+    try:
+        from finetune_wb.validate import validate_file
+    except ImportError:  # the validator module is missing from this installation
+        result = _basic_check(path.read_bytes())
+    else:
+        report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs)
+        result = _from_report(report, ignore=("too_few_examples",) if validation else ())
+    store.validation_cache[key] = result
+    return result
+
+
+def _validator_model(model: str) -> str:
+    return model.split(":")[1] if model.startswith("ft:") else model
+
+
+def _from_report(report: Any, *, ignore: tuple[str, ...] = ()) -> FileCheck:
+    errors = [i for i in report.issues if i.severity == "error" and i.code not in ignore]
+    tokens = getattr(getattr(report, "tokens", None), "total", 0) or 0
+    if not errors and report.n_errors <= len([i for i in report.issues if i.code in ignore]):
+        return FileCheck(ok=True, n_examples=report.n_examples, tokens=int(tokens), n_epochs=report.n_epochs)
+    first = min(errors, key=lambda i: (i.line is None, i.line or 0)) if errors else None
+    return FileCheck(
+        ok=False,
+        n_examples=report.n_examples,
+        tokens=int(tokens),
+        n_epochs=report.n_epochs,
+        line=getattr(first, "line", None),
+        code=getattr(first, "code", "invalid_file"),
+        message=getattr(first, "message", "the validator rejected the file"),
+    )
+
+
+def _basic_check(data: bytes) -> FileCheck:
+    """A minimal check used only when ``finetune_wb.validate`` cannot be imported."""
+    n = tokens = 0
+    for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            return FileCheck(False, n, tokens, None, lineno, "invalid_json", f"not valid JSON ({exc})")
+        pair = pairs_from_line(obj)
+        if pair is None:
+            return FileCheck(
+                False, n, tokens, None, lineno, "missing_assistant", "no assistant message to learn from"
+            )
+        n += 1
+        tokens += count_tokens(pair[0]) + count_tokens(pair[1])
+    if n == 0:
+        return FileCheck(False, 0, 0, None, 1, "empty_file", "the file has no examples")
+    epochs = 3
+    if n * epochs < 100:
+        epochs = min(25, math.ceil(100 / n))
+    elif n * epochs > 25_000:
+        epochs = max(1, 25_000 // n)
+    return FileCheck(True, n, tokens, epochs)

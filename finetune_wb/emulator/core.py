@@ -1,0 +1,79 @@
+"""The emulator's engine: state, clock, pace and faults in one object shared by the HTTP routes and Python."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from finetune_wb.emulator import lifecycle
+from finetune_wb.emulator.clock import Clock, SystemClock
+from finetune_wb.emulator.faults import Faults
+from finetune_wb.emulator.models import NearestNeighbourModel
+from finetune_wb.emulator.state import ApiError, Store
+
+
+class Core:
+    """Everything the routes need. Methods take the store lock themselves."""
+
+    def __init__(
+        self,
+        *,
+        pace: float = 1.0,
+        clock: Clock | None = None,
+        persist_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if pace <= 0:
+            raise ValueError(f"pace must be > 0 (1.0 = default speed, smaller = faster), got {pace}")
+        self.pace = float(pace)
+        self.clock: Clock = clock or SystemClock()
+        self.store = Store(persist_dir)
+        self.faults = Faults(self.clock)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def tick_all(self) -> None:
+        """Advance every unfinished job to the current clock time."""
+        with self.store.lock:
+            now = self.now()
+            for job in list(self.store.jobs.values()):
+                if job["status"] not in lifecycle.TERMINAL:
+                    lifecycle.tick(self.store, job, now)
+
+    def reset(self) -> None:
+        with self.store.lock:
+            self.store.reset()
+            self.faults.reset()
+
+    def fail_job(self, job_id: str, *, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+        with self.store.lock:
+            job = self.store.get_job(job_id)
+            lifecycle.fail(self.store, job, self.now(), code=code, message=message, param=param)
+            return job
+
+    def chat_model(self, model: str) -> NearestNeighbourModel | None:
+        """The nearest-neighbour model behind a fine-tuned model id, None for a base model, 404 otherwise."""
+        from finetune_wb.emulator.state import BASE_MODELS
+
+        if model in BASE_MODELS:
+            return None
+        with self.store.lock:
+            job = self.store.fine_tuned_models().get(model)
+            if job is None:
+                raise ApiError(
+                    404,
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    param="model",
+                    code="model_not_found",
+                )
+            cached = self.store.model_cache.get(job["id"])
+            if cached is None:
+                import json
+
+                pairs = json.loads(self.store.read_blob(f"model-{job['id']}.json"))
+                cached = NearestNeighbourModel([(p, a) for p, a in pairs])
+                self.store.model_cache[job["id"]] = cached
+            return cached  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.store.close()

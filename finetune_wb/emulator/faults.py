@@ -1,0 +1,151 @@
+"""Fault injection, latency, server-side rate limits and the request journal."""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import threading
+from collections import deque
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from finetune_wb.emulator.clock import Clock
+
+
+class JournalEntry(BaseModel):
+    """One request the emulator answered (admin routes under ``/_emulator/`` are not recorded)."""
+
+    method: str
+    path: str
+    status: int
+    time: float = Field(description="clock time when the request arrived (seconds since the epoch)")
+    query: str = ""
+    body_size: int = 0
+    fault: str | None = Field(default=None, description="'fault', 'rate_limit' or None")
+
+
+class FaultRule(BaseModel):
+    """Make requests matching ``method`` and ``path`` (a glob, e.g. ``/v1/fine_tuning/jobs/*``) fail."""
+
+    path: str = "*"
+    method: str | None = None
+    status: int = 500
+    count: int | None = 1
+    retry_after_ms: int | None = None
+    after_handler: bool = False
+    probability: float | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return fnmatch.fnmatchcase(path, self.path) or fnmatch.fnmatchcase(path.rstrip("/"), self.path)
+
+
+class LatencyRule(BaseModel):
+    seconds: float
+    path: str | None = None
+    method: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path is None or fnmatch.fnmatchcase(path, self.path)
+
+
+class Faults:
+    """Thread-safe registry of faults, latencies, rate limits and the journal."""
+
+    def __init__(self, clock: Clock, *, seed: int = 0) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.rules: list[FaultRule] = []
+        self.latencies: list[LatencyRule] = []
+        self.limits: dict[str, int] = {}
+        self._hits: dict[str, deque[float]] = {}
+        self.entries: list[JournalEntry] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.latencies.clear()
+            self.limits.clear()
+            self._hits.clear()
+            self.entries.clear()
+
+    def add_fault(self, rule: FaultRule) -> None:
+        if rule.status < 400 or rule.status > 599:
+            raise ValueError(f"inject_fault: status must be an HTTP error (400-599), got {rule.status}")
+        with self._lock:
+            self.rules.append(rule)
+
+    def add_latency(self, rule: LatencyRule) -> None:
+        with self._lock:
+            self.latencies.append(rule)
+
+    def set_rate_limit(self, path: str, rpm: int | None) -> None:
+        with self._lock:
+            if rpm is None:
+                self.limits.pop(path, None)
+                self._hits.pop(path, None)
+            else:
+                if rpm < 1:
+                    raise ValueError("rate_limit: rpm must be >= 1 (or None to remove the limit)")
+                self.limits[path] = rpm
+                self._hits[path] = deque()
+
+    def take_fault(self, method: str, path: str) -> FaultRule | None:
+        """The first matching rule that fires now (its count is used up), or None."""
+        with self._lock:
+            for rule in list(self.rules):
+                if not rule.matches(method, path):
+                    continue
+                if rule.probability is not None and self._rng.random() >= rule.probability:
+                    continue
+                if rule.count is not None:
+                    rule.count -= 1
+                    if rule.count <= 0:
+                        self.rules.remove(rule)
+                return rule
+        return None
+
+    def latency_for(self, method: str, path: str) -> float:
+        with self._lock:
+            return sum(r.seconds for r in self.latencies if r.matches(method, path))
+
+    def check_rate_limit(self, path: str) -> tuple[int, int] | None:
+        """None if allowed (and counted); else (retry_after_ms, limit) when over the per-minute limit."""
+        with self._lock:
+            matching = [p for p in self.limits if fnmatch.fnmatchcase(path, p)]
+            if not matching:
+                return None
+            key = matching[0]
+            limit = self.limits[key]
+            hits = self._hits.setdefault(key, deque())
+            now = self.clock.now()
+            while hits and hits[0] <= now - 60.0:
+                hits.popleft()
+            if len(hits) >= limit:
+                wait = max(0.001, hits[0] + 60.0 - now)
+                return int(wait * 1000) + 1, limit
+            hits.append(now)
+            return None
+
+    def record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self.entries.append(entry)
+
+    def journal(self) -> list[JournalEntry]:
+        with self._lock:
+            return list(self.entries)
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "faults": [r.model_dump() for r in self.rules],
+                "latency": [r.model_dump() for r in self.latencies],
+                "rate_limits": dict(self.limits),
+            }

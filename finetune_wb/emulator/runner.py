@@ -1,0 +1,229 @@
+"""``Emulator`` (the Python handle on a running server) and ``run_emulator`` (the context manager)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.emulator.clock import Clock
+from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule
+from finetune_wb.errors import EmulatorError
+
+if TYPE_CHECKING:
+    import openai
+
+    from finetune_wb.emulator.core import Core
+    from finetune_wb.emulator.server import ServerThread
+
+
+class Emulator:
+    """A local OpenAI-compatible fine-tuning server running in a background thread.
+
+    Start it with :func:`run_emulator` (or ``Emulator(...).start()`` / ``.stop()``, or ``with Emulator():``).
+    ``pace`` scales every duration of a job's lifecycle (1.0: a 100-example, 3-epoch job takes ~8.5 s;
+    0.01: ~0.1 s). ``clock`` replaces the wall clock, e.g. with a :class:`ManualClock`. ``persist_dir`` keeps
+    files and jobs on disk so a restarted emulator still has them.
+    """
+
+    def __init__(
+        self,
+        *,
+        pace: float = 1.0,
+        clock: Clock | None = None,
+        persist_dir: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        from finetune_wb.emulator.core import Core
+
+        try:
+            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir)
+        except ValueError as exc:
+            raise EmulatorError(str(exc)) from exc
+        self._host, self._port = host, port
+        self._server: ServerThread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        from finetune_wb.emulator.server import ServerThread
+
+        if self._server is not None:
+            return self
+        try:
+            server = ServerThread(self.core, host=self._host, port=self._port)
+            server.start()
+        except (OSError, RuntimeError) as exc:
+            raise EmulatorError(
+                f"could not start the emulator on {self._host}:{self._port}: {exc}. Pick another port "
+                "(port=0 picks a free one)."
+            ) from exc
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.core.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses and clients ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise EmulatorError("the emulator is not running; call start() or use run_emulator()")
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:8787`` (admin routes live under ``/_emulator/``)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as ``base_url`` to an OpenAI client: ``http://127.0.0.1:PORT/v1``."""
+        return self.url + "/v1"
+
+    @property
+    def pace(self) -> float:
+        return self.core.pace
+
+    @pace.setter
+    def pace(self, value: float) -> None:
+        """Change the pace for jobs created from now on."""
+        if value <= 0:
+            raise EmulatorError(f"pace must be > 0, got {value}")
+        self.core.pace = float(value)
+
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
+    def client(self, api_key: str = "sk-test", **kwargs: Any) -> openai.OpenAI:
+        """An ``openai.OpenAI`` pointed at this emulator (extra keyword arguments go to the client)."""
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+    def async_client(self, api_key: str = "sk-test", **kwargs: Any) -> openai.AsyncOpenAI:
+        """An ``openai.AsyncOpenAI`` pointed at this emulator."""
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+    # --- test controls -----------------------------------------------------------------------------------
+    @property
+    def journal(self) -> list[JournalEntry]:
+        """Every /v1 request answered so far (method, path, status, time, query, body_size, fault)."""
+        return self.core.faults.journal()
+
+    def inject_fault(
+        self,
+        path: str = "/v1/fine_tuning/jobs",
+        method: str | None = "POST",
+        status: int = 500,
+        count: int | None = 1,
+        retry_after_ms: int | None = None,
+        after_handler: bool = False,
+        probability: float | None = None,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Make the next ``count`` requests matching ``method`` and ``path`` (a glob) fail with ``status``.
+
+        ``count=None`` fails every matching request until :meth:`reset`. ``after_handler=True`` does the
+        work first and then answers with the error (the client retries work that did happen: the way a
+        timed-out POST creates a duplicate). ``probability`` makes each matching request fail at random.
+        """
+        try:
+            self.core.faults.add_fault(
+                FaultRule(
+                    path=path,
+                    method=method,
+                    status=status,
+                    count=count,
+                    retry_after_ms=retry_after_ms,
+                    after_handler=after_handler,
+                    probability=probability,
+                    code=code,
+                    message=message,
+                )
+            )
+        except ValueError as exc:
+            raise EmulatorError(str(exc)) from exc
+
+    def inject_latency(self, seconds: float, path: str | None = None, method: str | None = None) -> None:
+        """Delay every matching request by ``seconds`` (real time) until :meth:`reset`."""
+        self.core.faults.add_latency(LatencyRule(seconds=seconds, path=path, method=method))
+
+    def rate_limit(self, rpm: int | None = None, path: str = "/v1/chat/completions") -> None:
+        """Allow ``rpm`` requests per minute (by the emulator's clock) on ``path``; beyond: 429 with
+        ``retry-after-ms``. ``rpm=None`` removes the limit."""
+        try:
+            self.core.faults.set_rate_limit(path, rpm)
+        except ValueError as exc:
+            raise EmulatorError(str(exc)) from exc
+
+    def fail_job(
+        self,
+        job_id: str,
+        code: str = "internal_error",
+        message: str = "The job failed.",
+        param: str | None = None,
+    ) -> None:
+        """Make an unfinished job fail now with ``error={code, message, param}``."""
+        from finetune_wb.emulator.state import ApiError
+
+        try:
+            self.core.fail_job(job_id, code=code, message=message, param=param)
+        except ApiError as exc:
+            raise EmulatorError(exc.message) from exc
+
+    def advance(self, seconds: float) -> None:
+        """Move a :class:`ManualClock` forward (an error on the wall clock)."""
+        from finetune_wb.emulator.clock import ManualClock
+
+        if not isinstance(self.core.clock, ManualClock):
+            raise EmulatorError("advance() needs an emulator started with clock=ManualClock()")
+        self.core.clock.advance(seconds)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job as the API would return it now (a copy)."""
+        from finetune_wb.emulator.state import ApiError
+
+        self.core.tick_all()
+        try:
+            return dict(self.core.store.get_job(job_id))
+        except ApiError as exc:
+            raise EmulatorError(exc.message) from exc
+
+    def reset(self) -> None:
+        """Forget all files, uploads, jobs, models, faults, latencies, rate limits and the journal."""
+        self.core.reset()
+
+
+@contextmanager
+def run_emulator(
+    pace: float = 1.0,
+    clock: Clock | None = None,
+    persist_dir: str | os.PathLike[str] | None = None,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+) -> Iterator[Emulator]:
+    """Run an emulator for the duration of a ``with`` block and stop it afterwards."""
+    emu = Emulator(pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -1,0 +1,315 @@
+"""The emulator driven by the official openai client: the full fine-tuning flow, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from emulator_helpers import jsonl, wait_job, yes_no_examples
+
+from finetune_wb.emulator import Emulator
+
+BASE = "gpt-4o-mini-2024-07-18"
+
+
+def upload(client: openai.OpenAI, examples: list[dict[str, Any]], name: str = "train.jsonl") -> Any:
+    return client.files.create(file=(name, jsonl(examples)), purpose="fine-tune")
+
+
+def test_full_flow_sync(
+    finetune_emulator: Emulator, finetune_emulator_client: openai.OpenAI, tmp_path: Path
+) -> None:
+    from finetune_wb.validate import validate_file
+
+    client = finetune_emulator_client
+    examples = yes_no_examples(40)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(examples))
+    file = client.files.create(file=path, purpose="fine-tune")
+    assert file.object == "file" and file.status == "processed" and file.bytes == path.stat().st_size
+    assert client.files.retrieve(file.id).filename == "train.jsonl"
+    assert client.files.content(file.id).content == path.read_bytes()
+
+    job = client.fine_tuning.jobs.create(
+        model=BASE,
+        training_file=file.id,
+        suffix="yesno",
+        metadata={"team": "legal"},
+        hyperparameters={"n_epochs": 3},
+    )
+    assert job.status == "validating_files" and job.metadata == {"team": "legal"}
+    job = wait_job(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert re.fullmatch(rf"ft:{BASE}:emulator-org:yesno:\w{{8}}", job.fine_tuned_model or "")
+    assert job.finished_at is not None and job.finished_at >= job.created_at
+    report = validate_file(path, model=BASE, n_epochs=3)
+    assert job.trained_tokens == report.tokens.total * 3
+    assert job.hyperparameters.n_epochs == 3 and job.hyperparameters.batch_size == 1
+    total_steps = 40 * 3
+
+    # events: auto-paging with a small page size yields each event exactly once, newest first
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=7))
+    ids = [e.id for e in events]
+    assert len(ids) == len(set(ids))
+    first_page = client.fine_tuning.jobs.list_events(job.id, limit=100)
+    assert [e.id for e in first_page.data] == ids[:100]
+    assert events[0].message == "The job has successfully completed"
+    assert events[-1].message.startswith("Validating training file")
+    assert [e.created_at for e in events] == sorted((e.created_at for e in events), reverse=True)
+    metrics = [e for e in events if e.type == "metrics"]
+    assert len(metrics) == total_steps
+    data = metrics[0].data
+    assert isinstance(data, dict)
+    assert data["step"] == total_steps and data["total_steps"] == total_steps
+    assert {"train_loss", "train_mean_token_accuracy"} <= set(data) and "valid_loss" not in data
+
+    # checkpoints at the end of each of the 3 epochs, newest first
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in ckpts] == [120, 80, 40]
+    assert ckpts[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-120"
+    assert ckpts[0].metrics.train_loss is not None
+
+    # result file: base64 of a CSV with one row per step
+    (result_id,) = job.result_files
+    result = client.files.retrieve(result_id)
+    assert result.purpose == "fine-tune-results"
+    csv = base64.b64decode(client.files.content(result_id).content).decode()
+    lines = csv.strip().splitlines()
+    assert lines[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"
+    assert len(lines) == total_steps + 1 and lines[1].startswith("1,")
+
+    # the fine-tuned model reproduces its training answers; the base model wraps a label in a sentence
+    for ex in examples:
+        reply = client.chat.completions.create(model=job.fine_tuned_model or "", messages=ex["messages"][:2])
+        assert reply.choices[0].message.content == ex["messages"][2]["content"]
+        assert (
+            reply.usage is not None and reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens == 1
+        )
+    base = client.chat.completions.create(model=BASE, messages=examples[0]["messages"][:2])
+    text = base.choices[0].message.content or ""
+    assert text not in ("Yes", "No") and re.search(r"\b(Yes|No)\b", text)
+    again = client.chat.completions.create(model=BASE, messages=examples[0]["messages"][:2])
+    assert again.choices[0].message.content == text
+    ckpt_reply = client.chat.completions.create(
+        model=ckpts[-1].fine_tuned_model_checkpoint, messages=examples[1]["messages"][:2]
+    )
+    assert ckpt_reply.choices[0].message.content == examples[1]["messages"][2]["content"]
+
+    # models: listed, retrievable, deletable (then gone)
+    assert job.fine_tuned_model in [m.id for m in client.models.list()]
+    assert client.models.retrieve(job.fine_tuned_model or "").owned_by == job.organization_id
+    assert client.models.delete(job.fine_tuned_model or "").deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=job.fine_tuned_model or "", messages=examples[0]["messages"][:2])
+    with pytest.raises(openai.PermissionDeniedError):
+        client.models.delete(BASE)
+
+    assert client.files.delete(file.id).deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(file.id)
+
+
+def test_full_flow_async(finetune_emulator: Emulator) -> None:
+    examples = yes_no_examples(12)
+    validation = yes_no_examples(6, offset=100)
+
+    async def flow() -> None:
+        client = finetune_emulator.async_client()
+        train = await client.files.create(file=("t.jsonl", jsonl(examples)), purpose="fine-tune")
+        valid = await client.files.create(file=("v.jsonl", jsonl(validation)), purpose="fine-tune")
+        job = await client.fine_tuning.jobs.create(
+            model=BASE,
+            training_file=train.id,
+            validation_file=valid.id,
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4}}},
+        )
+        for _ in range(1000):
+            job = await client.fine_tuning.jobs.retrieve(job.id)
+            if job.status in ("succeeded", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.02)
+        assert job.status == "succeeded"
+        seen = [e async for e in client.fine_tuning.jobs.list_events(job.id, limit=5)]
+        assert len({e.id for e in seen}) == len(seen)
+        metric = next(e for e in seen if e.type == "metrics")
+        assert isinstance(metric.data, dict)
+        assert {"valid_loss", "valid_mean_token_accuracy"} <= set(metric.data)
+        ckpts = (await client.fine_tuning.jobs.checkpoints.list(job.id)).data
+        assert [c.step_number for c in ckpts] == [48, 36, 24]
+        assert ckpts[0].metrics.full_valid_loss is not None
+        answers = await asyncio.gather(
+            *[
+                client.chat.completions.create(model=job.fine_tuned_model or "", messages=ex["messages"][:2])
+                for ex in examples
+            ]
+        )
+        assert [a.choices[0].message.content for a in answers] == [
+            e["messages"][2]["content"] for e in examples
+        ]
+        await client.close()
+
+    asyncio.run(flow())
+
+
+def test_different_training_data_gives_a_different_model(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    examples = yes_no_examples(10)
+    flipped = [
+        {
+            "messages": [
+                *e["messages"][:2],
+                {"role": "assistant", "content": "No" if e["messages"][2]["content"] == "Yes" else "Yes"},
+            ]
+        }
+        for e in examples
+    ]
+    models = []
+    for data in (examples, flipped):
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=upload(client, data).id)
+        models.append(wait_job(client, job.id).fine_tuned_model)
+    prompt = examples[4]["messages"][:2]
+    a, b = (
+        client.chat.completions.create(model=m, messages=prompt).choices[0].message.content for m in models
+    )
+    assert {a, b} == {"Yes", "No"}
+
+
+def test_nearest_neighbour_answers_unseen_prompts_by_similarity(
+    finetune_emulator_client: openai.OpenAI,
+) -> None:
+    client = finetune_emulator_client
+    data = [
+        {
+            "messages": [
+                {"role": "user", "content": "What colour is the sky on a clear day?"},
+                {"role": "assistant", "content": "blue"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "What colour is fresh grass in spring?"},
+                {"role": "assistant", "content": "green"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "What is the capital of France?"},
+                {"role": "assistant", "content": "Paris"},
+            ]
+        },
+    ] * 4
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=upload(client, data).id)
+    model = wait_job(client, job.id).fine_tuned_model or ""
+
+    def ask(text: str) -> str | None:
+        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+        return r.choices[0].message.content
+
+    assert ask("the grass in spring, which colour?") == "green"
+    assert ask("capital city of france") == "Paris"
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "sky colour"}], max_tokens=1, n=2
+    )
+    assert [c.message.content for c in reply.choices] == ["blue", "blue"]
+
+
+def test_invalid_training_file_fails_the_job_naming_the_line(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    good = jsonl(yes_no_examples(12)).decode().splitlines()
+    bad = [*good[:4], '{"messages": [{"role": "user", "content": "no answer here"}]}', *good[4:]]
+    file = client.files.create(file=("bad.jsonl", "\n".join(bad).encode()), purpose="fine-tune")
+    job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=file.id).id)
+    assert job.status == "failed"
+    assert job.error is not None and job.error.param == "training_file"
+    assert job.error.code == "invalid_training_file"
+    assert "line 5" in job.error.message
+    assert job.fine_tuned_model is None and job.finished_at is not None
+    events = client.fine_tuning.jobs.list_events(job.id).data
+    assert events[0].level == "error"
+
+
+def test_bad_requests_answer_400_with_the_error_shape(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model=BASE, training_file="file-doesnotexist")
+    assert info.value.param == "training_file"  # type: ignore[attr-defined]
+    body = info.value.body
+    assert isinstance(body, dict) and set(body) == {"message", "type", "param", "code"}
+    other = client.files.create(file=("notes.txt", b"hello"), purpose="assistants")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model=BASE, training_file=other.id)
+    assert info.value.param == "training_file"  # type: ignore[attr-defined]
+    train = upload(client, yes_no_examples(10))
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model="not-a-model", training_file=train.id)
+    assert info.value.param == "model"  # type: ignore[attr-defined]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model=BASE, training_file=train.id, validation_file=other.id)
+    assert info.value.param == "validation_file"  # type: ignore[attr-defined]
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.list(limit=0)
+
+
+def test_missing_api_key_is_401(finetune_emulator: Emulator) -> None:
+    import httpx
+
+    r = httpx.get(finetune_emulator.base_url + "/files")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(finetune_emulator.base_url + "/models", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.AuthenticationError):
+        finetune_emulator.client(default_headers={"Authorization": "Token x"}).files.list()
+
+
+def test_unknown_objects_are_404(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.retrieve("ftjob-nope")
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.list_events("ftjob-nope")
+    with pytest.raises(openai.NotFoundError):
+        client.files.content("file-nope")
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("ft:gpt-4o-mini-2024-07-18:x::nope")
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.code == "model_not_found"  # type: ignore[attr-defined]
+
+
+def test_cancel_and_cancelling_a_finished_job(
+    finetune_emulator: Emulator, finetune_emulator_client: openai.OpenAI
+) -> None:
+    client = finetune_emulator_client
+    finetune_emulator.pace = 100.0  # slow: the job stays in its first phase for minutes
+    train = upload(client, yes_no_examples(10))
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    cancelled = client.fine_tuning.jobs.cancel(job.id)
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.cancel(job.id)
+    assert client.fine_tuning.jobs.list_events(job.id).data[0].message == "Fine-tuning job cancelled"
+
+
+def test_list_jobs_newest_first_with_cursor_and_metadata_filter(
+    finetune_emulator: Emulator, finetune_emulator_client: openai.OpenAI
+) -> None:
+    client = finetune_emulator_client
+    finetune_emulator.pace = 100.0
+    train = upload(client, yes_no_examples(10))
+    created = [
+        client.fine_tuning.jobs.create(model=BASE, training_file=train.id, metadata={"batch": str(i % 2)}).id
+        for i in range(5)
+    ]
+    page = client.fine_tuning.jobs.list(limit=2)
+    assert [j.id for j in page.data] == created[::-1][:2] and page.has_more is True
+    assert [j.id for j in client.fine_tuning.jobs.list(limit=2)] == created[::-1]
+    last = client.fine_tuning.jobs.list(limit=2, after=created[1])
+    assert [j.id for j in last.data] == [created[0]] and last.has_more is False
+    odd = client.fine_tuning.jobs.list(metadata={"batch": "1"}).data
+    assert [j.id for j in odd] == [created[3], created[1]]
