@@ -1,0 +1,187 @@
+"""Small helpers every tracking module needs: offline detection, secret scrubbing, local records.
+
+Nothing here imports wandb at module level; functions that need it import it when called.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import netrc
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from finetune_wb._paths import state_dir
+
+logger = logging.getLogger("finetune_wb.tracking")
+
+# Environment variables whose values are credentials. Their values must never reach W&B or local records.
+SECRET_ENV_VARS = (
+    "OPENAI_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_AD_TOKEN",
+    "WANDB_API_KEY",
+)
+# Dict keys whose values are dropped wherever they appear (compared case-insensitively).
+_SECRET_KEYS = re.compile(r"(^|_|-)(api[_-]?key|apikey|authorization|password|secret|ad[_-]?token)$", re.I)
+REDACTED = "[redacted]"
+
+_OFFLINE_MODES = {"offline", "dryrun", "disabled"}
+_hint_lock = threading.Lock()
+_hint_given = False
+
+
+def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
+    """Credential strings currently in the environment (plus ``extra``), longest first."""
+    values = {os.environ.get(name) or "" for name in SECRET_ENV_VARS}
+    values.update(v for v in extra if v)
+    # Very short values would redact ordinary words; real keys are long.
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def scrub(obj: Any, *, secrets: Iterable[str] | None = None) -> Any:
+    """Return a copy of a JSON-like value with credential keys dropped and secret strings redacted."""
+    values = list(secrets) if secrets is not None else known_secrets()
+    return _scrub(obj, values)
+
+
+def _scrub(obj: Any, secrets: list[str]) -> Any:
+    if isinstance(obj, dict):
+        return {
+            str(k): _scrub(v, secrets)
+            for k, v in obj.items()
+            if not (isinstance(k, str) and _SECRET_KEYS.search(k) and v not in (None, ""))
+        }
+    if isinstance(obj, (list, tuple)):
+        return [_scrub(v, secrets) for v in obj]
+    if isinstance(obj, str):
+        for secret in secrets:
+            if secret in obj:
+                obj = obj.replace(secret, REDACTED)
+        return obj
+    return obj
+
+
+def redact_text(text: str, *, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with every known secret replaced (for raw file contents going into an artifact)."""
+    for secret in secrets if secrets is not None else known_secrets():
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _logged_in() -> bool:
+    """True if W&B credentials are available without asking anyone (env var or netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(Path.home(), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def is_offline(run: Any = None) -> bool:
+    """Whether W&B cannot reach its server: the run's mode when a run is given, else the environment.
+
+    Without a run: ``WANDB_MODE`` offline/dryrun/disabled, or no W&B credentials (no ``WANDB_API_KEY``, no
+    netrc entry) both count as offline, so a process never prompts for a login.
+    """
+    if run is not None:
+        settings = getattr(run, "settings", None)
+        mode = str(getattr(settings, "mode", "") or "")
+        if mode in _OFFLINE_MODES or getattr(run, "disabled", False):
+            return True
+        offline = getattr(run, "offline", None)
+        if isinstance(offline, bool):
+            return offline
+        return mode != "online" and mode != "run"
+    mode = (os.environ.get("WANDB_MODE") or "").strip().lower()
+    if mode in _OFFLINE_MODES:
+        return True
+    return not _logged_in()
+
+
+def init_mode() -> str | None:
+    """The ``mode`` to pass to ``wandb.init`` for runs we start: "offline" when offline, else None."""
+    return "offline" if is_offline() else None
+
+
+def offline_hint(run: Any = None) -> None:
+    """Tell the user, once per process, how to upload offline runs later."""
+    global _hint_given
+    with _hint_lock:
+        if _hint_given:
+            return
+        _hint_given = True
+    run_dir = None
+    if run is not None:
+        files_dir = getattr(run, "dir", None)
+        run_dir = str(Path(files_dir).parent) if files_dir else None
+    wandb_dir = os.environ.get("WANDB_DIR") or "."
+    where = run_dir or os.path.join(wandb_dir, "wandb", "offline-run-*")
+    logger.warning(
+        "W&B is offline: runs are written locally. Upload them later with `wandb login` and then "
+        "`wandb sync %s` (or `wandb sync --sync-all` from the directory holding ./wandb). Lineage edges "
+        "that need the server are kept as ids and digests in each run's config under 'lineage'.",
+        where,
+    )
+
+
+def _reset_offline_hint() -> None:
+    """For tests: allow the hint to be given again."""
+    global _hint_given
+    with _hint_lock:
+        _hint_given = False
+
+
+def safe_name(text: str, *, fallback: str = "artifact") -> str:
+    """An artifact name W&B accepts: letters, digits, '-', '_' and '.' only, at most 128 characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")
+    return (cleaned or fallback)[:128]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Local records: small JSON documents under state_dir()/tracking, written atomically, guarded by a lock.
+
+_record_lock = threading.RLock()
+
+
+def records_dir() -> Path:
+    path = state_dir() / "tracking"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_record(name: str) -> dict[str, Any]:
+    path = records_dir() / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable local record %s (%s); it will be rewritten", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_record(name: str, data: dict[str, Any]) -> None:
+    path = records_dir() / name
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(scrub(data), indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def updating_record(name: str) -> Iterator[dict[str, Any]]:
+    """Read-modify-write a record under a process-wide lock."""
+    with _record_lock:
+        data = read_record(name)
+        yield data
+        write_record(name, data)

@@ -1,0 +1,464 @@
+"""Fine-tune and eval runs: live metrics from job events, the result file afterwards, the model artifact.
+
+``FineTuneTracker`` is an ``on_event`` callback for ``finetune_wb.jobs.wait_for_job``: it logs each metrics
+event once, at its training step (``define_metric`` makes ``step`` the x-axis), and ``finalize(job)`` fills
+the steps the events missed from the job's result file, logs the checkpoints, the summary and the model
+artifact. A tracker finishes its run only when it started that run itself (``FineTuneTracker.start``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from finetune_wb.errors import TrackingError
+from finetune_wb.tracking._common import init_mode, is_offline, offline_hint, safe_name, scrub
+from finetune_wb.tracking.datasets import ArtifactRef, _add_lineage, link_input, recorded_artifacts, remember
+from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
+
+logger = logging.getLogger("finetune_wb.tracking")
+
+STEP_KEY = "step"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+CHECKPOINT_COLUMNS: list[str | int] = ["step", "checkpoint", "id", "created_at", "metrics"]
+
+
+class TrackedJob(BaseModel):
+    """What ``FineTuneTracker.finalize`` recorded."""
+
+    job_id: str
+    status: str
+    run_id: str | None = None
+    run_dir: str | None = None
+    offline: bool = True
+    fine_tuned_model: str | None = None
+    steps_from_events: list[int] = Field(default_factory=list)
+    steps_from_result_file: list[int] = Field(default_factory=list)
+    n_checkpoints: int = 0
+    model_artifact: ArtifactRef | None = None
+    error: dict[str, Any] | None = None
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def event_step_metrics(event: Any) -> tuple[int | None, dict[str, float]]:
+    """(step, metrics) of a JobEvent (``.step``/``.metrics``) or a raw OpenAI event (``type == "metrics"``)."""
+    step = getattr(event, "step", None)
+    metrics = getattr(event, "metrics", None)
+    if metrics is None:
+        data = getattr(event, "data", None) if not isinstance(event, Mapping) else event.get("data")
+        kind = getattr(event, "type", None) if not isinstance(event, Mapping) else event.get("type")
+        if isinstance(data, Mapping) and (kind == "metrics" or "step" in data):
+            step = data.get("step", step)
+            metrics = {k: v for k, v in data.items() if k != "step"}
+    if step is None or not metrics:
+        return None, {}
+    clean = {str(k): f for k, v in metrics.items() if (f := _finite(v)) is not None}
+    try:
+        return int(step), clean
+    except (TypeError, ValueError):
+        return None, {}
+
+
+class FineTuneTracker:
+    """Track one fine-tuning job on a W&B run; call it with each JobEvent, then ``finalize(job)``."""
+
+    def __init__(
+        self,
+        run: Any,
+        *,
+        job_id: str,
+        spec: Any = None,
+        datasets: Iterable[ArtifactRef] = (),
+        estimated_billed_tokens: int | None = None,
+        owns_run: bool = False,
+    ) -> None:
+        if run is None:
+            raise TrackingError(f"FineTuneTracker for job {job_id} needs a W&B run")
+        self.run = run
+        self.job_id = job_id
+        self.spec = spec
+        self.owns_run = owns_run
+        self.datasets = list(datasets)
+        self.estimated_billed_tokens = estimated_billed_tokens
+        self.logged_steps: set[int] = set()
+        self.steps_from_events: list[int] = []
+        self.steps_from_result_file: list[int] = []
+        self.last_metrics: dict[str, float] = {}
+        self._defined: set[str] = set()
+        self._finished = False
+        self.offline = is_offline(run)
+        config: dict[str, Any] = {"job_id": job_id}
+        if spec is not None:
+            config["spec"] = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+        run.config.update(scrub(config), allow_val_change=True)
+        run.define_metric(STEP_KEY)
+        for ref in self.datasets:
+            link_input(run, ref)
+        if self.offline:
+            offline_hint(run)
+
+    # -- construction that owns the run -------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        job: Any,
+        *,
+        project: str,
+        entity: str | None = None,
+        spec: Any = None,
+        datasets: Iterable[ArtifactRef] = (),
+        estimated_billed_tokens: int | None = None,
+        tags: list[str] | None = None,
+        dir: str | None = None,
+    ) -> FineTuneTracker:
+        """Start a ``fine-tune`` run named after the job (config: spec + job fields) and track on it.
+
+        ``job`` is a FineTuningJob or a job id. The tracker owns this run: ``finalize`` finishes it, with
+        exit code 1 when the job failed or was cancelled.
+        """
+        import wandb
+
+        job_id = job if isinstance(job, str) else job.id
+        config = _job_config(job, spec)
+        try:
+            run = wandb.init(
+                project=project,
+                entity=entity,
+                name=job_id,
+                job_type="fine-tune",
+                config=config,
+                tags=tags,
+                dir=dir,
+                mode=init_mode(),  # type: ignore[arg-type]
+                reinit="create_new",
+            )
+        except Exception as exc:
+            raise TrackingError(f"could not start a W&B run for job {job_id}: {exc}") from exc
+        return cls(
+            run,
+            job_id=job_id,
+            spec=spec,
+            datasets=datasets,
+            estimated_billed_tokens=estimated_billed_tokens,
+            owns_run=True,
+        )
+
+    def __enter__(self) -> FineTuneTracker:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None and not self._finished:
+            self.record_error({"message": f"{type(exc).__name__}: {exc}"})
+        self.finish(exit_code=1 if exc is not None else 0)
+
+    # -- live metrics -------------------------------------------------------------------------------------
+
+    def __call__(self, event: Any) -> None:
+        """``on_event`` callback: log a metrics event once, at its step; other events are ignored."""
+        step, metrics = event_step_metrics(event)
+        if step is None or step in self.logged_steps:
+            return
+        self._log_step(step, metrics)
+        self.steps_from_events.append(step)
+
+    def _log_step(self, step: int, metrics: dict[str, float]) -> None:
+        for key in metrics:
+            if key not in self._defined:
+                self.run.define_metric(key, step_metric=STEP_KEY)
+                self._defined.add(key)
+        self.run.log({STEP_KEY: step, **metrics})
+        self.logged_steps.add(step)
+        if not self.last_metrics or step >= max(self.logged_steps):
+            self.last_metrics.update(metrics)
+
+    # -- after the job ------------------------------------------------------------------------------------
+
+    def finalize(self, job: Any, *, client: Any = None, finish: bool = True) -> TrackedJob:
+        """Fill missed steps from the result file, log checkpoints, summary and (on success) the model.
+
+        ``job`` is the final FineTuningJob (or its id, retrieved with ``client``). A failed or cancelled job
+        gets its error in the summary; when this tracker started the run it finishes it with exit code 1.
+        """
+        from finetune_wb._client import get_client
+
+        client = get_client(client)
+        if isinstance(job, str):
+            job = client.fine_tuning.jobs.retrieve(job)
+        try:
+            return self._finalize(job, client, finish=finish)
+        except Exception as exc:
+            self.record_error({"message": f"tracking failed: {type(exc).__name__}: {exc}"})
+            if finish:
+                self.finish(exit_code=1)
+            raise
+
+    def _finalize(self, job: Any, client: Any, *, finish: bool) -> TrackedJob:
+        run = self.run
+        job_json = dump_job(job)
+        status = str(job_json.get("status"))
+        run.config.update(_job_config(job, self.spec), allow_val_change=True)
+
+        final_row: dict[str, float] = {}
+        if job_json.get("result_files"):
+            rows = result_rows(job, client=client)
+            for row in sorted(rows, key=lambda r: r.get(STEP_KEY, -1)):
+                step = _finite(row.get(STEP_KEY))
+                if step is None:
+                    continue
+                metrics = {k: f for k, v in row.items() if k != STEP_KEY and (f := _finite(v)) is not None}
+                final_row = metrics
+                if int(step) not in self.logged_steps and metrics:
+                    self._log_step(int(step), metrics)
+                    self.steps_from_result_file.append(int(step))
+
+        checkpoints = checkpoint_rows(job_json["id"], client=client)
+        if checkpoints:
+            import wandb
+
+            table = wandb.Table(
+                columns=CHECKPOINT_COLUMNS,
+                data=[[r[str(c)] for c in CHECKPOINT_COLUMNS] for r in checkpoints],
+            )
+            run.log({"checkpoints": table})
+
+        final_metrics = {**self.last_metrics, **final_row}
+        summary = _summary(job_json, self.logged_steps, self._estimated_billed_tokens(), final_metrics)
+        for key, value in scrub(summary).items():
+            run.summary[key] = value
+
+        model_ref = None
+        if status == "succeeded" and job_json.get("fine_tuned_model"):
+            model_ref = log_model(run, job_json, final_metrics=final_metrics, checkpoints=checkpoints)
+
+        error = None
+        if status in ("failed", "cancelled"):
+            error = _error_of(job_json)
+            self.record_error(error)
+        result = TrackedJob(
+            job_id=str(job_json["id"]),
+            status=status,
+            run_id=getattr(run, "id", None),
+            run_dir=_run_dir(run),
+            offline=self.offline,
+            fine_tuned_model=job_json.get("fine_tuned_model"),
+            steps_from_events=sorted(self.steps_from_events),
+            steps_from_result_file=sorted(self.steps_from_result_file),
+            n_checkpoints=len(checkpoints),
+            model_artifact=model_ref,
+            error=error,
+        )
+        if finish:
+            self.finish(exit_code=1 if status in ("failed", "cancelled") else 0)
+        return result
+
+    def _estimated_billed_tokens(self) -> int | None:
+        if self.estimated_billed_tokens is not None:
+            return self.estimated_billed_tokens
+        for ref in self.datasets:
+            if (
+                ref.metadata.get("split") == "train"
+                and ref.metadata.get("estimated_billed_tokens") is not None
+            ):
+                return int(ref.metadata["estimated_billed_tokens"])
+        return None
+
+    def record_error(self, error: dict[str, Any]) -> None:
+        error = scrub(error)
+        self.run.summary["error"] = error
+        message = error.get("message") or error.get("code") or "unknown error"
+        logger.error("fine-tuning job %s: %s", self.job_id, message)
+
+    def finish(self, *, exit_code: int = 0) -> None:
+        """Finish the run if this tracker started it; never touches a caller's run."""
+        if self.owns_run and not self._finished:
+            self._finished = True
+            self.run.finish(exit_code=exit_code)
+
+
+def _error_of(job_json: dict[str, Any]) -> dict[str, Any]:
+    error = job_json.get("error") or {}
+    status = job_json.get("status")
+    out = {k: error.get(k) for k in ("code", "message", "param") if error.get(k) is not None}
+    if not out.get("message"):
+        out["message"] = f"job {job_json.get('id')} ended with status {status}"
+    out["status"] = status
+    return out
+
+
+def _summary(
+    job_json: dict[str, Any], steps: set[int], estimated: int | None, final_metrics: dict[str, float]
+) -> dict[str, Any]:
+    created, finished = job_json.get("created_at"), job_json.get("finished_at")
+    summary: dict[str, Any] = {
+        "status": job_json.get("status"),
+        "job_id": job_json.get("id"),
+        "base_model": job_json.get("model"),
+        "fine_tuned_model": job_json.get("fine_tuned_model"),
+        "trained_tokens": job_json.get("trained_tokens"),
+        "billed_tokens": job_json.get("trained_tokens"),
+        "estimated_billed_tokens": estimated,
+        "duration_seconds": (finished - created) if created and finished else None,
+        "n_steps_logged": len(steps),
+    }
+    summary.update({f"final_{k}": v for k, v in final_metrics.items()})
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def _job_config(job: Any, spec: Any) -> dict[str, Any]:
+    """Run config: the JobSpec and the job's fields, plain JSON, plus flat keys for filtering."""
+    config: dict[str, Any] = {}
+    if spec is not None:
+        config["spec"] = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+    if not isinstance(job, str):
+        job_json = dump_job(job)
+        config["job"] = job_json
+        config.update(
+            {
+                "job_id": job_json.get("id"),
+                "base_model": job_json.get("model"),
+                "method": (job_json.get("method") or {}).get("type") or "supervised",
+                "hyperparameters": hyperparameters_of(job_json),
+                "training_file": job_json.get("training_file"),
+                "validation_file": job_json.get("validation_file"),
+            }
+        )
+    else:
+        config["job_id"] = job
+    return scrub(config)
+
+
+def _run_dir(run: Any) -> str | None:
+    files_dir = getattr(run, "dir", None)
+    return str(Path(files_dir).parent) if files_dir else None
+
+
+def log_model(
+    run: Any,
+    job: Any,
+    *,
+    final_metrics: Mapping[str, float] | None = None,
+    checkpoints: list[dict[str, Any]] | None = None,
+) -> ArtifactRef:
+    """Log the fine-tuned model as a ``model`` artifact (a JSON model card) produced by ``run``."""
+    import wandb
+
+    job_json = job if isinstance(job, dict) else dump_job(job)
+    card = scrub(
+        {
+            "fine_tuned_model": job_json.get("fine_tuned_model"),
+            "base_model": job_json.get("model"),
+            "job_id": job_json.get("id"),
+            "method": (job_json.get("method") or {}).get("type") or "supervised",
+            "hyperparameters": hyperparameters_of(job_json),
+            "trained_tokens": job_json.get("trained_tokens"),
+            "training_file": job_json.get("training_file"),
+            "validation_file": job_json.get("validation_file"),
+            "final_metrics": dict(final_metrics or {}),
+            "checkpoints": [c["checkpoint"] for c in checkpoints or []],
+        }
+    )
+    body = json.dumps(card, indent=2, sort_keys=True).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    name = safe_name(f"model-{job_json.get('id')}", fallback="model")
+    artifact = wandb.Artifact(
+        name, type="model", metadata=card, description=f"fine-tuned model {card['fine_tuned_model']}"
+    )
+    with tempfile.TemporaryDirectory(prefix="finetune_wb-") as tmp:
+        path = Path(tmp) / "model.json"
+        path.write_bytes(body)
+        artifact.add_file(str(path), name="model.json")
+        try:
+            run.log_artifact(artifact, aliases=["latest", digest])
+        except Exception as exc:
+            raise TrackingError(
+                f"W&B could not log the model artifact of job {job_json.get('id')}: {exc}"
+            ) from exc
+    ref = ArtifactRef(
+        name=name,
+        type="model",
+        digest=digest,
+        wandb_digest=artifact.digest,
+        run_id=getattr(run, "id", None),
+        metadata=card,
+    )
+    _add_lineage(run, "outputs", ref.lineage_entry())
+    return remember(ref)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The hook for evaluation runs.
+
+
+def model_ref(*, job_id: str | None = None, fine_tuned_model: str | None = None) -> ArtifactRef | None:
+    """The model artifact recorded locally for a job id or fine-tuned model name (None if never logged)."""
+    for ref in reversed(recorded_artifacts("model")):
+        meta = ref.metadata
+        if (job_id and meta.get("job_id") == job_id) or (
+            fine_tuned_model and meta.get("fine_tuned_model") == fine_tuned_model
+        ):
+            return ref
+    return None
+
+
+def start_eval_run(
+    *,
+    project: str,
+    entity: str | None = None,
+    model: ArtifactRef | str | None = None,
+    test_data: ArtifactRef | None = None,
+    baseline: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+) -> Any:
+    """Start an ``eval`` run that uses the model artifact and the test dataset artifact as inputs.
+
+    ``model`` is an ArtifactRef, or a job id / fine-tuned model name looked up in the local record.
+    Offline, the inputs are recorded in ``config["lineage"]``. The caller finishes the returned run.
+    """
+    import wandb
+
+    ref = model
+    if isinstance(model, str):
+        ref = model_ref(job_id=model) or model_ref(fine_tuned_model=model)
+    run_config: dict[str, Any] = dict(config or {})
+    if isinstance(ref, ArtifactRef):
+        run_config.setdefault("fine_tuned_model", ref.metadata.get("fine_tuned_model"))
+        run_config.setdefault("job_id", ref.metadata.get("job_id"))
+    elif isinstance(model, str):
+        run_config.setdefault("fine_tuned_model", model)
+    if baseline:
+        run_config.setdefault("baseline_model", baseline)
+    try:
+        run = wandb.init(
+            project=project,
+            entity=entity,
+            name=name,
+            job_type="eval",
+            config=scrub(run_config),
+            tags=tags,
+            mode=init_mode(),  # type: ignore[arg-type]
+            reinit="create_new",
+        )
+    except Exception as exc:
+        raise TrackingError(f"could not start a W&B eval run in project {project!r}: {exc}") from exc
+    for item in (ref, test_data):
+        if isinstance(item, ArtifactRef):
+            link_input(run, item)
+    return run
