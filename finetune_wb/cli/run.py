@@ -1,10 +1,155 @@
-"""`finetune-wb` subcommand module: placeholder until its issue lands."""
+"""`finetune-wb run CONFIG` and `finetune-wb demo`: the whole chain, from a config file or on bundled data.
+
+Exit codes: 0 done (every evaluation row answered), 1 the run failed or rows are unanswered, 2 the config
+cannot be read, 130 interrupted. Progress lines go to stderr; the summary (or ``--json``) to stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from finetune_wb.cli._common import add_json_flag, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's subcommands (none yet)."""
+    run_parser = subparsers.add_parser(
+        "run",
+        help="run a whole fine-tuning session (prepare, validate, fine-tune, wait, evaluate) from a config",
+        description=(
+            "Run a FineTuneSession from a TOML or YAML config (data, template, split, job, evaluation, W&B "
+            "project). Running it again resumes from the state file: no second upload, no second job."
+        ),
+    )
+    run_parser.add_argument("config", metavar="CONFIG", help="a .toml, .yaml or .yml run configuration")
+    run_parser.add_argument("--state", default=None, metavar="PATH", help="the session state file to use")
+    run_parser.add_argument(
+        "--yes", action="store_true", help="create the job against a remote server without asking"
+    )
+    run_parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against a fresh embedded emulator (W&B offline) instead of OPENAI_BASE_URL / OpenAI",
+    )
+    add_json_flag(run_parser)
+    run_parser.set_defaults(handler=run_command)
+
+    demo_parser = subparsers.add_parser(
+        "demo",
+        help="the whole chain on a bundled dataset: offline against the emulator without OPENAI_API_KEY",
+        description=(
+            "Fine-tune and evaluate on 120 generated contract clauses that ship with the package. Without "
+            "OPENAI_API_KEY it runs offline: embedded emulator, W&B offline under --out. With a key it runs "
+            "for real after showing the estimated cost and asking (or --yes)."
+        ),
+    )
+    demo_parser.add_argument(
+        "--yes", action="store_true", help="in a real run, create the job without asking"
+    )
+    demo_parser.add_argument(
+        "--out",
+        default="finetune-wb-demo",
+        metavar="DIR",
+        help="output directory (default: ./finetune-wb-demo)",
+    )
+    demo_parser.add_argument(
+        "--emulator", action="store_true", help="use the embedded emulator even when OPENAI_API_KEY is set"
+    )
+    demo_parser.add_argument("--pace", type=float, default=1.0, help=argparse.SUPPRESS)
+    add_json_flag(demo_parser)
+    demo_parser.set_defaults(handler=demo_command)
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; without one, never say yes on the user's behalf."""
+    if not sys.stdin.isatty():
+        _echo(f"{question} -> no terminal to ask on; pass --yes to proceed")
+        return False
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def _quiet_wandb() -> None:
+    """The CLI owns its process: keep wandb's own banners out of the output unless asked for."""
+    import os
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from finetune_wb.config import RunConfig, run_config
+    from finetune_wb.errors import ConfigError
+
+    _quiet_wandb()
+    try:
+        config = RunConfig.load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.emulator:
+        import tempfile
+
+        from finetune_wb.emulator import run_emulator
+
+        config = config.model_copy(update={"wandb_mode": config.wandb_mode or "offline"})
+        with tempfile.TemporaryDirectory(prefix="finetune-wb-run-") as tmp, run_emulator(pace=0.2) as emu:
+            state = args.state or f"{tmp}/state.json"
+            result = run_config(
+                config, client=emu.client(), state_path=state, yes=True, echo=_echo, progress=False
+            )
+    else:
+        result = run_config(
+            config,
+            state_path=args.state,
+            yes=args.yes,
+            confirm=_confirm,
+            echo=_echo,
+            progress=sys.stderr.isatty(),
+        )
+    if args.json:
+        print_json(result)
+    else:
+        print(f"state: {result.state_path}")
+        print(f"job: {result.job_id} {result.job_status} -> {result.fine_tuned_model}")
+        if result.evaluation_text:
+            print(result.evaluation_text)
+    unanswered = sum(
+        int(m.get("n_unanswered") or 0)
+        for m in (result.evaluation or {}).get("models", [])
+        if isinstance(m, dict)
+    )
+    if unanswered:
+        print(
+            f"error: {unanswered} evaluation rows unanswered; run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from finetune_wb.demo import format_summary, run_demo
+
+    _quiet_wandb()
+    result = run_demo(
+        out_dir=args.out,
+        yes=args.yes,
+        emulator=True if args.emulator else None,
+        confirm=_confirm,
+        echo=_echo,
+        pace=args.pace,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print_json(result)
+    else:
+        print(format_summary(result))
+    return 0

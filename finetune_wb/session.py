@@ -1,0 +1,788 @@
+"""FineTuneSession: the whole chain — prepare, validate, fine-tune, wait, evaluate — with resumable state.
+
+The session only composes the library's plain functions (``build_examples``, ``validate_file``,
+``upload_file``, ``create_job``, ``wait_for_job``, ``log_dataset``, ``FineTuneTracker``, ``evaluate``). What
+it adds is a small JSON *state file*, rewritten atomically after every step, so that a process that dies —
+a notebook kernel, a worker killed by its supervisor — continues with :meth:`FineTuneSession.resume`:
+
+* the training file is uploaded once (its id is saved before the job is created);
+* the job is created once (a request id is saved *before* ``create_job`` is called, and ``create_job``
+  adopts the job an interrupted call already created under that id);
+* answers the evaluation already received come from its SQLite cache, whose path is in the state.
+
+Fit for services: the session prints nothing (it logs to ``finetune_wb.session``; progress bars only with
+``progress=True``), keeps no global state, and guards its own state with a lock. Use one session per thread
+(or per job); sessions in different threads do not share anything but the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from finetune_wb.errors import ConfigError, JobError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import openai
+    from openai.types.fine_tuning import FineTuningJob
+
+    from finetune_wb.data import Template
+    from finetune_wb.evaluation import EvalReport
+    from finetune_wb.schema import ChatExample, JobSpec, PreferenceExample
+    from finetune_wb.tracking import ArtifactRef
+    from finetune_wb.validate import ValidationReport
+
+logger = logging.getLogger("finetune_wb.session")
+
+STATE_VERSION = 1
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+WandbMode = Literal["online", "offline", "disabled"]
+
+
+class SessionState(BaseModel):
+    """Everything a session needs to continue after a crash. Written as JSON, never holds credentials."""
+
+    version: int = STATE_VERSION
+    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    project: str
+    entity: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    base_url: str | None = Field(None, description="the server the job lives on (no credentials)")
+
+    # prepare()
+    template: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    train_path: str | None = None
+    test_path: str | None = None
+    train_digest: str | None = Field(None, description="SHA-256 of the training JSONL")
+    test_digest: str | None = Field(None, description="SHA-256 of the test JSONL")
+    n_train: int | None = None
+    n_test: int | None = None
+
+    # validate()
+    validation: dict[str, Any] | None = None
+
+    # fine_tune()
+    spec: dict[str, Any] | None = None
+    training_file_id: str | None = None
+    train_artifact: dict[str, Any] | None = None
+    test_artifact: dict[str, Any] | None = None
+    job_request_id: str | None = Field(None, description="saved before create_job, so a retry adopts the job")
+    job_id: str | None = None
+
+    # wait()
+    job_status: str | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    model_artifact: dict[str, Any] | None = None
+    tracked: bool = Field(False, description="the fine-tune W&B run was finalized")
+
+    # evaluate()
+    eval_cache_path: str | None = None
+    eval_models: list[str] = Field(default_factory=list)
+    eval_summary: dict[str, Any] | None = None
+
+    wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader (or a crash) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return dict(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return dict(obj)
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return {"value": repr(obj)}
+
+
+class FineTuneSession:
+    """Prepare data, validate, fine-tune, wait and evaluate — one object, one resumable state file.
+
+    Args:
+        project: the W&B project every run of this session goes to.
+        client: an ``openai.OpenAI`` / ``AzureOpenAI`` (or any compatible server's client); None builds one
+            from the environment when first needed.
+        state_path: the JSON state file. An existing file is loaded (the session continues); None creates
+            a new file under ``state_dir()/sessions/``. Data files sit beside it in ``<stem>-data/``.
+        wandb_mode: "online", "offline" or "disabled" (no W&B runs at all); None follows ``WANDB_MODE``.
+        entity: the W&B entity (team or user).
+        wandb_dir: where W&B writes its run directories (default: ``WANDB_DIR`` or the working directory).
+        progress: show progress bars (uploads, the job, the evaluation). Off by default: services log.
+        poll_interval: first interval between job polls, in seconds.
+    """
+
+    def __init__(
+        self,
+        project: str = "finetune-wb",
+        *,
+        client: openai.OpenAI | None = None,
+        state_path: str | os.PathLike[str] | None = None,
+        wandb_mode: WandbMode | None = None,
+        entity: str | None = None,
+        wandb_dir: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+        poll_interval: float = 1.0,
+    ) -> None:
+        if wandb_mode not in (None, "online", "offline", "disabled"):
+            raise ConfigError(
+                f"wandb_mode must be 'online', 'offline', 'disabled' or None, got {wandb_mode!r}"
+            )
+        self._client = client
+        self.wandb_mode = wandb_mode
+        self.wandb_dir = str(wandb_dir) if wandb_dir is not None else None
+        self.progress = progress
+        self.poll_interval = poll_interval
+        self._lock = threading.RLock()
+        self._report: ValidationReport | None = None
+        self._last_eval: EvalReport | None = None
+        if state_path is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            from finetune_wb._paths import state_dir
+            from finetune_wb.tracking._common import safe_name
+
+            state_path = (
+                state_dir() / "sessions" / f"{safe_name(project)}-{stamp}-{uuid.uuid4().hex[:6]}.json"
+            )
+        self.state_path = Path(state_path).expanduser().resolve()
+        if self.state_path.exists():
+            self.state = self._load(self.state_path)
+            if self.state.project != project and project != "finetune-wb":
+                raise ConfigError(
+                    f"{self.state_path} belongs to project {self.state.project!r}, not {project!r}; "
+                    "pass another state_path for a new session"
+                )
+            if entity is not None:
+                self.state.entity = entity
+            logger.info("session %s continues from %s", self.state.session_id, self.state_path)
+        else:
+            self.state = SessionState(project=project, entity=entity)
+            self._save()
+            logger.info("session %s: new state file %s", self.state.session_id, self.state_path)
+
+    # -- construction ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        client: openai.OpenAI | None = None,
+        wandb_mode: WandbMode | None = None,
+        wandb_dir: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+    ) -> FineTuneSession:
+        """Continue the session saved at ``path``: no second upload, no second job, cached eval answers."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"cannot resume: no session state file at {path}")
+        state = cls._load(path)
+        return cls(
+            state.project,
+            client=client,
+            state_path=path,
+            wandb_mode=wandb_mode,
+            entity=state.entity,
+            wandb_dir=wandb_dir,
+            progress=progress,
+        )
+
+    @staticmethod
+    def _load(path: Path) -> SessionState:
+        try:
+            return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a readable finetune_wb session state file ({exc})") from exc
+
+    def _save(self) -> None:
+        self.state.updated_at = time.time()
+        _atomic_write_text(self.state_path, self.state.model_dump_json(indent=2) + "\n")
+
+    @property
+    def project(self) -> str:
+        return self.state.project
+
+    @property
+    def data_dir(self) -> Path:
+        """Directory beside the state file that holds the train/test JSONL and the evaluation cache."""
+        return self.state_path.with_name(f"{self.state_path.stem}-data")
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The OpenAI client (built from the environment on first use when none was given)."""
+        if self._client is None:
+            from finetune_wb._client import get_client
+
+            self._client = get_client(None)
+        return self._client
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        with self._lock:
+            started = time.monotonic()
+            logger.info("session %s: %s ...", self.state.session_id, name)
+            yield
+            logger.info(
+                "session %s: %s done in %.1f s", self.state.session_id, name, time.monotonic() - started
+            )
+
+    # -- data -----------------------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        records: Any,
+        *,
+        template: Template | dict[str, Any],
+        n_train: int | None = None,
+        train_fraction: float | None = None,
+        seed: int = 42,
+        stratify: bool = True,
+    ) -> tuple[list[ChatExample], list[ChatExample]]:
+        """Build chat examples from ``records`` with ``template``, split them, and write both splits.
+
+        ``records``: a list of dicts, a pandas DataFrame, a Hugging Face Dataset / DatasetDict or a path.
+        With neither ``n_train`` nor ``train_fraction``, 80 % go to training. Calling ``prepare`` again with
+        the same data changes nothing; with different data after a job exists it raises
+        :class:`ConfigError` (start a new session for new data).
+        """
+        from finetune_wb.data import Template, build_examples, split_examples, write_jsonl
+
+        with self._step("prepare"):
+            if isinstance(template, dict):
+                template = Template(**template)
+            examples = build_examples(records, template=template)
+            if n_train is None and train_fraction is None:
+                train_fraction = 0.8
+            train, test = split_examples(
+                examples, n_train=n_train, train_fraction=train_fraction, seed=seed, stratify=stratify
+            )
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            train_path = self.data_dir / "train.jsonl"
+            test_path = self.data_dir / "test.jsonl"
+            staged_train = write_jsonl(train, self.data_dir / ".train.jsonl.new")
+            staged_test = write_jsonl(test, self.data_dir / ".test.jsonl.new")
+            train_digest, test_digest = _sha256(Path(staged_train)), _sha256(Path(staged_test))
+            st = self.state
+            if st.train_digest is not None and (st.train_digest, st.test_digest) != (
+                train_digest,
+                test_digest,
+            ):
+                if st.training_file_id or st.job_id:
+                    Path(staged_train).unlink(missing_ok=True)
+                    Path(staged_test).unlink(missing_ok=True)
+                    raise ConfigError(
+                        f"session {st.session_id} ({self.state_path}) already uploaded other training data "
+                        f"(sha256 {st.train_digest[:12]}); start a new session (another state_path) for new data"
+                    )
+                st.validation = None
+                self._report = None
+            os.replace(staged_train, train_path)
+            os.replace(staged_test, test_path)
+            st.template = _dump(template)
+            st.split = {
+                "n_train": n_train,
+                "train_fraction": train_fraction,
+                "seed": seed,
+                "stratify": stratify,
+            }
+            st.train_path, st.test_path = str(train_path), str(test_path)
+            st.train_digest, st.test_digest = train_digest, test_digest
+            st.n_train, st.n_test = len(train), len(test)
+            self._save()
+            logger.info(
+                "prepared %d train / %d test examples (train sha256 %s)",
+                len(train),
+                len(test),
+                train_digest[:12],
+            )
+            return list(train), list(test)
+
+    def use_files(self, train: str | os.PathLike[str], test: str | os.PathLike[str] | None = None) -> None:
+        """Use JSONL files of chat examples you built yourself instead of :meth:`prepare`."""
+        import shutil
+
+        with self._step("use_files"):
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            targets = {"train": Path(train), **({"test": Path(test)} if test is not None else {})}
+            for split, src in targets.items():
+                if not src.is_file():
+                    raise ConfigError(f"{src}: no such {split} file")
+                digest = _sha256(src)
+                old = getattr(self.state, f"{split}_digest")
+                if (
+                    split == "train"
+                    and old not in (None, digest)
+                    and (self.state.training_file_id or self.state.job_id)
+                ):
+                    raise ConfigError(f"session {self.state.session_id} already uploaded other training data")
+                dest = self.data_dir / f"{split}.jsonl"
+                if src.resolve() != dest.resolve():
+                    shutil.copyfile(src, dest)
+                setattr(self.state, f"{split}_path", str(dest))
+                setattr(self.state, f"{split}_digest", digest)
+                with dest.open("rb") as fh:
+                    setattr(self.state, f"n_{split}", sum(1 for line in fh if line.strip()))
+            self._save()
+
+    @property
+    def train_examples(self) -> list[ChatExample | PreferenceExample]:
+        from finetune_wb.data import load_examples
+
+        return load_examples(self._require_path("train"))
+
+    @property
+    def test_examples(self) -> list[ChatExample | PreferenceExample]:
+        from finetune_wb.data import load_examples
+
+        return load_examples(self._require_path("test"))
+
+    def _require_path(self, split: str) -> Path:
+        value = getattr(self.state, f"{split}_path")
+        if not value:
+            raise ConfigError(f"no {split} data yet: call session.prepare(records, template=...) first")
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"the session's {split} file {path} is missing (state file {self.state_path})")
+        return path
+
+    def validate(
+        self,
+        *,
+        model: str | None = None,
+        n_epochs: int | None = None,
+        max_cost: float | None = None,
+        raise_on_error: bool = True,
+    ) -> ValidationReport:
+        """Validate the training file; raise :class:`DataValidationError` when it has errors.
+
+        ``model`` defaults to the JobSpec's model once one is known, else ``gpt-4o-mini-2024-07-18``.
+        """
+        from finetune_wb.validate import validate_file
+
+        with self._step("validate"):
+            path = self._require_path("train")
+            model = model or (self.state.spec or {}).get("model") or DEFAULT_MODEL
+            report = validate_file(path, model=model, n_epochs=n_epochs, max_cost=max_cost)
+            self._report = report
+            tokens = getattr(report, "tokens", None)
+            self.state.validation = {
+                "ok": bool(report.ok),
+                "model": model,
+                "digest": self.state.train_digest,
+                "n_examples": report.n_examples,
+                "n_errors": len(report.errors),
+                "n_warnings": len(report.issues) - len(report.errors),
+                "n_epochs": getattr(report, "n_epochs", None),
+                "billed_tokens": getattr(tokens, "billed", None),
+                "total_tokens": getattr(tokens, "total", None),
+                "estimated_cost_usd": getattr(report, "estimated_cost_usd", None),
+            }
+            self._save()
+            logger.info("validation: %s", report.summary().splitlines()[0] if report.summary() else report.ok)
+            if raise_on_error:
+                report.raise_for_errors()
+            return report
+
+    # -- the job --------------------------------------------------------------------------------------------
+
+    def fine_tune(self, spec: JobSpec | dict[str, Any]) -> FineTuningJob:
+        """Upload the training file (once) and create the job (once); log the dataset run with lineage.
+
+        Calling it again — or after :meth:`resume` — returns the session's existing job instead of creating
+        another one. A different spec for a session that already has a job raises :class:`ConfigError`.
+        """
+        from finetune_wb.jobs import create_job
+        from finetune_wb.schema import JobSpec
+        from finetune_wb.upload import upload_file
+
+        with self._step("fine_tune"):
+            if isinstance(spec, dict):
+                spec = JobSpec(**spec)
+            spec_json = spec.model_dump(mode="json")
+            st = self.state
+            if st.job_id:
+                if st.spec is not None and st.spec != spec_json:
+                    raise ConfigError(
+                        f"session {st.session_id} already has job {st.job_id} with another spec; start a new "
+                        "session for a different job"
+                    )
+                logger.info("session already has job %s; not creating another", st.job_id)
+                return self._retrieve_job()
+
+            train_path = self._require_path("train")
+            validation = st.validation or {}
+            if (
+                not validation
+                or validation.get("model") != spec.model
+                or validation.get("digest") != st.train_digest
+            ):
+                self.validate(
+                    model=spec.model, n_epochs=spec.n_epochs if isinstance(spec.n_epochs, int) else None
+                )
+            elif not validation.get("ok"):
+                from finetune_wb.errors import DataValidationError
+
+                raise DataValidationError(
+                    f"{train_path} has {validation.get('n_errors')} validation errors; fix them and prepare again",
+                    self._report,
+                )
+            st.spec = spec_json
+            self._record_base_url()
+            self._save()
+
+            if not st.training_file_id:
+                file = upload_file(
+                    train_path, client=self.client, model=spec.model, validate=False, progress=self.progress
+                )
+                st.training_file_id = file.id
+                self._save()
+                logger.info("training file %s uploaded as %s", train_path, file.id)
+
+            if st.train_artifact is None and self._tracking:
+                self._log_datasets()
+
+            if not st.job_request_id:
+                st.job_request_id = f"{st.session_id}-{uuid.uuid4().hex[:8]}"
+                self._save()
+            job = create_job(
+                spec, training_file=st.training_file_id, client=self.client, request_id=st.job_request_id
+            )
+            st.job_id = job.id
+            st.job_status = job.status
+            self._save()
+            logger.info("fine-tuning job %s created (%s)", job.id, job.status)
+            return job
+
+    def _record_base_url(self) -> None:
+        from finetune_wb._client import base_url_of
+
+        base_url = base_url_of(self.client)
+        if self.state.base_url and self.state.base_url != base_url:
+            logger.warning(
+                "session %s was started against %s; this process talks to %s",
+                self.state.session_id,
+                self.state.base_url,
+                base_url,
+            )
+        self.state.base_url = base_url
+
+    def _retrieve_job(self) -> FineTuningJob:
+        if not self.state.job_id:
+            raise ConfigError("no job yet: call session.fine_tune(JobSpec(...)) first")
+        return self.client.fine_tuning.jobs.retrieve(self.state.job_id)
+
+    @property
+    def job_id(self) -> str | None:
+        return self.state.job_id
+
+    @property
+    def fine_tuned_model(self) -> str | None:
+        return self.state.fine_tuned_model
+
+    # -- W&B ------------------------------------------------------------------------------------------------
+
+    @property
+    def _tracking(self) -> bool:
+        mode = self.wandb_mode or os.environ.get("WANDB_MODE")
+        return mode != "disabled"
+
+    def _init_run(self, job_type: str, *, name: str, config: dict[str, Any] | None = None) -> Any:
+        import wandb
+
+        from finetune_wb.errors import TrackingError
+
+        cfg = {"session_id": self.state.session_id, "state_file": str(self.state_path), **(config or {})}
+        try:
+            run = wandb.init(
+                project=self.state.project,
+                entity=self.state.entity,
+                job_type=job_type,
+                name=name,
+                config=cfg,
+                mode=self.wandb_mode,
+                dir=self.wandb_dir,
+                reinit="create_new",
+                settings=wandb.Settings(console="off", silent=True),
+            )
+        except Exception as exc:
+            raise TrackingError(
+                f"could not start a W&B {job_type} run in project {self.state.project!r}: {exc}"
+            ) from exc
+        run_dir = getattr(run, "dir", None)
+        self.state.wandb_runs[job_type] = (
+            str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
+        )
+        return run
+
+    def _log_datasets(self) -> None:
+        from finetune_wb.tracking import log_dataset
+
+        st = self.state
+        run = self._init_run("dataset", name=f"data-{(st.train_digest or '')[:8]}", config={"spec": st.spec})
+        try:
+            train_ref = log_dataset(
+                self._require_path("train"),
+                run=run,
+                split="train",
+                name=f"{st.project}-train",
+                report=self._report,
+                file_id=st.training_file_id,
+                model=(st.spec or {}).get("model"),
+            )
+            st.train_artifact = train_ref.model_dump(mode="json")
+            if st.test_path:
+                test_ref = log_dataset(
+                    self._require_path("test"), run=run, split="test", name=f"{st.project}-test"
+                )
+                st.test_artifact = test_ref.model_dump(mode="json")
+        except BaseException:
+            run.finish(exit_code=1)
+            raise
+        run.finish()
+        self._save()
+
+    def _ref(self, data: dict[str, Any] | None) -> ArtifactRef | None:
+        if not data:
+            return None
+        from finetune_wb.tracking import ArtifactRef
+
+        return ArtifactRef.model_validate(data)
+
+    # -- waiting --------------------------------------------------------------------------------------------
+
+    def wait(self, *, timeout: float | None = None) -> FineTuningJob:
+        """Wait for the session's job, streaming events and metrics into a W&B ``fine-tune`` run.
+
+        Returns the finished job; raises :class:`JobFailed` / :class:`JobCancelled` (the run records the
+        error) or :class:`JobTimeout` (the job keeps running; call ``wait`` again later).
+        """
+        from finetune_wb.jobs import wait_for_job
+
+        with self._step("wait"):
+            st = self.state
+            if not st.job_id:
+                raise ConfigError("no job to wait for: call session.fine_tune(JobSpec(...)) first")
+            if st.job_status in TERMINAL_STATUSES and (st.tracked or not self._tracking):
+                return self._finish_job(self._retrieve_job())
+
+            tracker = None
+            if self._tracking:
+                from finetune_wb.tracking import FineTuneTracker
+
+                run = self._init_run("fine-tune", name=st.job_id, config={"job_id": st.job_id})
+                datasets = [r for r in (self._ref(st.train_artifact),) if r is not None]
+                tracker = FineTuneTracker(
+                    run,
+                    job_id=st.job_id,
+                    spec=self._spec(),
+                    datasets=datasets,
+                    estimated_billed_tokens=(st.validation or {}).get("billed_tokens"),
+                    owns_run=True,
+                )
+            try:
+                job = wait_for_job(
+                    st.job_id,
+                    client=self.client,
+                    on_event=tracker,
+                    progress=self.progress,
+                    timeout=timeout,
+                    poll_interval=self.poll_interval,
+                )
+            except JobError as exc:
+                if tracker is not None:
+                    from finetune_wb.errors import JobTimeout
+
+                    if isinstance(exc, JobTimeout):
+                        tracker.finish(exit_code=0)
+                    else:
+                        with contextlib.suppress(Exception):
+                            tracker.finalize(self._retrieve_job(), client=self.client)
+                        st.tracked = True
+                with contextlib.suppress(Exception):
+                    st.job_status = self._retrieve_job().status
+                self._save()
+                raise
+            except BaseException:
+                if tracker is not None:
+                    tracker.finish(exit_code=1)
+                raise
+            if tracker is not None:
+                tracked = tracker.finalize(job, client=self.client)
+                if tracked.model_artifact is not None:
+                    st.model_artifact = tracked.model_artifact.model_dump(mode="json")
+                st.tracked = True
+            return self._finish_job(job)
+
+    def _finish_job(self, job: FineTuningJob) -> FineTuningJob:
+        st = self.state
+        st.job_status = job.status
+        st.fine_tuned_model = job.fine_tuned_model
+        st.trained_tokens = getattr(job, "trained_tokens", None)
+        self._save()
+        logger.info("job %s %s -> %s", job.id, job.status, job.fine_tuned_model)
+        return job
+
+    def _spec(self) -> JobSpec | None:
+        if not self.state.spec:
+            return None
+        from finetune_wb.schema import JobSpec
+
+        return JobSpec.model_validate(self.state.spec)
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        baselines: Sequence[Any] = (),
+        evaluators: Any = None,
+        *,
+        models: Sequence[Any] | None = None,
+        examples: Any = None,
+        concurrency: int = 16,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_tokens: int = 16,
+        temperature: float = 0,
+    ) -> EvalReport:
+        """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
+
+        ``models`` replaces the default list (the fine-tuned model, then the baselines). ``examples``
+        replaces the test split. Answers are cached in the session's SQLite file, so an evaluation that
+        was interrupted asks only for what is missing when it runs again.
+        """
+        from finetune_wb.evaluation import evaluate
+
+        with self._step("evaluate"):
+            st = self.state
+            if models is None:
+                if not st.fine_tuned_model:
+                    raise ConfigError(
+                        "no fine-tuned model yet: call session.wait() first, or pass models=[...] explicitly"
+                    )
+                models = [st.fine_tuned_model, *baselines]
+            if examples is None:
+                examples = self._require_path("test")
+            if not st.eval_cache_path:
+                st.eval_cache_path = str(self.data_dir / "eval-cache.sqlite")
+            st.eval_models = [getattr(m, "name", m) for m in models]
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._save()
+
+            run = None
+            lineage: list[Any] = []
+            if self._tracking:
+                lineage = [
+                    r for r in (self._ref(st.model_artifact), self._ref(st.test_artifact)) if r is not None
+                ]
+                run = self._init_run(
+                    "eval",
+                    name=f"eval-{st.job_id or st.session_id}",
+                    config={
+                        "models": st.eval_models,
+                        "job_id": st.job_id,
+                        "fine_tuned_model": st.fine_tuned_model,
+                    },
+                )
+            try:
+                report = evaluate(
+                    examples,
+                    models=list(models),
+                    evaluators=evaluators,
+                    client=self.client,
+                    concurrency=concurrency,
+                    rpm=rpm,
+                    tpm=tpm,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    cache=st.eval_cache_path,
+                    run=run,
+                    progress=self.progress,
+                    lineage=lineage,
+                )
+            except BaseException:
+                if run is not None:
+                    run.finish(exit_code=1)
+                raise
+            if run is not None:
+                run.finish()
+            self._last_eval = report
+            st.eval_summary = _eval_summary(report)
+            self._save()
+            return report
+
+    # -- convenience ----------------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """The state as plain JSON (what ``finetune-wb run --json`` prints)."""
+        return {"state_path": str(self.state_path), **self.state.model_dump(mode="json")}
+
+    def __repr__(self) -> str:
+        st = self.state
+        return (
+            f"FineTuneSession(project={st.project!r}, session_id={st.session_id!r}, job_id={st.job_id!r}, "
+            f"status={st.job_status!r}, state_path='{self.state_path}')"
+        )
+
+
+def _eval_summary(report: Any) -> dict[str, Any]:
+    """The small part of an EvalReport worth keeping in the state file: metrics and comparisons."""
+    out: dict[str, Any] = {}
+    for key in ("metrics", "comparisons", "n_examples", "models", "unanswered", "warnings"):
+        value = getattr(report, key, None)
+        if value is None:
+            continue
+        try:
+            out[key] = json.loads(json.dumps(_to_json(value), default=str))
+        except (TypeError, ValueError):  # pragma: no cover - defensive
+            continue
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+__all__ = ["FineTuneSession", "SessionState"]

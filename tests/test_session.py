@@ -1,0 +1,181 @@
+"""FineTuneSession against the emulator: the whole chain, idempotent steps, resume in-process, threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_wb.demo_data import demo_template, load_demo_records
+from finetune_wb.errors import ConfigError, DataValidationError, JobFailed
+from finetune_wb.schema import JobSpec
+from finetune_wb.session import FineTuneSession
+
+SPEC = JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=2)
+BASE = "gpt-4o-mini-2024-07-18"
+
+
+def _posts(emu: Any, path: str) -> int:
+    return sum(1 for e in emu.journal if e.method == "POST" and e.path == path and e.status < 400)
+
+
+def _chat_posts(emu: Any) -> int:
+    return _posts(emu, "/v1/chat/completions")
+
+
+def _records(n: int = 60) -> list[dict[str, str]]:
+    return load_demo_records()[:n]
+
+
+def _session(emu: Any, tmp_path: Path, **kw: Any) -> FineTuneSession:
+    return FineTuneSession(project="t-session", client=emu.client(), state_path=tmp_path / "state.json", **kw)
+
+
+def _wandb_run_dirs() -> list[Path]:
+    import os
+
+    root = Path(os.environ["WANDB_DIR"])
+    return sorted(root.rglob("offline-run-*"))
+
+
+def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path: Path) -> None:
+    session = _session(finetune_emulator, tmp_path)
+    train, test = session.prepare(_records(), template=demo_template(), n_train=20, seed=1)
+    assert (len(train), len(test)) == (20, 40)
+    report = session.validate(model=SPEC.model)
+    assert report.ok
+    job = session.fine_tune(SPEC)
+    assert job.id.startswith("ftjob-")
+    job = session.wait()
+    assert job.status == "succeeded" and job.fine_tuned_model
+    result = session.evaluate(baselines=[BASE], evaluators=["exact_match"])
+    ft, base = job.fine_tuned_model, BASE
+    assert result.metric(ft, "exact_match") > result.metric(base, "exact_match")
+    assert result.comparison(ft, base, "exact_match").p_value < 0.05
+
+    state = json.loads(session.state_path.read_text())
+    assert state["job_id"] == job.id and state["job_status"] == "succeeded"
+    assert state["fine_tuned_model"] == ft and state["tracked"] is True
+    assert state["training_file_id"] and len(state["train_digest"]) == 64
+    assert state["train_artifact"]["metadata"]["openai_file_id"] == state["training_file_id"]
+    assert state["model_artifact"]["metadata"]["job_id"] == job.id
+    assert state["eval_summary"]["metrics"][ft]["exact_match"]["value"] == result.metric(ft, "exact_match")
+    assert set(state["wandb_runs"]) == {"dataset", "fine-tune", "eval"}
+    for run_dir in state["wandb_runs"].values():
+        assert Path(run_dir).is_dir()
+    assert len(_wandb_run_dirs()) == 3
+    # nothing secret in the state file
+    assert "sk-test" not in session.state_path.read_text()
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+
+def test_steps_are_idempotent_and_resume_reuses_everything(finetune_emulator: Any, tmp_path: Path) -> None:
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    session.prepare(_records(40), template=demo_template(), n_train=16, seed=3)
+    first = session.fine_tune(SPEC)
+    again = session.fine_tune(SPEC)
+    assert again.id == first.id
+    session.wait()
+    session.evaluate(baselines=[BASE])
+    chats = _chat_posts(finetune_emulator)
+    assert chats == 2 * 24
+
+    resumed = FineTuneSession.resume(
+        session.state_path, client=finetune_emulator.client(), wandb_mode="disabled"
+    )
+    assert resumed.state.session_id == session.state.session_id
+    # the same data again is a no-op; the same spec returns the same job
+    resumed.prepare(_records(40), template=demo_template(), n_train=16, seed=3)
+    assert resumed.fine_tune(SPEC).id == first.id
+    assert resumed.wait().id == first.id
+    report = resumed.evaluate(baselines=[BASE])
+    assert _chat_posts(finetune_emulator) == chats  # every answer came from the cache
+    assert all(m.n_cached == m.n_rows for m in report.models)
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+    with pytest.raises(ConfigError, match="another spec"):
+        resumed.fine_tune(JobSpec(model=SPEC.model, n_epochs=5))
+    with pytest.raises(ConfigError, match="other training data"):
+        resumed.prepare(_records(40), template=demo_template(), n_train=16, seed=4)
+
+
+def test_validation_errors_stop_before_any_upload(finetune_emulator: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good_line = json.dumps(
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    )
+    bad.write_text(
+        good_line + "\n" + json.dumps({"messages": [{"role": "user", "content": "only a question"}]}) + "\n"
+    )
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    session.use_files(bad, bad)
+    with pytest.raises(DataValidationError):
+        session.validate()
+    assert session.state.validation is not None and session.state.validation["ok"] is False
+    with pytest.raises(DataValidationError):
+        session.fine_tune(SPEC)
+    assert _posts(finetune_emulator, "/v1/files") == 0
+    assert session.state.job_id is None
+
+
+def test_steps_out_of_order_say_what_to_do(tmp_path: Path) -> None:
+    session = FineTuneSession(project="t", state_path=tmp_path / "s.json", wandb_mode="disabled")
+    with pytest.raises(ConfigError, match="prepare"):
+        session.validate()
+    with pytest.raises(ConfigError, match="fine_tune"):
+        session.wait()
+    with pytest.raises(ConfigError, match="wait"):
+        session.evaluate(baselines=[BASE])
+    with pytest.raises(ConfigError, match="no session state file"):
+        FineTuneSession.resume(tmp_path / "missing.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"junk\.json"):
+        FineTuneSession.resume(tmp_path / "junk.json")
+
+
+def test_failed_job_is_recorded(finetune_emulator: Any, tmp_path: Path) -> None:
+    finetune_emulator.pace = 0.5  # slow enough to fail the job before it finishes
+    session = _session(finetune_emulator, tmp_path)
+    session.prepare(_records(30), template=demo_template(), n_train=10, seed=5)
+    job = session.fine_tune(SPEC)
+    finetune_emulator.fail_job(job.id, code="invalid_training_file", message="bad file")
+    with pytest.raises(JobFailed) as info:
+        session.wait()
+    assert info.value.job_id == job.id
+    state = json.loads(session.state_path.read_text())
+    assert state["job_status"] == "failed" and state["fine_tuned_model"] is None
+    with pytest.raises(ConfigError, match="no fine-tuned model"):
+        session.evaluate(baselines=[BASE])
+
+
+def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            s = FineTuneSession(
+                project=f"t-{i}",
+                client=finetune_emulator.client(),
+                state_path=tmp_path / f"s{i}.json",
+                wandb_mode="disabled",
+            )
+            s.prepare(_records(30 + 10 * i), template=demo_template(), n_train=10, seed=i)
+            s.fine_tune(SPEC)
+            results[i] = s.wait().fine_tuned_model or ""
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(set(results.values())) == 3
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 3
