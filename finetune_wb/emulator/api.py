@@ -96,7 +96,7 @@ def routes(core: Core) -> list[Route]:
             raise ApiError(404, f"No such Upload object: {upload_id}", param="upload_id", code="not_found")
         if pending and obj["status"] != "pending":
             raise ApiError(
-                409,
+                400,
                 f"Upload {upload_id} is {obj['status']}; only a pending upload can take parts, "
                 "be completed or be cancelled.",
                 param="upload_id",

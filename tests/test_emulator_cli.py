@@ -1,0 +1,71 @@
+"""``finetune-wb emulator`` as a subprocess, and the import weight of the emulator package."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+
+
+def test_cli_prints_the_url_first_serves_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "finetune_wb",
+            "emulator",
+            "--port",
+            "0",
+            "--pace",
+            "0.01",
+            "--persist-dir",
+            str(tmp_path / "state"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        client = openai.OpenAI(base_url=url, api_key="sk-test", max_retries=0)
+        assert any(m.id == "gpt-4o-mini-2024-07-18" for m in client.models.list())
+        client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "state" / "state.json").is_file()
+    assert len(json.loads((tmp_path / "state" / "state.json").read_text())["files"]) == 1
+
+
+def test_cli_reports_a_busy_port() -> None:
+    from finetune_wb.emulator import run_emulator
+
+    with run_emulator() as emu:
+        proc = subprocess.run(
+            [sys.executable, "-m", "finetune_wb", "emulator", "--port", str(emu.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 1
+    assert proc.stdout == "" and "could not start the emulator" in proc.stderr
+
+
+def test_importing_the_emulator_loads_no_server_or_client_packages() -> None:
+    code = (
+        "import sys, finetune_wb, finetune_wb.emulator, finetune_wb.emulator.pytest_plugin;"
+        "finetune_wb.run_emulator; finetune_wb.emulator.ManualClock;"
+        "print([m for m in ('starlette', 'uvicorn', 'openai', 'numpy', 'httpx') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
+    ).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,266 @@
+"""Emulator test controls and the less common endpoints: uploads, faults, rate limits, latency, pause,
+the manual clock, persistence, admin routes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from emulator_helpers import jsonl, wait_job, yes_no_examples
+
+from finetune_wb.emulator import Emulator, ManualClock, run_emulator
+from finetune_wb.errors import EmulatorError
+
+BASE = "gpt-4o-mini-2024-07-18"
+
+
+def test_uploads_api(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    data = jsonl(yes_no_examples(20))
+    up = client.uploads.create(
+        bytes=len(data), filename="big.jsonl", mime_type="text/jsonl", purpose="fine-tune"
+    )
+    assert up.status == "pending" and up.object == "upload"
+    half = len(data) // 2
+    p1 = client.uploads.parts.create(up.id, data=data[:half])
+    p2 = client.uploads.parts.create(up.id, data=data[half:])
+    assert p1.object == "upload.part" and p1.upload_id == up.id
+    done = client.uploads.complete(up.id, part_ids=[p1.id, p2.id])
+    assert done.status == "completed" and done.file is not None
+    assert done.file.bytes == len(data) and done.file.purpose == "fine-tune"
+    assert client.files.content(done.file.id).content == data
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.complete(up.id, part_ids=[p1.id, p2.id])
+
+    short = client.uploads.create(
+        bytes=len(data) + 1, filename="x.jsonl", mime_type="text/jsonl", purpose="fine-tune"
+    )
+    part = client.uploads.parts.create(short.id, data=data)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.uploads.complete(short.id, part_ids=[part.id])
+    assert info.value.code == "upload_size_mismatch"  # type: ignore[attr-defined]
+    assert client.uploads.cancel(short.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.parts.create(short.id, data=b"more")
+    with pytest.raises(openai.NotFoundError):
+        client.uploads.cancel("upload_nope")
+
+
+def test_files_list_filters_and_pages(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    ids = [client.files.create(file=(f"{i}.jsonl", b"{}\n"), purpose="fine-tune").id for i in range(3)]
+    other = client.files.create(file=("a.txt", b"x"), purpose="assistants").id
+    assert [f.id for f in client.files.list(purpose="fine-tune")] == ids[::-1]
+    assert [f.id for f in client.files.list(limit=1)] == [other, *ids[::-1]]
+    assert [f.id for f in client.files.list(order="asc", purpose="fine-tune")] == ids
+
+
+def test_injected_429_and_500_are_retried_by_the_client(finetune_emulator: Emulator) -> None:
+    client = finetune_emulator.client(max_retries=2)
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+    finetune_emulator.inject_fault("/v1/fine_tuning/jobs", "POST", status=429, count=2, retry_after_ms=5)
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    creates = [(e.status, e.fault) for e in finetune_emulator.journal if e.path == "/v1/fine_tuning/jobs"]
+    assert creates == [(429, "fault"), (429, "fault"), (200, None)]
+    assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
+
+    finetune_emulator.inject_fault("/v1/fine_tuning/jobs/*", "GET", status=500, count=1, retry_after_ms=5)
+    assert client.fine_tuning.jobs.retrieve(job.id).id == job.id
+    assert [e.status for e in finetune_emulator.journal if e.method == "GET"][-2:] == [500, 200]
+
+    finetune_emulator.inject_fault("/v1/models", "GET", status=503, count=3, retry_after_ms=5)
+    with pytest.raises(openai.InternalServerError):
+        client.models.list()
+
+
+def test_fault_after_handler_shows_why_retried_posts_duplicate(finetune_emulator: Emulator) -> None:
+    client = finetune_emulator.client(max_retries=1)
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+    finetune_emulator.inject_fault(status=500, count=1, retry_after_ms=5, after_handler=True)
+    client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    assert len(client.fine_tuning.jobs.list().data) == 2  # the work happened twice
+
+
+def test_fault_probability_and_unlimited_count(finetune_emulator: Emulator) -> None:
+    client = finetune_emulator.client(max_retries=0)
+    finetune_emulator.inject_fault("/v1/models", "GET", status=500, count=None, probability=0.5)
+    outcomes = []
+    for _ in range(40):
+        try:
+            client.models.list()
+            outcomes.append(True)
+        except openai.InternalServerError:
+            outcomes.append(False)
+    assert 5 < sum(outcomes) < 35
+    with pytest.raises(EmulatorError):
+        finetune_emulator.inject_fault(status=200)
+
+
+def test_rate_limit_answers_429_with_retry_after_ms(finetune_emulator: Emulator) -> None:
+    clock_client = finetune_emulator.client(max_retries=0)
+    finetune_emulator.rate_limit(rpm=2)
+    msgs = [{"role": "user", "content": "Yes or no?"}]
+    for _ in range(2):
+        clock_client.chat.completions.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as info:
+        clock_client.chat.completions.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
+    wait_ms = int(info.value.response.headers["retry-after-ms"])
+    assert 0 < wait_ms <= 60_000
+    assert info.value.code == "rate_limit_exceeded"  # type: ignore[attr-defined]
+    clock_client.models.list()  # other routes are not limited
+    finetune_emulator.rate_limit(rpm=None)
+    clock_client.chat.completions.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
+
+
+def test_rate_limit_window_follows_the_manual_clock() -> None:
+    clock = ManualClock()
+    with run_emulator(clock=clock) as emu:
+        client = emu.client(max_retries=0)
+        emu.rate_limit(rpm=1, path="/v1/models")
+        client.models.list()
+        with pytest.raises(openai.RateLimitError):
+            client.models.list()
+        clock.advance(60.5)
+        client.models.list()
+
+
+def test_latency_is_added(finetune_emulator: Emulator, finetune_emulator_client: openai.OpenAI) -> None:
+    finetune_emulator.inject_latency(0.15, path="/v1/models")
+    start = time.perf_counter()
+    finetune_emulator_client.models.list()
+    assert time.perf_counter() - start >= 0.15
+    start = time.perf_counter()
+    finetune_emulator_client.files.list()
+    assert time.perf_counter() - start < 0.15
+
+
+def test_fail_job(finetune_emulator: Emulator, finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    finetune_emulator.pace = 100.0
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    finetune_emulator.fail_job(job.id, code="server_error", message="GPU on fire")
+    failed = client.fine_tuning.jobs.retrieve(job.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert (failed.error.code, failed.error.message) == ("server_error", "GPU on fire")
+    with pytest.raises(EmulatorError):
+        finetune_emulator.fail_job(job.id)
+
+
+def test_lifecycle_on_a_manual_clock_with_pause_and_resume() -> None:
+    clock = ManualClock()
+    with run_emulator(clock=clock) as emu:
+        client = emu.client()
+        start = clock.now()
+        train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(100))), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(
+            model=BASE, training_file=train.id, hyperparameters={"n_epochs": 3}
+        )
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "validating_files"
+        clock.advance(1.0)
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "queued"
+        clock.advance(1.0)
+        running = client.fine_tuning.jobs.retrieve(job.id)
+        assert running.status == "running" and running.estimated_finish is not None
+        clock.advance(1.0)
+        steps = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+        assert 0 < len(steps) < 300
+        with pytest.raises(openai.BadRequestError):
+            client.fine_tuning.jobs.resume(job.id)
+        assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+        clock.advance(1000.0)
+        paused_steps = [
+            e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"
+        ]
+        assert len(paused_steps) == len(steps)
+        assert client.fine_tuning.jobs.resume(job.id).status == "running"
+        clock.advance(10.0)
+        done = client.fine_tuning.jobs.retrieve(job.id)
+        assert done.status == "succeeded"
+        # default pace: a 100-example, 3-epoch job takes under 10 s of (non-paused) clock time
+        assert (done.finished_at or 0) - start - 1000 < 10
+        metrics = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+        assert len(metrics) == 300
+
+
+def test_persistence_across_restarts(tmp_path: Path) -> None:
+    clock = ManualClock()
+    examples = yes_no_examples(10)
+    with run_emulator(clock=clock, persist_dir=tmp_path) as emu:
+        client = emu.client()
+        train = client.files.create(file=("t.jsonl", jsonl(examples)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id, suffix="kept")
+        clock.advance(30)
+        model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+        assert model is not None
+        n_events = len(list(client.fine_tuning.jobs.list_events(job.id, limit=100)))
+    with run_emulator(clock=clock, persist_dir=tmp_path) as emu:
+        client = emu.client()
+        assert client.files.content(train.id).content == jsonl(examples)
+        again = client.fine_tuning.jobs.retrieve(job.id)
+        assert again.status == "succeeded" and again.fine_tuned_model == model
+        assert len(list(client.fine_tuning.jobs.list_events(job.id, limit=100))) == n_events
+        reply = client.chat.completions.create(model=model, messages=examples[3]["messages"][:2])
+        assert reply.choices[0].message.content == examples[3]["messages"][2]["content"]
+        emu.reset()
+        assert client.files.list().data == []
+    with run_emulator(clock=clock, persist_dir=tmp_path) as emu:
+        assert emu.client().fine_tuning.jobs.list().data == []
+
+
+def test_admin_routes(finetune_emulator: Emulator) -> None:
+    admin = finetune_emulator.url + "/_emulator"
+    client = finetune_emulator.client(max_retries=0)
+    assert httpx.get(admin + "/health").json() == {"ok": True}
+    r = httpx.post(
+        admin + "/faults", json={"path": "/v1/models", "method": "GET", "status": 429, "retry_after_ms": 20}
+    )
+    assert r.status_code == 200 and r.json()["faults"][0]["status"] == 429
+    with pytest.raises(openai.RateLimitError) as info:
+        client.models.list()
+    assert info.value.response.headers["retry-after-ms"] == "20"
+    client.models.list()
+    journal = httpx.get(admin + "/journal").json()["data"]
+    assert [(e["path"], e["status"]) for e in journal] == [("/v1/models", 429), ("/v1/models", 200)]
+    assert httpx.post(admin + "/faults", json={"status": 200}).status_code == 400
+    httpx.post(admin + "/rate_limit", json={"rpm": 1, "path": "/v1/files"}).raise_for_status()
+    client.files.list()
+    with pytest.raises(openai.RateLimitError):
+        client.files.list()
+    assert httpx.post(admin + "/clock/advance", json={"seconds": 1}).status_code == 400
+    httpx.post(admin + "/reset").raise_for_status()
+    assert finetune_emulator.journal == []
+    client.files.list()
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+    finetune_emulator.pace = 100.0
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    r = httpx.post(f"{admin}/jobs/{job.id}/fail", json={"code": "quota", "message": "out of quota"})
+    assert r.json()["status"] == "failed"
+    assert client.fine_tuning.jobs.retrieve(job.id).error.code == "quota"  # type: ignore[union-attr]
+
+
+def test_unknown_route_and_bad_json(finetune_emulator: Emulator) -> None:
+    h = {"Authorization": "Bearer sk-test"}
+    r = httpx.get(finetune_emulator.base_url + "/nothing", headers=h)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_url"
+    r = httpx.post(finetune_emulator.base_url + "/fine_tuning/jobs", headers=h, content=b"{not json")
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_wait_helper_sees_a_fast_job(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(100))), purpose="fine-tune")
+    start = time.perf_counter()
+    job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=train.id).id)
+    assert job.status == "succeeded"
+    assert time.perf_counter() - start < 5  # fast test pace
+
+
+def test_bad_emulator_arguments() -> None:
+    with pytest.raises(EmulatorError):
+        Emulator(pace=0)
+    with run_emulator() as emu, pytest.raises(EmulatorError):
+        Emulator(port=emu.port).start()
