@@ -1,0 +1,164 @@
+"""`finetune-wb demo` end to end (a subprocess, offline, default pace) and `finetune-wb run CONFIG`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_wb.cli import main
+from finetune_wb.demo import DemoDeclined, DemoResult, format_summary, run_demo
+
+BASE = "gpt-4o-mini-2024-07-18"
+
+
+def _posts(emu: Any, path: str) -> int:
+    return sum(1 for e in emu.journal if e.method == "POST" and e.path == path and e.status < 400)
+
+
+def test_offline_demo_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WANDB_MODE")
+    }
+    out = tmp_path / "demo"
+    exe = Path(sys.executable).with_name("finetune-wb")
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(exe), "demo", "--out", str(out), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 120, f"the offline demo took {elapsed:.0f} s"
+    result = DemoResult.model_validate(json.loads(proc.stdout))
+    assert result.mode == "emulator" and result.base_url.startswith("http://127.0.0.1:")
+    assert (result.n_records, result.n_train, result.n_test) == (120, 30, 90)
+    assert result.validation["ok"] and result.validation["n_errors"] == 0
+    assert result.job_status == "succeeded" and result.fine_tuned_model
+    ft = result.metrics[result.fine_tuned_model]
+    base = result.metrics[BASE]
+    for name in ("exact_match", "classification"):
+        assert ft[name]["value"] > base[name]["value"]
+        assert ft[name]["ci_low"] <= ft[name]["value"] <= ft[name]["ci_high"]
+    comparison = next(c for c in result.comparisons if c["evaluator"] == "exact_match")
+    assert comparison["test"] == "mcnemar_exact" and comparison["p_value"] < 0.001
+    # W&B ran offline under --out, one run per step, and the summary says how to sync them
+    assert result.wandb_mode == "offline"
+    assert set(result.wandb_runs) == {"dataset", "fine-tune", "eval"}
+    for run_dir in result.wandb_runs.values():
+        assert Path(run_dir).is_dir() and Path(run_dir).is_relative_to(out)
+        assert list(Path(run_dir).glob("run-*.wandb"))
+    assert result.sync_command and result.sync_command.startswith("wandb sync ")
+    assert (out / "state.json").is_file()
+    # progress went to stderr, the JSON alone to stdout
+    assert "job ftjob-" in proc.stderr
+
+    text = format_summary(result)
+    for needle in ("validation  ok", result.job_id, "95% confidence interval", "p = ", "wandb sync"):
+        assert needle in text
+
+
+def test_real_run_asks_before_spending(finetune_emulator: Any, tmp_path: Path) -> None:
+    finetune_emulator.pace = 0.01
+    client = finetune_emulator.client()
+    questions: list[str] = []
+
+    def decline(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    with pytest.raises(DemoDeclined, match="--yes"):
+        run_demo(out_dir=tmp_path, emulator=False, client=client, confirm=decline, n_train=12)
+    assert questions and "estimated $" in questions[0]
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 0
+    with pytest.raises(DemoDeclined):  # no way to ask (no terminal): refuse
+        run_demo(out_dir=tmp_path, emulator=False, client=client, confirm=None, n_train=12)
+
+    result = run_demo(out_dir=tmp_path, emulator=False, client=client, confirm=lambda q: True, n_train=12)
+    assert result.mode == "openai" and result.job_status == "succeeded"
+    # a real run keeps its state: running it again resumes the same job without asking or creating another
+    again = run_demo(out_dir=tmp_path, emulator=False, client=client, confirm=decline, n_train=12)
+    assert again.job_id == result.job_id
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    assert _posts(finetune_emulator, "/v1/files") == 1
+
+
+CONFIG = """
+project = "cli-run"
+wandb_mode = "disabled"
+
+[data]
+demo = true
+limit = 50
+
+[template]
+system = "Answer Yes or No."
+user = "Clause: {text}"
+
+[split]
+n_train = 14
+seed = 3
+
+[job]
+model = "gpt-4o-mini-2024-07-18"
+n_epochs = 2
+
+[evaluation]
+baselines = ["gpt-4o-mini-2024-07-18"]
+evaluators = ["exact_match", { name = "classification", labels = ["Yes", "No"] }]
+max_tokens = 32
+"""
+
+
+def test_run_command_runs_and_resumes(
+    finetune_emulator: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    assert main(["run", str(cfg), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["state_path"] == str(tmp_path / "run.state.json")
+    assert first["job_status"] == "succeeded"
+    ft = first["fine_tuned_model"]
+    metrics = first["evaluation"]["metrics"]
+    assert metrics[ft]["exact_match"]["value"] > metrics[BASE]["exact_match"]["value"]
+    assert "classification" in metrics[ft]
+    chats = _posts(finetune_emulator, "/v1/chat/completions")
+
+    assert main(["run", str(cfg)]) == 0  # again: same job, answers from the cache
+    text = capsys.readouterr().out
+    assert first["job_id"] in text and "exact_match" in text
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/chat/completions") == chats
+
+
+def test_run_command_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[data]\ndemo = true\n[jbo]\n", encoding="utf-8")
+    assert main(["run", str(cfg)]) == 2
+    assert "jbo" in capsys.readouterr().err
+
+
+def test_run_command_refuses_remote_server_without_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a remote-looking server that is never contacted: the refusal happens before any request
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.example.invalid/v1")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    assert main(["run", str(cfg)]) == 1
+    assert "--yes" in capsys.readouterr().err
