@@ -273,3 +273,53 @@ def test_refuses_files_over_8_gb_and_missing_files(tmp_path: Path) -> None:
         _upload(huge, FakeFilesClient(FakeFilesServer()), validate=False)
     with pytest.raises(DataError, match="no such file"):
         _upload(tmp_path / "missing.jsonl", FakeFilesClient(FakeFilesServer()))
+
+
+# --------------------------------------------------------------------------------------------- emulator
+
+
+def test_emulator_second_upload_sends_no_file(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    path = _write_jsonl(tmp_path / "train.jsonl")
+    first = upload_file(path, client=finetune_emulator_client, progress=False)
+    second = upload_file(path, client=finetune_emulator_client, progress=False)
+    assert second.id == first.id and second.status == "processed"
+    posts = [e for e in finetune_emulator.journal if e.method == "POST" and e.path.startswith("/v1/files")]
+    assert len(posts) == 1
+    checks = [e for e in finetune_emulator.journal if e.method == "GET" and e.path == f"/v1/files/{first.id}"]
+    assert checks  # the re-use was confirmed with the server
+    finetune_emulator_client.files.delete(first.id)
+    third = upload_file(path, client=finetune_emulator_client, progress=False)
+    assert third.id != first.id
+    assert len([e for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]) == 2
+
+
+def test_emulator_multipart_upload_with_a_failed_part(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    path = _write_jsonl(tmp_path / "train.jsonl", n=40)
+    size = path.stat().st_size
+    part_size = 1024
+    n_parts = -(-size // part_size)
+    finetune_emulator.inject_fault(path="/v1/uploads/*/parts", method="POST", status=500, count=1)
+    file_obj = upload_file(
+        path,
+        client=finetune_emulator_client,
+        progress=False,
+        multipart_threshold=2048,
+        part_size=part_size,
+        max_concurrency=3,
+        retry=NO_WAIT,
+    )
+    journal = finetune_emulator.journal
+    parts = [e for e in journal if e.method == "POST" and e.path.endswith("/parts")]
+    assert n_parts >= 4 and len(parts) == n_parts + 1  # one part was sent twice, the others once
+    assert sum(1 for e in parts if e.status == 500) == 1
+    assert not any(e.method == "POST" and e.path == "/v1/files" for e in journal)
+    assert [e.path.rsplit("/", 1)[-1] for e in journal if e.path.endswith("/complete")] == ["complete"]
+    assert file_obj.status == "processed"
+    assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
+    # and the next upload of the same bytes re-uses it, whichever API sent it
+    again = upload_file(path, client=finetune_emulator_client, progress=False, multipart_threshold=2048)
+    assert again.id == file_obj.id

@@ -1,0 +1,154 @@
+"""`finetune-wb upload/train/status/wait/cancel/jobs` against the emulator, through OPENAI_BASE_URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_wb.cli import main
+
+
+@pytest.fixture
+def emu(finetune_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return finetune_emulator
+
+
+def _train_file(tmp_path: Path, n: int = 14, *, broken: bool = False) -> Path:
+    path = tmp_path / "train.jsonl"
+    lines = []
+    for i in range(n):
+        messages = [
+            {"role": "user", "content": f"Is clause {i} about confidentiality?"},
+            {"role": "assistant", "content": "Yes" if i % 2 else "No"},
+        ]
+        if broken and i == 3:
+            messages = messages[:1]
+        lines.append(json.dumps({"messages": messages}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_upload_prints_the_id_and_reuses_it(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _train_file(tmp_path)
+    code, out, _ = _run(capsys, "upload", str(path))
+    assert code == 0 and out.strip().startswith("file-")
+    code, out2, _ = _run(capsys, "upload", str(path), "--json")
+    assert code == 0 and json.loads(out2)["id"] == out.strip()
+    assert sum(1 for e in emu.journal if e.method == "POST" and e.path == "/v1/files") == 1
+
+
+def test_upload_refuses_invalid_and_missing_files(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "upload", str(_train_file(tmp_path, broken=True)))
+    assert code == 1 and "validator found" in err
+    code, _, err = _run(capsys, "upload", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "no such file" in err
+    assert not any(e.method == "POST" for e in emu.journal)
+
+
+def test_train_wait_json_then_status_jobs_and_metrics(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _train_file(tmp_path)
+    code, out, err = _run(
+        capsys,
+        "train",
+        "--model",
+        "gpt-4o-mini-2024-07-18",
+        "--training-file",
+        str(path),
+        "--epochs",
+        "2",
+        "--suffix",
+        "cli-test",
+        "--metadata",
+        "team=legal",
+        "--wait",
+        "--json",
+        "--no-progress",
+    )
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["status"] == "succeeded" and job["fine_tuned_model"]
+    assert job["metadata"]["team"] == "legal" and job["hyperparameters"]["n_epochs"] == 2
+
+    code, out, _ = _run(capsys, "status", job["id"], "--json")
+    assert code == 0 and json.loads(out)["id"] == job["id"]
+    code, out, _ = _run(capsys, "status", job["id"])
+    assert code == 0 and job["id"] in out and "succeeded" in out
+
+    code, out, _ = _run(capsys, "jobs", "--json", "--metadata", "team=legal", "--status", "succeeded")
+    assert code == 0 and [j["id"] for j in json.loads(out)] == [job["id"]]
+    code, out, _ = _run(capsys, "jobs", "--metadata", "team=other")
+    assert code == 0 and out == ""
+
+
+def test_train_without_wait_then_wait_prints_events(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "upload", str(_train_file(tmp_path)))
+    file_id = out.strip()
+    code, out, _ = _run(capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", file_id)
+    job_id = out.strip()
+    assert code == 0 and job_id.startswith("ftjob-")
+    code, out, err = _run(capsys, "wait", job_id, "--poll-interval", "0.01")
+    assert code == 0 and "succeeded" in out
+    assert "Step 1/" in err and "The job has successfully completed" in err
+
+
+def test_cancel_then_wait_exits_1(emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    emu.pace = 1.0  # slow enough that the job is still running when we cancel it
+    code, out, _ = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", str(_train_file(tmp_path))
+    )
+    job_id = out.strip()
+    code, out, _ = _run(capsys, "cancel", job_id, "--json")
+    assert code == 0 and json.loads(out)["status"] == "cancelled"
+    code, out, err = _run(capsys, "wait", job_id, "--json", "--no-progress")
+    assert code == 1 and "was cancelled" in err and json.loads(out)["status"] == "cancelled"
+
+
+def test_wait_timeout_says_how_to_reattach(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu.pace = 1.0
+    code, out, _ = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", str(_train_file(tmp_path))
+    )
+    job_id = out.strip()
+    code, _, err = _run(
+        capsys, "wait", job_id, "--timeout", "0.05", "--poll-interval", "0.01", "--no-progress"
+    )
+    assert code == 1 and f"finetune-wb wait {job_id}" in err
+    emu.fail_job(job_id, code="quota_exceeded", message="Out of training quota")
+    code, _, err = _run(capsys, "wait", job_id, "--no-progress")
+    assert code == 1 and "quota_exceeded" in err and "Out of training quota" in err
+
+
+def test_usage_errors_exit_2_and_api_errors_exit_1(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "train", "--model", "m", "--training-file", "not-a-file.jsonl")
+    assert code == 2 and "neither a readable file nor a file id" in err
+    code, _, err = _run(capsys, "jobs", "--metadata", "novalue")
+    assert code == 2 and "KEY=VALUE" in err
+    code, _, err = _run(capsys, "status", "ftjob-does-not-exist")
+    assert code == 1 and "404" in err
+    code, _, err = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", "file-missing"
+    )
+    assert code == 1 and "error:" in err
