@@ -313,3 +313,53 @@ def test_list_jobs_newest_first_with_cursor_and_metadata_filter(
     assert [j.id for j in last.data] == [created[0]] and last.has_more is False
     odd = client.fine_tuning.jobs.list(metadata={"batch": "1"}).data
     assert [j.id for j in odd] == [created[3], created[1]]
+
+
+def test_library_pipeline_from_the_testing_docs(
+    finetune_emulator_client: openai.OpenAI, tmp_path: Path
+) -> None:
+    """The example in docs/testing.md, with finetune_wb's own upload/create/wait functions."""
+    from finetune_wb import JobSpec, create_job, upload_file, wait_for_job
+
+    client = finetune_emulator_client
+    examples = yes_no_examples(12)
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(jsonl(examples))
+    file = upload_file(train, client=client)
+    job = create_job(JobSpec(suffix="ci"), training_file=file.id, client=client)
+    job = wait_for_job(job.id, client=client, poll_interval=0.05, progress=False)
+    assert job.fine_tuned_model is not None and ":ci:" in job.fine_tuned_model
+    reply = client.chat.completions.create(model=job.fine_tuned_model, messages=examples[2]["messages"][:2])
+    assert reply.choices[0].message.content == examples[2]["messages"][2]["content"]
+
+
+def test_dpo_job_learns_the_preferred_answers(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    lines = [
+        {
+            "input": {
+                "messages": [{"role": "user", "content": f"Describe item {i} in the {topic} catalogue"}]
+            },
+            "preferred_output": [{"role": "assistant", "content": f"A fine {topic} item, number {i}."}],
+            "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
+        }
+        for i, topic in enumerate(["garden", "kitchen", "office", "garage"] * 3)
+    ]
+    train = upload(client, lines)
+    job = client.fine_tuning.jobs.create(
+        model=BASE, training_file=train.id, method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    )
+    job = wait_job(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.method is not None and job.method.dpo is not None
+    assert job.method.dpo.hyperparameters is not None and job.method.dpo.hyperparameters.beta == 0.2
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model or "",
+        messages=[{"role": "user", "content": "describe item 5 in the kitchen catalogue"}],
+    )
+    assert reply.choices[0].message.content == "A fine kitchen item, number 5."
+
+    chat_file = upload(client, yes_no_examples(10))
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=chat_file.id, method={"type": "dpo"})
+    failed = wait_job(client, job.id)
+    assert failed.status == "failed" and failed.error is not None and failed.error.param == "training_file"

@@ -27,11 +27,17 @@ class FileCheck:
 
 
 def check_file(
-    store: Store, file_id: str, *, model: str, n_epochs: int | None, validation: bool = False
+    store: Store,
+    file_id: str,
+    *,
+    model: str,
+    n_epochs: int | None,
+    validation: bool = False,
+    method: str | None = None,
 ) -> FileCheck:
     """Validate a stored file. For a validation file, too few examples is not an error (OpenAI's
     minimum of 10 applies to training files)."""
-    key = (file_id, model, n_epochs, validation)
+    key = (file_id, model, n_epochs, validation, method)
     cached = store.validation_cache.get(key)
     if isinstance(cached, FileCheck):
         return cached
@@ -41,7 +47,7 @@ def check_file(
     except ImportError:  # the validator module is missing from this installation
         result = _basic_check(path.read_bytes())
     else:
-        report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs)
+        report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)
         result = _from_report(report, ignore=("too_few_examples",) if validation else ())
     store.validation_cache[key] = result
     return result

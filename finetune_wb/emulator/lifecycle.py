@@ -215,7 +215,12 @@ def _validate(store: Store, job: dict[str, Any], t: float) -> bool:
             )
             return False
         check = check_file(
-            store, file_id, model=job["model"], n_epochs=epochs, validation=param == "validation_file"
+            store,
+            file_id,
+            model=job["model"],
+            n_epochs=epochs,
+            validation=param == "validation_file",
+            method=job["method"]["type"],
         )
         if not check.ok:
             which = "training" if param == "training_file" else "validation"

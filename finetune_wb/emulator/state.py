@@ -98,7 +98,7 @@ class Store:
         if self.persistent:
             self._load()
         self.model_cache: dict[str, Any] = {}
-        self.validation_cache: dict[tuple[str, str, int | None, bool], Any] = {}
+        self.validation_cache: dict[tuple[str, str, int | None, bool, str | None], Any] = {}
 
     def _clear_memory(self) -> None:
         self.files: dict[str, dict[str, Any]] = {}
