@@ -98,7 +98,7 @@ class TokenCounter:
         self,
         encoding: str | tiktoken.Encoding = DEFAULT_ENCODING,
         *,
-        max_cached_chars: int = 4_000_000,
+        max_cached_chars: int = 1_000_000,
         max_string_chars: int = 20_000,
     ) -> None:
         self.encoding = get_encoding(encoding) if isinstance(encoding, str) else encoding
@@ -107,6 +107,11 @@ class TokenCounter:
         self._cached_chars = 0
         self._max_cached_chars = max_cached_chars
         self._max_string_chars = max_string_chars
+
+    def clear(self) -> None:
+        """Forget the cached counts (frees their memory)."""
+        self._cache.clear()
+        self._cached_chars = 0
 
     @classmethod
     def for_model(cls, model: str, **kwargs: Any) -> TokenCounter:
@@ -138,92 +143,110 @@ class TokenCounter:
             total = 0
             for part in value:
                 if (
-                    isinstance(part, Mapping)
+                    isinstance(part, dict)
                     and part.get("type") == "text"
                     and isinstance(part.get("text"), str)
                 ):
                     total += self.count(part["text"])
-                elif isinstance(part, Mapping) and part.get("type") == "image_url":
+                elif isinstance(part, dict) and part.get("type") == "image_url":
                     continue  # images are billed by OpenAI separately; no text tokens
                 else:
                     total += self._count_json(part)
             return total
-        if isinstance(value, (Mapping, int, float)):
+        if isinstance(value, (dict, int, float)):
             return self._count_json(value)
         return 0
 
     def _count_json(self, value: Any) -> int:
         try:
             return self.count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return 0
 
     def message_tokens(self, message: Mapping[str, Any]) -> int:
         """The seed's per-message count (without the per-example 3)."""
         n = TOKENS_PER_MESSAGE
+        count = self.count
         for key, value in message.items():
-            if key == "weight":
-                continue
-            n += self.count_value(value)
+            if type(value) is str:
+                n += count(value)
+            elif key != "weight":
+                n += self.count_value(value)
             if key == "name":
                 n += TOKENS_PER_NAME
         return n
 
+    def _conversation(self, messages: Any) -> tuple[int, int, int]:
+        """(tokens without the per-example 3, assistant content tokens, messages) of a message list.
+
+        This is the hot loop of the validator, so the seed's formula is written out here with the cache
+        lookup inlined (same result as summing ``message_tokens``).
+        """
+        if not isinstance(messages, list):
+            return 0, 0, 0
+        total = assistant = n_messages = 0
+        cache = self._cache
+        count = self.count
+        for message in messages:
+            if type(message) is not dict:
+                continue
+            n_messages += 1
+            n = TOKENS_PER_MESSAGE
+            content_tokens = 0
+            for key, value in message.items():
+                if type(value) is str:
+                    k = cache.get(value)
+                    if k is None:
+                        k = count(value)
+                elif key == "weight":
+                    continue
+                else:
+                    k = self.count_value(value)
+                n += k
+                if key == "content":
+                    content_tokens = k
+                elif key == "name":
+                    n += TOKENS_PER_NAME
+            total += n
+            if message.get("role") == "assistant":
+                assistant += content_tokens
+        return total, assistant, n_messages
+
     def messages_tokens(self, messages: Any) -> int:
         """Tokens of a message list plus the per-example 3; non-dict entries are ignored."""
-        n = TOKENS_PER_EXAMPLE
-        if isinstance(messages, list):
-            for message in messages:
-                if isinstance(message, Mapping):
-                    n += self.message_tokens(message)
-        return n
+        return TOKENS_PER_EXAMPLE + self._conversation(messages)[0]
 
     def assistant_tokens(self, messages: Any) -> int:
         """Tokens of the assistant messages' content (the seed's ``num_assistant_tokens``)."""
-        n = 0
-        if isinstance(messages, list):
-            for message in messages:
-                if isinstance(message, Mapping) and message.get("role") == "assistant":
-                    n += self.count_value(message.get("content"))
-        return n
+        return self._conversation(messages)[1]
 
     def example_tokens(self, example: Mapping[str, Any]) -> tuple[int, int, int]:
         """(total tokens, assistant tokens, number of messages) for a chat or a DPO example dict.
 
-        DPO examples count the input messages plus both outputs as one conversation; tool and function
-        definitions add the tokens of their JSON text.
+        DPO examples count the input messages plus both outputs as one conversation (assistant tokens:
+        the preferred output); tool and function definitions add the tokens of their JSON text.
         """
         if "messages" in example:
-            messages = example.get("messages")
-            extra_lists: list[Any] = []
+            total, assistant, n_messages = self._conversation(example.get("messages"))
             tool_holder: Mapping[str, Any] = example
         else:
             inp = example.get("input")
-            inp = inp if isinstance(inp, Mapping) else {}
-            messages = inp.get("messages")
-            extra_lists = [example.get("preferred_output"), example.get("non_preferred_output")]
-            tool_holder = inp
-        total = self.messages_tokens(messages)
-        assistant = self.assistant_tokens(messages)
-        n_messages = len(messages) if isinstance(messages, list) else 0
-        for i, extra in enumerate(extra_lists):
-            if isinstance(extra, list):
-                for message in extra:
-                    if isinstance(message, Mapping):
-                        total += self.message_tokens(message)
-                        n_messages += 1
-                if i == 0:
-                    assistant += self.assistant_tokens(extra)
+            tool_holder = inp if isinstance(inp, dict) else {}
+            total, assistant, n_messages = self._conversation(tool_holder.get("messages"))
+            t, a, m = self._conversation(example.get("preferred_output"))
+            total, assistant, n_messages = total + t, assistant + a, n_messages + m
+            t, _, m = self._conversation(example.get("non_preferred_output"))
+            total, n_messages = total + t, n_messages + m
         for key in ("tools", "functions"):
             value = tool_holder.get(key)
             if value:
                 total += self._count_json(value)
-        return total, assistant, n_messages
+        return total + TOKENS_PER_EXAMPLE, assistant, n_messages
 
 
 def count_example_tokens(example: Any, *, model: str = "gpt-4o-mini-2024-07-18") -> int:
     """Total tokens of one example (dict, ChatExample or PreferenceExample) by the seed's formula."""
     data = example.to_openai() if hasattr(example, "to_openai") else example
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise TypeError(f"expected an example dict or model, got {type(example).__name__}")
     return TokenCounter.for_model(model).example_tokens(data)[0]

@@ -37,6 +37,7 @@ MAX_LISTED_ISSUES = 1000
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 CHAT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
 DPO_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
 DPO_INPUT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
@@ -116,12 +117,12 @@ def _check_content(where: str, role: Any, msg: Mapping[str, Any], add: Add) -> N
         add("missing_content", "error", f"{where} has an empty content list; give it at least one part")
         return
     for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, Mapping) else None
+        kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):  # type: ignore[union-attr]
             continue
         if kind == "image_url":
             image = part.get("image_url")  # type: ignore[union-attr]
-            if not (isinstance(image, Mapping) and isinstance(image.get("url"), str)):
+            if not (isinstance(image, dict) and isinstance(image.get("url"), str)):
                 add("invalid_content_part", "error", f"{where} part {j}: image_url needs {{'url': '...'}}")
             elif role == "assistant":
                 add(
@@ -144,12 +145,8 @@ def _check_tool_calls(where: str, role: Any, calls: Any, ids: set[str], add: Add
         add("invalid_tool_call", "error", f"{where}: tool_calls must be a list")
         return
     for j, call in enumerate(calls):
-        fn = call.get("function") if isinstance(call, Mapping) else None
-        if (
-            not isinstance(call, Mapping)
-            or not isinstance(call.get("id"), str)
-            or not isinstance(fn, Mapping)
-        ):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or not isinstance(call.get("id"), str) or not isinstance(fn, dict):
             add(
                 "invalid_tool_call",
                 "error",
@@ -173,8 +170,15 @@ def _check_messages(messages: list[Any], add: Add, *, label: str = "message") ->
     has_assistant = False
     trained = False
     for i, msg in enumerate(messages):
+        if type(msg) is dict and len(msg) == 2 and type(msg.get("content")) is str and msg["content"]:
+            # fast path for the common {"role": ..., "content": "..."} message
+            role = msg.get("role")
+            if type(role) is str and role in _PLAIN_ROLES:
+                if role == "assistant":
+                    has_assistant = trained = True
+                continue
         where = f"{label} {i}"
-        if not isinstance(msg, Mapping):
+        if not isinstance(msg, dict):
             add("data_type", "error", f"{where} is {type(msg).__name__}, not an object with role and content")
             continue
         role = msg.get("role")
@@ -211,7 +215,7 @@ def _check_messages(messages: list[Any], add: Add, *, label: str = "message") ->
             _check_tool_calls(where, role, msg["tool_calls"], ids, add)
         fc = msg.get("function_call")
         if fc is not None:
-            if not isinstance(fc, Mapping) or not isinstance(fc.get("name"), str):
+            if not isinstance(fc, dict) or not isinstance(fc.get("name"), str):
                 add("invalid_tool_call", "error", f"{where}: function_call needs a name and arguments")
             elif not _is_json_text(fc.get("arguments")):
                 add(
@@ -238,7 +242,7 @@ def _check_messages(messages: list[Any], add: Add, *, label: str = "message") ->
 def _check_tools(container: Mapping[str, Any], add: Add) -> None:
     for key in ("tools", "functions"):
         value = container.get(key)
-        if value is not None and not (isinstance(value, list) and all(isinstance(t, Mapping) for t in value)):
+        if value is not None and not (isinstance(value, list) and all(isinstance(t, dict) for t in value)):
             add("invalid_tools", "error", f"'{key}' must be a list of objects")
     ptc = container.get("parallel_tool_calls")
     if ptc is not None and not isinstance(ptc, bool):
@@ -254,7 +258,7 @@ def _check_chat(obj: Mapping[str, Any], add: Add) -> None:
     if extra:
         add("unrecognized_example_key", "warning", f"unrecognized key(s) {', '.join(map(repr, extra))}")
     _check_tools(obj, add)
-    has_assistant = any(isinstance(m, Mapping) and m.get("role") == "assistant" for m in messages)
+    has_assistant = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
     trained = _check_messages(messages, add)
     if not has_assistant:
         add(
@@ -275,7 +279,7 @@ def _check_dpo(obj: Mapping[str, Any], add: Add) -> None:
     extra = [str(k) for k in obj if k not in DPO_KEYS]
     if extra:
         add("unrecognized_example_key", "warning", f"unrecognized key(s) {', '.join(map(repr, extra))}")
-    if not isinstance(inp, Mapping):
+    if not isinstance(inp, dict):
         add("dpo_missing_input", "error", "a DPO example needs 'input': {'messages': [...]}")
     else:
         messages = inp.get("messages")
@@ -286,7 +290,7 @@ def _check_dpo(obj: Mapping[str, Any], add: Add) -> None:
         _check_tools(inp, add)
     for key in ("preferred_output", "non_preferred_output"):
         value = obj.get(key)
-        ok = isinstance(value, list) and len(value) == 1 and isinstance(value[0], Mapping)
+        ok = isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
         if not ok or value[0].get("role") != "assistant":  # type: ignore[index]
             add(
                 "invalid_preference_output",
@@ -402,7 +406,7 @@ def _run(
             continue
         add = collector.at(line)
         try:
-            if not isinstance(obj, Mapping):
+            if not isinstance(obj, dict):
                 add("data_type", "error", f"the line is a JSON {type(obj).__name__}, not an object")
                 continue
             fmt = _format_of(obj)
@@ -466,6 +470,7 @@ def _finish(
             "error",
             f"{n_examples} examples; OpenAI requires at least {MIN_EXAMPLES} (50-100 usually work better)",
         )
+    acc.counter.clear()
     epochs = n_epochs if isinstance(n_epochs, int) else costs.default_epochs(n_examples)
     billed = acc.billed_per_epoch * epochs
     rate = costs.price_per_million(model, prices=prices)

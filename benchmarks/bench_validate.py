@@ -1,0 +1,235 @@
+"""Benchmark: the seed notebook's validation approach vs ``finetune_wb.validate_file``.
+
+Generates a synthetic chat file (200,000 examples, ~124 MB, in a temporary directory), then runs, each in a
+fresh Python process so that peak memory is measured on its own:
+
+* the seed's approach: read the whole file with ``json.loads`` into a list, run the format checks, then
+  tiktoken ``encode`` every message value one at a time to get token counts;
+* ``validate_file`` (streaming, each distinct string counted once through a bounded cache).
+
+Wall time is measured around each child process (start-up and imports included); peak memory is the
+child's maximum resident set size from ``os.wait4``. Usage::
+
+    python benchmarks/bench_validate.py [--examples 200000] [--model gpt-4o-mini-2024-07-18] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYSTEM_PROMPTS = [
+    "You are a careful contract analyst. Answer Yes or No: does the clause require that all confidential "
+    "information be expressly identified by the disclosing party?",
+    "You classify customer support tickets into one of five queues. Reply with the queue name only.",
+    "You are a terse assistant that extracts the total amount from an invoice and answers with a number.",
+    "Decide whether the review is positive or negative. Give one word and then a one-sentence reason.",
+]
+WORDS = [
+    "agreement",
+    "party",
+    "information",
+    "confidential",
+    "disclose",
+    "receiving",
+    "shall",
+    "written",
+    "notice",
+    "term",
+    "clause",
+    "obligation",
+    "purpose",
+    "business",
+    "affiliate",
+    "employee",
+    "consultant",
+    "return",
+    "destroy",
+    "copy",
+    "material",
+    "law",
+    "court",
+    "invoice",
+    "total",
+    "amount",
+    "due",
+    "customer",
+    "ticket",
+    "refund",
+    "shipping",
+    "delayed",
+    "order",
+    "account",
+    "password",
+    "review",
+    "product",
+    "quality",
+    "price",
+    "battery",
+    "screen",
+    "delivery",
+    "support",
+    "friendly",
+    "slow",
+    "broken",
+    "excellent",
+    "poor",
+]
+ANSWERS = ["Yes", "No", "Billing", "Shipping", "Technical", "positive", "negative"]
+
+
+def generate(path: Path, n_examples: int, seed: int = 0) -> int:
+    """Write ``n_examples`` chat examples; return the file size in bytes."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(n_examples):
+            user = " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 60))).capitalize() + "."
+            answer = rng.choice(ANSWERS)
+            if rng.random() < 0.5:
+                answer += ". " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + "."
+            example = {
+                "messages": [
+                    {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)},
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+            f.write(json.dumps(example))
+            f.write("\n")
+    return path.stat().st_size
+
+
+# The seed notebook's approach (OpenAI cookbook data-prep checks), written out for the benchmark.
+SEED_SCRIPT = r"""
+import json, sys, time
+from collections import defaultdict
+import tiktoken
+from finetune_wb.tokens import encoding_name_for_model
+
+path, model = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+encoding = tiktoken.get_encoding(encoding_name_for_model(model))
+with open(path, encoding="utf-8") as f:
+    dataset = [json.loads(line) for line in f]
+format_errors = defaultdict(int)
+for ex in dataset:
+    if not isinstance(ex, dict):
+        format_errors["data_type"] += 1
+        continue
+    messages = ex.get("messages", None)
+    if not messages:
+        format_errors["missing_messages_list"] += 1
+        continue
+    for message in messages:
+        if "role" not in message or "content" not in message:
+            format_errors["message_missing_key"] += 1
+        if any(k not in ("role", "content", "name", "function_call", "weight") for k in message):
+            format_errors["message_unrecognized_key"] += 1
+        if message.get("role", None) not in ("system", "user", "assistant", "function"):
+            format_errors["unrecognized_role"] += 1
+        content = message.get("content", None)
+        function_call = message.get("function_call", None)
+        if (not content and not function_call) or not isinstance(content, str):
+            format_errors["missing_content"] += 1
+    if not any(message.get("role", None) == "assistant" for message in messages):
+        format_errors["example_missing_assistant_message"] += 1
+total = []
+assistant = []
+for ex in dataset:
+    messages = ex["messages"]
+    n = 0
+    for message in messages:
+        n += 3
+        for key, value in message.items():
+            n += len(encoding.encode(value))
+            if key == "name":
+                n += 1
+    total.append(n + 3)
+    assistant.append(sum(len(encoding.encode(m["content"])) for m in messages if m["role"] == "assistant"))
+elapsed = time.perf_counter() - t0
+print(json.dumps({"n": len(dataset), "tokens": sum(total), "assistant": sum(assistant), "errors": sum(format_errors.values()), "inner_seconds": elapsed}))
+"""
+
+OURS_SCRIPT = r"""
+import json, sys, time
+from finetune_wb.validate import validate_file
+
+path, model = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+report = validate_file(path, model=model)
+elapsed = time.perf_counter() - t0
+per = report.tokens.per_example
+print(json.dumps({"n": report.n_examples, "tokens": report.tokens.total, "assistant": round(report.tokens.assistant_per_example.mean * report.n_examples), "errors": report.n_errors, "inner_seconds": elapsed}))
+"""
+
+
+def run_child(script: str, path: Path, model: str) -> dict[str, float]:
+    """Run ``script`` in a fresh interpreter; return its output plus wall seconds and peak RSS (MiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), model], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    rss_kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
+    result["wall_seconds"] = wall
+    result["peak_rss_mib"] = rss_kib / 1024
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--examples", type=int, default=200_000)
+    parser.add_argument("--model", default="gpt-4o-mini-2024-07-18")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        path = Path(tmp) / "synthetic.jsonl"
+        size = generate(path, args.examples)
+        seed = run_child(SEED_SCRIPT, path, args.model)
+        ours = run_child(OURS_SCRIPT, path, args.model)
+    if seed["tokens"] != ours["tokens"]:
+        print(f"WARNING: token totals differ: seed {seed['tokens']} vs validate_file {ours['tokens']}")
+    figures = {
+        "examples": args.examples,
+        "file_mb": size / 1e6,
+        "seed": seed,
+        "validate_file": ours,
+        "speedup": seed["wall_seconds"] / ours["wall_seconds"],
+        "memory_ratio": ours["peak_rss_mib"] / seed["peak_rss_mib"],
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"synthetic file: {args.examples:,} examples, {size / 1e6:.1f} MB, model {args.model}")
+    for name, r in (("seed approach", seed), ("validate_file", ours)):
+        print(
+            f"  {name:14s} wall {r['wall_seconds']:6.2f} s (work {r['inner_seconds']:6.2f} s)"
+            f"   peak RSS {r['peak_rss_mib']:7.1f} MiB   tokens {int(r['tokens']):,}"
+        )
+    print(
+        f"  validate_file is {figures['speedup']:.2f}x faster and uses {figures['memory_ratio']:.2f}x"
+        f" the peak memory (target: >= 2x faster, <= 0.25x memory)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
