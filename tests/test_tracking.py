@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fake_finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
-from wandb_readback import files_containing, read_run, read_runs, run_dirs, staged_file
+from wandb_readback import cli_inspect, files_containing, read_run, read_runs, run_dirs, staged_file
 
 from finetune_wb.events import JobEvent
 from finetune_wb.tracking import (
@@ -125,6 +125,8 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     assert no_online_wandb == []
 
     back = read_run(run_dirs()[0])
+    # The fast reader runs exactly what the documented command runs: same JSON.
+    assert json.loads(cli_inspect(back.run_dir, "--summary", "--json")) == back.summary_doc
     datasets = [a for a in back.artifacts() if a["type"] == "dataset"]
     assert sorted(a["name"] for a in datasets) == ["legal-test", "legal-train"]  # logged once each
     train = next(a for a in datasets if a["name"] == "legal-train")

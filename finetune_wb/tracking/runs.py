@@ -263,9 +263,30 @@ class FineTuneTracker:
             model_artifact=model_ref,
             error=error,
         )
+        self._remember_synced(result)
         if finish:
             self.finish(exit_code=1 if status in ("failed", "cancelled") else 0)
         return result
+
+    def _remember_synced(self, result: TrackedJob) -> None:
+        """A job tracked to its end counts as synced: ``finetune-wb sync`` will not log it a second time."""
+        from finetune_wb.sync import SyncResult, _remember_synced
+
+        project = str(getattr(self.run, "project", "") or "")
+        if not project:
+            return
+        _remember_synced(
+            SyncResult(
+                job_id=result.job_id,
+                outcome="synced",
+                job_status=result.status,
+                project=project,
+                entity=str(getattr(self.run, "entity", "") or "") or None,
+                run_id=result.run_id,
+                run_dir=result.run_dir,
+                offline=result.offline,
+            )
+        )
 
     def _estimated_billed_tokens(self) -> int | None:
         if self.estimated_billed_tokens is not None:

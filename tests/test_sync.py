@@ -1,0 +1,245 @@
+"""sync_job / sync_jobs / `finetune-wb sync` against a paged fake API and the emulator, W&B offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from fake_finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
+from wandb_readback import files_containing, read_runs, staged_file
+
+from finetune_wb.sync import SyncReport, is_synced, sync_job, sync_jobs, synced_record
+from finetune_wb.tracking import ArtifactRef
+from finetune_wb.tracking.datasets import remember
+
+WANDB_KEY = "wandb-secret-key-zyxwvutsrqponm9876543210"
+PROJECT = "sync-tests"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wandb_setup() -> Any:
+    """Tear wandb's process-wide setup down so the next test's runs go to its own WANDB_DIR."""
+    yield
+    import wandb
+
+    wandb.teardown()
+
+
+@pytest.fixture
+def no_online_wandb(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import wandb
+    from wandb.sdk.wandb_run import Run
+
+    calls: list[str] = []
+
+    def forbid(name: str) -> Any:
+        def _raise(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"{name} called while offline")
+
+        return _raise
+
+    monkeypatch.setattr(wandb, "Api", forbid("wandb.Api"))
+    monkeypatch.setattr(wandb, "login", forbid("wandb.login"))
+    monkeypatch.setattr(Run, "use_artifact", forbid("Run.use_artifact"))
+    return calls
+
+
+class BrokenEventsAPI(FakeFineTuneAPI):
+    """Events of one job answer 400 (not retried): that job's sync fails, the others go on."""
+
+    def handle(self, request: Any) -> Any:
+        import httpx
+
+        if request.url.path.endswith("/ftjob-broken00006/events"):
+            return httpx.Response(
+                400,
+                json={"error": {"message": "events unavailable", "type": "x", "param": None, "code": None}},
+            )
+        return super().handle(request)
+
+
+def test_sync_jobs_all_pages_skips_synced_keeps_going(
+    no_online_wandb: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
+    api = BrokenEventsAPI(
+        files={
+            "file-train": jsonl(training_lines() + dpo_lines()),
+            "file-valid": jsonl(training_lines()[:2]),
+        }
+    )
+    a = api.add_job(FakeJob("ftjob-synced00001", event_steps=[1, 2]))
+    b = api.add_job(
+        FakeJob(
+            "ftjob-failed00002",
+            status="failed",
+            event_steps=[1],
+            error={"code": "invalid_file", "message": "line 2 has no assistant message", "param": None},
+        )
+    )
+    c = api.add_job(FakeJob("ftjob-running0003", status="running"))
+    d = api.add_job(FakeJob("ftjob-nofile00004", training_file="file-deleted", validation_file=None))
+    e = api.add_job(
+        FakeJob("ftjob-shared00005", training_file="file-shared", validation_file=None, event_steps=[])
+    )
+    f = api.add_job(FakeJob("ftjob-broken00006"))
+    client = api.client()
+    # e's training file was logged on this machine before (e.g. by a session): sync links it, no download.
+    shared = remember(ArtifactRef(name="legal-train", type="dataset", digest="e" * 64, file_id="file-shared"))
+
+    import wandb
+
+    caller = wandb.init(project="callers-own", reinit="create_new")  # must survive the sync untouched
+    first = sync_job(a.id, project=PROJECT, client=client)
+    assert first.outcome == "synced" and is_synced(a.id, project=PROJECT)
+
+    report = sync_jobs(project=PROJECT, client=client, page_size=2)
+    caller.log({"still_open": 1})
+    caller.finish()
+
+    outcomes = {r.job_id: r.outcome for r in report.results}
+    assert outcomes == {
+        f.id: "failed",
+        e.id: "synced",
+        d.id: "synced",
+        c.id: "not_finished",
+        b.id: "synced",
+        a.id: "already_synced",
+    }
+    assert [r.job_id for r in report.results] == [f.id, e.id, d.id, c.id, b.id, a.id]  # newest first
+    assert not report.ok and report.counts == {
+        "failed": 1,
+        "synced": 3,
+        "not_finished": 1,
+        "already_synced": 1,
+    }
+    broken = next(r for r in report.results if r.job_id == f.id)
+    assert "events unavailable" in (broken.error or "")
+    # every page was read: 6 jobs in pages of 2
+    job_pages = [q for (m, p, q) in api.journal if p == "/v1/fine_tuning/jobs"]
+    assert [q.get("after") for q in job_pages] == [None, e.id, c.id]
+    assert not any(p == "/v1/files/file-shared/content" for (_, p, _) in api.journal)
+    assert set(synced_record(project=PROJECT)) == {
+        a.id,
+        b.id,
+        d.id,
+        e.id,
+    }  # not the failed sync nor running job
+
+    runs = {r.name: r for r in read_runs() if r.summary_doc.get("project") == PROJECT}
+    assert set(runs) == {a.id, b.id, d.id, e.id, f.id}
+    assert all(r.job_type == "fine-tune" for r in runs.values())
+
+    ra = runs[a.id]
+    assert ra.exit_code == 0 and ra.summary["status"] == "succeeded"
+    steps = sorted(row["step"] for row in ra.history() if "step" in row)
+    assert steps == [1, 2, 3, 4, 5, 6]  # 1-2 from events, 3-6 from the result file
+    datasets = {x["metadata"]["split"]: x for x in ra.artifacts() if x["type"] == "dataset"}
+    assert set(datasets) == {"train", "validation"}
+    train = datasets["train"]
+    assert train["name"] == "train-file-train" and train["metadata"]["openai_file_id"] == "file-train"
+    assert train["metadata"]["formats"] == {"chat": 4, "dpo": 1}
+    table = json.loads(staged_file(train, "examples.table.json").read_text())
+    assert [row[1] for row in table["data"]] == ["chat", "chat", "chat", "chat", "dpo"]
+    assert [row[2] for row in table["data"]] == [2, 3, 5, 4, 1]  # any number of messages
+    inputs = {i["openai_file_id"] for i in ra.config["lineage"]["inputs"]}
+    assert inputs == {"file-train", "file-valid"}
+    assert ra.artifact("model")["metadata"]["job_id"] == a.id
+
+    rb = runs[b.id]
+    assert rb.exit_code == 1 and rb.state == "failed" and rb.summary["status"] == "failed"
+    assert rb.summary["error"]["message"] == "line 2 has no assistant message"
+    assert runs[d.id].summary["unavailable_files"] == ["file-deleted"] and runs[d.id].exit_code == 0
+    re_ = runs[e.id]
+    assert re_.config["lineage"]["inputs"][0]["qualified_name"] == shared.qualified_name
+    assert sorted(row["step"] for row in re_.history() if "step" in row) == [1, 2, 3, 4, 5, 6]
+    rf = runs[f.id]
+    assert rf.exit_code == 1 and "events unavailable" in rf.summary["error"]["message"]
+
+    (callers,) = [r for r in read_runs() if r.summary_doc.get("project") == "callers-own"]
+    assert callers.exit_code == 0 and callers.summary["still_open"] == 1
+
+    assert no_online_wandb == []
+    assert any(API_KEY in h for h in api.authorizations)  # the key was really used...
+    roots = [os.environ[v] for v in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "FINETUNE_WB_HOME")]
+    assert files_containing([API_KEY, WANDB_KEY], *roots) == []  # ...and is nowhere on disk
+
+
+def test_cli_sync_ids_exit_codes_and_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_online_wandb: list[str]
+) -> None:
+    from finetune_wb.cli import main
+    from finetune_wb.cli import sync as cli_sync
+
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-clijob00001", event_steps=[1, 2, 3, 4, 5, 6]))
+    monkeypatch.setattr(cli_sync, "client_from_env", lambda: api.client())
+    monkeypatch.setenv("WANDB_PROJECT", "cli-project")
+
+    assert main(["sync", "--id", job.id]) == 0
+    out = capsys.readouterr()
+    assert job.id in out.out and "synced" in out.out and "cli-project" in out.err
+
+    assert main(["sync", "--id", job.id, "--id", "ftjob-doesnotexist", "--json"]) == 1
+    report = SyncReport.model_validate(json.loads(capsys.readouterr().out))
+    assert [r.outcome for r in report.results] == ["already_synced", "failed"]
+    assert "ftjob-doesnotexist" in (report.results[1].error or "")
+
+    assert main(["sync", "--limit", "5", "--json"]) == 0  # all jobs: the only one is already synced
+    assert json.loads(capsys.readouterr().out)["counts"] == {"already_synced": 1}
+    (run,) = read_runs()  # one run in total: nothing was synced twice
+    assert run.name == job.id and run.summary_doc["project"] == "cli-project"
+
+
+def test_live_tracking_on_the_emulator_then_sync_skips_it(finetune_emulator: Any, tmp_path: Any) -> None:
+    """The real chain: upload, create, wait_for_job(on_event=tracker), finalize; then sync sees it done."""
+    from finetune_wb.jobs import create_job, wait_for_job
+    from finetune_wb.schema import JobSpec
+    from finetune_wb.tracking import FineTuneTracker, log_dataset
+    from finetune_wb.upload import upload_file
+
+    client = finetune_emulator.client()
+    lines = [
+        {
+            "messages": [
+                {"role": "system", "content": "Answer Yes or No."},
+                {"role": "user", "content": f"Clause {i} mentions topic {i % 4}. Explicit?"},
+                {"role": "assistant", "content": "Yes" if i % 3 else "No"},
+            ]
+        }
+        for i in range(12)
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(lines))
+    file = upload_file(path, client=client)
+    spec = JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=1)
+    job = create_job(spec, training_file=file.id, client=client)
+
+    import wandb
+
+    data_run = wandb.init(project=PROJECT, job_type="prepare", reinit="create_new")
+    ref = log_dataset(path, run=data_run, split="train", file_id=file.id)
+    data_run.finish()
+    tracker = FineTuneTracker.start(job, project=PROJECT, spec=spec, datasets=[ref])
+    final = wait_for_job(job.id, client=client, on_event=tracker, progress=False, poll_interval=0.05)
+    tracked = tracker.finalize(final, client=client)
+    assert tracked.status == "succeeded" and tracked.model_artifact is not None
+
+    result = sync_job(job.id, project=PROJECT, client=client)
+    assert result.outcome == "already_synced"
+
+    runs = {r.job_type: r for r in read_runs()}
+    ft = runs["fine-tune"]
+    steps = [row["step"] for row in ft.history() if "step" in row]
+    assert sorted(steps) == list(range(1, 13)) and len(set(steps)) == len(steps)
+    assert tracked.steps_from_events  # live events arrived through wait_for_job
+    assert ft.config["spec"]["n_epochs"] == 1 and ft.config["job"]["training_file"] == file.id
+    assert ft.config["lineage"]["inputs"][0]["sha256"] == ref.digest
+    assert ft.summary["fine_tuned_model"] == final.fine_tuned_model
+    assert ft.summary["estimated_billed_tokens"] == ref.metadata["estimated_billed_tokens"]
+    assert ft.artifact("model")["metadata"]["checkpoints"]
