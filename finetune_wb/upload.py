@@ -479,8 +479,8 @@ def _wait_processed(
         status = getattr(file_obj, "status", None)
         if status == "processed" or status is None:
             return file_obj
-        if status == "error":
-            details = getattr(file_obj, "status_details", None) or "no reason given"
+        if status in ("error", "deleted"):
+            details = getattr(file_obj, "status_details", None) or f"status {status!r}, no reason given"
             raise UploadError(f"the server could not process {file_obj.id}: {details}", file_id=file_obj.id)
         if timeout is not None and clock() - start >= timeout:
             raise UploadError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
@@ -183,7 +184,8 @@ def wait_for_job(
 
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
-    policy = _policy(retry, sleep)
+    # Waiting is read-only, so it can afford to be patient: ~12 tries ride out a few minutes of outage.
+    policy = retry if retry is not None else replace(_policy(None, sleep), max_attempts=12)
     raw = _no_retry_client(get_client(client))
     callbacks = _callbacks(on_event)
     cursor = EventCursor(job_id, after_event_id=after_event_id, policy=policy, client=raw)
