@@ -363,3 +363,45 @@ def test_dpo_job_learns_the_preferred_answers(finetune_emulator_client: openai.O
     job = client.fine_tuning.jobs.create(model=BASE, training_file=chat_file.id, method={"type": "dpo"})
     failed = wait_job(client, job.id)
     assert failed.status == "failed" and failed.error is not None and failed.error.param == "training_file"
+
+
+def test_fine_tune_beats_base_on_held_out_legalbench(
+    finetune_emulator_client: openai.OpenAI, legalbench_dir: Path
+) -> None:
+    """The demo's claim: on a real Yes/No task the fine-tuned stand-in beats its base model on unseen data."""
+    import json
+
+    client = finetune_emulator_client
+    rows = [json.loads(line) for line in (legalbench_dir / "examples.jsonl").read_text().splitlines() if line]
+    system = "Does the clause explicitly identify what counts as confidential information? Answer Yes or No."
+
+    def chat(row: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "system", "content": system}, {"role": "user", "content": row["text"]}]
+
+    train = [r for i, r in enumerate(rows) if i % 3]
+    test = [r for i, r in enumerate(rows) if not i % 3]
+    file = upload(
+        client, [{"messages": [*chat(r), {"role": "assistant", "content": r["answer"]}]} for r in train]
+    )
+    job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=file.id).id)
+    assert job.status == "succeeded", job.error
+
+    def label(text: str) -> str | None:
+        found = re.search(r"\b(Yes|No)\b", text)
+        return found.group(1) if found else None
+
+    scores = {}
+    for model in (job.fine_tuned_model or "", BASE):
+        answers = [
+            client.chat.completions.create(model=model, messages=chat(r)).choices[0].message.content or ""
+            for r in test
+        ]
+        scores[model] = (
+            sum(a == r["answer"] for a, r in zip(answers, test, strict=True)) / len(test),
+            sum(label(a) == r["answer"] for a, r in zip(answers, test, strict=True)) / len(test),
+        )
+    ft_exact, ft_label = scores[job.fine_tuned_model or ""]
+    base_exact, base_label = scores[BASE]
+    assert base_exact == 0.0  # the base model answers in sentences
+    assert ft_exact == ft_label >= 0.7
+    assert ft_label > base_label + 0.15

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import openai
+import pytest
 
 
-def test_cli_prints_the_url_first_serves_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_prints_the_url_first_serves_and_exits_cleanly(tmp_path: Path, stop_signal: int) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -38,7 +40,7 @@ def test_cli_prints_the_url_first_serves_and_exits_cleanly_on_sigterm(tmp_path: 
         assert any(m.id == "gpt-4o-mini-2024-07-18" for m in client.models.list())
         client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune")
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert (tmp_path / "state" / "state.json").is_file()

@@ -103,8 +103,10 @@ def test_rate_limit_answers_429_with_retry_after_ms(finetune_emulator: Emulator)
     clock_client = finetune_emulator.client(max_retries=0)
     finetune_emulator.rate_limit(rpm=2)
     msgs = [{"role": "user", "content": "Yes or no?"}]
-    for _ in range(2):
-        clock_client.chat.completions.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
+    for remaining in ("1", "0"):
+        ok = clock_client.chat.completions.with_raw_response.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
+        assert ok.headers["x-ratelimit-limit-requests"] == "2"
+        assert ok.headers["x-ratelimit-remaining-requests"] == remaining
     with pytest.raises(openai.RateLimitError) as info:
         clock_client.chat.completions.create(model=BASE, messages=msgs)  # type: ignore[arg-type]
     wait_ms = int(info.value.response.headers["retry-after-ms"])

@@ -55,6 +55,24 @@ class LatencyRule(BaseModel):
         return self.path is None or fnmatch.fnmatchcase(path, self.path)
 
 
+class RateDecision(BaseModel):
+    """The outcome of a rate-limited request: allowed or not, and what the headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_ms: int
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+        }
+        if not self.allowed:
+            out["retry-after-ms"] = str(self.retry_after_ms)
+        return out
+
+
 class Faults:
     """Thread-safe registry of faults, latencies, rate limits and the journal."""
 
@@ -116,8 +134,8 @@ class Faults:
         with self._lock:
             return sum(r.seconds for r in self.latencies if r.matches(method, path))
 
-    def check_rate_limit(self, path: str) -> tuple[int, int] | None:
-        """None if allowed (and counted); else (retry_after_ms, limit) when over the per-minute limit."""
+    def check_rate_limit(self, path: str) -> RateDecision | None:
+        """None when ``path`` has no limit; else whether this request is allowed (and counted if so)."""
         with self._lock:
             matching = [p for p in self.limits if fnmatch.fnmatchcase(path, p)]
             if not matching:
@@ -130,9 +148,11 @@ class Faults:
                 hits.popleft()
             if len(hits) >= limit:
                 wait = max(0.001, hits[0] + 60.0 - now)
-                return int(wait * 1000) + 1, limit
+                return RateDecision(
+                    allowed=False, limit=limit, remaining=0, retry_after_ms=int(wait * 1000) + 1
+                )
             hits.append(now)
-            return None
+            return RateDecision(allowed=True, limit=limit, remaining=limit - len(hits), retry_after_ms=0)
 
     def record(self, entry: JournalEntry) -> None:
         with self._lock:

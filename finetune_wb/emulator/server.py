@@ -18,7 +18,7 @@ from starlette.routing import Route
 from finetune_wb.emulator.api import json_body, routes
 from finetune_wb.emulator.clock import ManualClock
 from finetune_wb.emulator.core import Core
-from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule
+from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, RateDecision
 from finetune_wb.emulator.state import ApiError
 
 ADMIN_PREFIX = "/_emulator"
@@ -53,6 +53,7 @@ class EmulatorMiddleware(BaseHTTPMiddleware):
         core = self.core
         arrived = core.now()
         fault: str | None = None
+        rate: RateDecision | None = None
         delay = core.faults.latency_for(method, path)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -67,20 +68,15 @@ class EmulatorMiddleware(BaseHTTPMiddleware):
                     code="invalid_api_key",
                 )
             )
-        elif (limited := core.faults.check_rate_limit(path)) is not None:
-            wait_ms, limit = limited
+        elif (rate := core.faults.check_rate_limit(path)) is not None and not rate.allowed:
             fault = "rate_limit"
             response = error_response(
                 ApiError(
                     429,
-                    f"Rate limit reached for requests on {path}: limit {limit} per minute. Retry after "
-                    f"{wait_ms} ms.",
+                    f"Rate limit reached for requests on {path}: limit {rate.limit} per minute. Retry after "
+                    f"{rate.retry_after_ms} ms.",
                     code="rate_limit_exceeded",
-                    headers={
-                        "retry-after-ms": str(wait_ms),
-                        "x-ratelimit-limit-requests": str(limit),
-                        "x-ratelimit-remaining-requests": "0",
-                    },
+                    headers=rate.headers(),
                 )
             )
         else:
@@ -95,6 +91,8 @@ class EmulatorMiddleware(BaseHTTPMiddleware):
                 if rule is not None:
                     fault = "fault"
                     response = error_response(_fault_error(rule))
+        if rate is not None and rate.allowed:
+            response.headers.update(rate.headers())
         core.faults.record(
             JournalEntry(
                 method=method,
