@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -295,7 +294,9 @@ def upload_file(
             )
 
     if size > multipart_threshold:
-        file_obj = _upload_multipart(
+        from finetune_wb._multipart import upload_multipart
+
+        file_obj = upload_multipart(
             client,
             path,
             size=size,
@@ -377,87 +378,6 @@ def _upload_single(client: Any, path: Path, *, purpose: str, policy: RetryPolicy
         return policy.call(attempt)
     except openai.APIError as exc:
         raise UploadError(f"uploading {path} failed: {exc}") from exc
-
-
-def _upload_multipart(
-    client: Any,
-    path: Path,
-    *,
-    size: int,
-    md5: str,
-    purpose: str,
-    part_size: int,
-    max_concurrency: int,
-    progress: bool,
-    policy: RetryPolicy,
-) -> FileObject:
-    """Send ``path`` through the Uploads API: create, parts in parallel (each retried alone), complete."""
-    import openai
-
-    from finetune_wb._progress import progress_bar
-
-    if part_size <= 0:
-        raise ValueError("part_size must be positive")
-    raw = _no_retry_client(client)
-    try:
-        upload = policy.call(
-            raw.uploads.create, bytes=size, filename=path.name, mime_type="text/jsonl", purpose=purpose
-        )
-    except openai.APIError as exc:
-        raise UploadError(f"could not start a multi-part upload of {path}: {exc}") from exc
-
-    offsets = list(range(0, size, part_size))
-    part_ids: list[str | None] = [None] * len(offsets)
-    bar = progress_bar(
-        total=size, desc=f"upload {path.name}", disable=not progress, unit="B", unit_scale=True
-    )
-    bar_lock = threading.Lock()
-
-    def send(index: int) -> None:
-        offset = offsets[index]
-        length = min(part_size, size - offset)
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read(length)
-        part = policy.call(raw.uploads.parts.create, upload.id, data=chunk)
-        part_ids[index] = part.id
-        with bar_lock:
-            bar.update(length)
-
-    try:
-        with ThreadPoolExecutor(
-            max_workers=max(1, max_concurrency), thread_name_prefix="upload-part"
-        ) as pool:
-            futures = [pool.submit(send, i) for i in range(len(offsets))]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for f in futures:
-                    f.cancel()
-                raise failed[0].exception()  # type: ignore[misc]
-        completed = policy.call(raw.uploads.complete, upload.id, part_ids=[p for p in part_ids if p], md5=md5)
-    except BaseException as exc:
-        _cancel_quietly(raw, upload.id)
-        if isinstance(exc, openai.APIError):
-            raise UploadError(f"multi-part upload {upload.id} of {path} failed: {exc}") from exc
-        raise
-    finally:
-        bar.close()
-
-    file_obj = getattr(completed, "file", None)
-    if file_obj is None:
-        raise UploadError(
-            f"multi-part upload {upload.id} of {path} completed with status "
-            f"{getattr(completed, 'status', '?')!r} but no file; upload it again"
-        )
-    return file_obj  # type: ignore[no-any-return]
-
-
-def _cancel_quietly(raw: Any, upload_id: str) -> None:
-    try:
-        raw.uploads.cancel(upload_id)
-    except Exception as exc:  # best effort: an unfinished upload expires on its own after an hour
-        logger.debug("could not cancel upload %s: %s", upload_id, exc)
 
 
 def _wait_processed(

@@ -323,3 +323,25 @@ def test_emulator_multipart_upload_with_a_failed_part(
     # and the next upload of the same bytes re-uses it, whichever API sent it
     again = upload_file(path, client=finetune_emulator_client, progress=False, multipart_threshold=2048)
     assert again.id == file_obj.id
+
+
+def test_emulator_lost_complete_answer_finds_the_file(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    path = _write_jsonl(tmp_path / "train.jsonl", n=20)
+    finetune_emulator.inject_fault(
+        path="/v1/uploads/*/complete", method="POST", status=500, after_handler=True
+    )
+    file_obj = upload_file(
+        path,
+        client=finetune_emulator_client,
+        progress=False,
+        multipart_threshold=1024,
+        part_size=1024,
+        retry=NO_WAIT,
+    )
+    completes = [e.status for e in finetune_emulator.journal if e.path.endswith("/complete")]
+    assert completes == [500, 400]  # the retry was refused: the first attempt had completed it
+    files = finetune_emulator_client.files.list().data
+    assert [f.id for f in files] == [file_obj.id]  # the file the first attempt made, and no other
+    assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
