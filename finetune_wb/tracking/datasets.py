@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,7 @@ from finetune_wb.tracking._common import (
     scrub,
     updating_record,
 )
-from finetune_wb.tracking.tables import examples_table, parse_jsonl_bytes, target_text
+from finetune_wb.tracking.tables import INVALID, describe, examples_table, iter_records, target_text
 
 logger = logging.getLogger("finetune_wb.tracking")
 
@@ -143,36 +142,49 @@ def _examples_to_bytes(examples: Iterable[Any]) -> bytes:
 
 def dataset_statistics(data: bytes) -> dict[str, Any]:
     """Counts, message shape and label balance of a JSONL training file (chat or DPO, any shape)."""
-    rows = parse_jsonl_bytes(data)
-    parsed = [r for r in rows if r["obj"] is not None]
-    formats = Counter(r["format"] for r in parsed)
-    n_messages = [r["n_messages"] for r in parsed if r["n_messages"]]
+    formats: Counter[str] = Counter()
+    targets: Counter[str] = Counter()
+    n_lines = n_invalid = n_tools = n_targets = 0
+    min_msgs, max_msgs, sum_msgs, n_with_msgs = 0, 0, 0, 0
+    for _, obj in iter_records(data):
+        n_lines += 1
+        if obj is INVALID:
+            n_invalid += 1
+            continue
+        fmt, n_messages, has_tools = describe(obj)
+        formats[fmt] += 1
+        n_tools += has_tools
+        if n_messages:
+            min_msgs = n_messages if not n_with_msgs else min(min_msgs, n_messages)
+            max_msgs = max(max_msgs, n_messages)
+            sum_msgs += n_messages
+            n_with_msgs += 1
+        if fmt == "chat" and (target := target_text(obj)) is not None:
+            n_targets += 1
+            if len(targets) <= MAX_LABELS:  # past that these are not labels: stop counting distinct answers
+                targets[target.strip()] += 1
     stats: dict[str, Any] = {
-        "n_examples": len(parsed),
-        "n_lines": len(rows),
-        "n_invalid_lines": len(rows) - len(parsed),
+        "n_examples": n_lines - n_invalid,
+        "n_lines": n_lines,
+        "n_invalid_lines": n_invalid,
         "formats": dict(formats),
         "format": (formats.most_common(1)[0][0] if len(formats) == 1 else "mixed") if formats else "empty",
-        "n_with_tools": sum(1 for r in parsed if r["has_tools"]),
+        "n_with_tools": n_tools,
     }
-    if n_messages:
+    if n_with_msgs:
         stats["messages_per_example"] = {
-            "min": min(n_messages),
-            "mean": round(statistics.fmean(n_messages), 3),
-            "max": max(n_messages),
+            "min": min_msgs,
+            "mean": round(sum_msgs / n_with_msgs, 3),
+            "max": max_msgs,
         }
-    targets = [
-        t.strip() for r in parsed if r["format"] == "chat" and (t := target_text(r["obj"])) is not None
-    ]
-    counts = Counter(targets)
     if (
         targets
-        and len(counts) <= MAX_LABELS
-        and len(counts) * 2 <= len(targets)
-        and all(len(t) <= 64 for t in counts)
+        and len(targets) <= MAX_LABELS
+        and len(targets) * 2 <= n_targets
+        and all(len(t) <= 64 for t in targets)
     ):
-        stats["label_balance"] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        stats["n_labels"] = len(counts)
+        stats["label_balance"] = dict(sorted(targets.items(), key=lambda kv: (-kv[1], kv[0])))
+        stats["n_labels"] = len(targets)
     return stats
 
 

@@ -9,7 +9,10 @@ preferred output of a DPO record) and ``rejected`` the non-preferred output.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+INVALID = object()  # marks a line that is not JSON
 
 COLUMNS: list[str | int] = [
     "line",
@@ -100,28 +103,25 @@ def target_text(obj: Any) -> str | None:
     return None if i is None else message_text(messages[i])
 
 
-def parse_jsonl_bytes(data: bytes) -> list[dict[str, Any]]:
-    """Every non-blank line: ``{"line", "obj" (None if invalid JSON), "format", "n_messages", "has_tools"}``."""
-    rows = []
-    for number, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+def iter_records(data: bytes) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object or INVALID) for every non-blank line, streaming."""
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            yield number, json.loads(raw)
         except ValueError:
-            rows.append(
-                {"line": number, "obj": None, "format": "invalid", "n_messages": 0, "has_tools": False}
-            )
-            continue
-        fmt = classify(obj)
-        messages = _messages_of(obj, fmt)
-        has_tools = bool(
-            isinstance(obj, dict) and (obj.get("tools") or obj.get("functions") or _input(obj).get("tools"))
-        )
-        rows.append(
-            {"line": number, "obj": obj, "format": fmt, "n_messages": len(messages), "has_tools": has_tools}
-        )
-    return rows
+            yield number, INVALID
+
+
+def describe(obj: Any) -> tuple[str, int, bool]:
+    """(format, number of messages, has tools) of one parsed record."""
+    fmt = classify(obj)
+    messages = _messages_of(obj, fmt)
+    has_tools = bool(
+        isinstance(obj, dict) and (obj.get("tools") or obj.get("functions") or _input(obj).get("tools"))
+    )
+    return fmt, len(messages), has_tools
 
 
 def _input(obj: dict[str, Any]) -> dict[str, Any]:
@@ -193,14 +193,15 @@ def example_row(line: int, obj: Any) -> list[Any]:
 
 
 def example_rows(data: bytes, *, max_rows: int | None = None) -> list[list[Any]]:
+    """Table rows for the first ``max_rows`` records (None: all); stops reading once it has them."""
     rows: list[list[Any]] = []
-    for parsed in parse_jsonl_bytes(data):
+    for number, obj in iter_records(data):
         if max_rows is not None and len(rows) >= max_rows:
             break
-        if parsed["obj"] is None:
-            rows.append([parsed["line"], "invalid", 0, "", "", "", "", "", None])
+        if obj is INVALID:
+            rows.append([number, "invalid", 0, "", "", "", "", "", None])
         else:
-            rows.append(example_row(parsed["line"], parsed["obj"]))
+            rows.append(example_row(number, obj))
     return rows
 
 
