@@ -405,3 +405,28 @@ def test_fine_tune_beats_base_on_held_out_legalbench(
     assert base_exact == 0.0  # the base model answers in sentences
     assert ft_exact == ft_label >= 0.7
     assert ft_label > base_label + 0.15
+
+
+def test_hyperparameter_validation_and_continued_fine_tuning(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    first, second = yes_no_examples(10), yes_no_examples(10, offset=50)
+    train = upload(client, first)
+    for bad in ({"n_epochs": 0}, {"batch_size": "big"}, {"learning_rate_multiplier": -1}):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.fine_tuning.jobs.create(model=BASE, training_file=train.id, hyperparameters=bad)  # type: ignore[arg-type]
+        assert info.value.param == f"hyperparameters.{next(iter(bad))}"  # type: ignore[attr-defined]
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.create(model=BASE, training_file=train.id, suffix="a:b")
+    parent = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=train.id).id)
+    child = wait_job(
+        client,
+        client.fine_tuning.jobs.create(
+            model=parent.fine_tuned_model or "", training_file=upload(client, second).id
+        ).id,
+    )
+    assert child.status == "succeeded" and (child.fine_tuned_model or "").startswith(f"ft:{BASE}:")
+    for ex in (first[3], second[3]):  # the child knows both its own data and its parent's
+        reply = client.chat.completions.create(
+            model=child.fine_tuned_model or "", messages=ex["messages"][:2]
+        )
+        assert reply.choices[0].message.content == ex["messages"][2]["content"]

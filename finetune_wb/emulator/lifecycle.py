@@ -11,6 +11,7 @@ finalising 0.5 s, each times p. A 100-example, 3-epoch job (300 steps at batch s
 from __future__ import annotations
 
 import base64
+import json
 import math
 import random
 from typing import Any
@@ -78,12 +79,26 @@ def _hp_of(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         hp.setdefault(key, "auto")
     if mtype != "dpo":
         hp.pop("beta", None)
-    n = hp["n_epochs"]
-    if n != "auto" and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 50):
-        raise ApiError(
-            400, f"Invalid n_epochs {n!r}: use 'auto' or an integer 1-50.", param="hyperparameters.n_epochs"
-        )
+    _check_number(hp, "n_epochs", integer=True, low=1, high=50)
+    _check_number(hp, "batch_size", integer=True, low=1, high=256)
+    _check_number(hp, "learning_rate_multiplier", integer=False, low=1e-6, high=100.0)
+    if "beta" in hp:
+        _check_number(hp, "beta", integer=False, low=1e-6, high=2.0)
     return mtype, hp
+
+
+def _check_number(hp: dict[str, Any], key: str, *, integer: bool, low: float, high: float) -> None:
+    value: Any = hp[key]
+    if value == "auto":
+        return
+    number = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not number or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ApiError(
+            400,
+            f"Invalid {key} {value!r}: use 'auto' or {kind} between {low:g} and {high:g}.",
+            param=f"hyperparameters.{key}",
+        )
 
 
 def _file_param(store: Store, file_id: Any, param: str) -> str:
@@ -134,8 +149,8 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
             validation = _file_param(store, validation, "validation_file")
         mtype, hp = _hp_of(params)
         suffix = params.get("suffix")
-        if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64):
-            raise ApiError(400, "Invalid suffix: at most 64 characters.", param="suffix")
+        if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64 or ":" in suffix):
+            raise ApiError(400, "Invalid suffix: at most 64 characters, no ':'.", param="suffix")
         metadata = params.get("metadata")
         if metadata is not None and (
             not isinstance(metadata, dict)
@@ -255,15 +270,12 @@ def _validate(store: Store, job: dict[str, Any], t: float) -> bool:
         step_dur=min(6.0, 1.0 + 0.02 * total) / total * rt["pace"],
         trained_tokens=train.tokens * n_epochs,
     )
-    path = store.blob_path(job["training_file"])
-    store.write_blob(f"model-{job['id']}.json", _pairs_json(read_pairs(path)))
+    pairs = read_pairs(store.blob_path(job["training_file"]))
+    parent = store.fine_tuned_models().get(job["model"])
+    if parent is not None:  # continued fine-tuning: the new data first, then what the parent knew
+        pairs += [(p, a) for p, a in json.loads(store.read_blob(f"model-{parent['id']}.json"))]
+    store.write_blob(f"model-{job['id']}.json", json.dumps(pairs).encode("utf-8"))
     return True
-
-
-def _pairs_json(pairs: list[tuple[str, str]]) -> bytes:
-    import json
-
-    return json.dumps(pairs).encode("utf-8")
 
 
 def tick(store: Store, job: dict[str, Any], now: float) -> None:
