@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb.errors import ConfigError, JobError
 from finetune_wb.events import JobEvent, parse_metrics
 from finetune_wb.upload import _no_retry_client, _policy
-from finetune_wb.waiting import TERMINAL_STATUSES, EventCursor, wait_for_job
+from finetune_wb.waiting import TERMINAL_STATUSES, EventCursor, job_id_of, wait_for_job
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -232,11 +232,12 @@ def find_job_by_request_id(
 
 
 def cancel_job(
-    job_id: str, *, client: openai.OpenAI | None = None, retry: RetryPolicy | None = None
+    job_id: str | FineTuningJob, *, client: openai.OpenAI | None = None, retry: RetryPolicy | None = None
 ) -> FineTuningJob:
     """Cancel a job and return it. Cancelling a job that already ended returns it unchanged."""
     import openai
 
+    job_id = job_id_of(job_id)
     from finetune_wb._client import get_client
 
     policy = _policy(retry, time.sleep)
@@ -314,9 +315,10 @@ def list_jobs(
 
 
 def list_checkpoints(
-    job_id: str, *, client: openai.OpenAI | None = None, retry: RetryPolicy | None = None
+    job_id: str | FineTuningJob, *, client: openai.OpenAI | None = None, retry: RetryPolicy | None = None
 ) -> list[FineTuningJobCheckpoint]:
     """Every checkpoint of a job (all pages, newest first)."""
+    job_id = job_id_of(job_id)
     from finetune_wb._client import get_client
 
     policy = _policy(retry, time.sleep)

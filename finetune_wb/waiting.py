@@ -32,6 +32,11 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 EventCallback = Callable[[JobEvent], Any]
 
 
+def job_id_of(job: str | Any) -> str:
+    """A job id from an id or a job object."""
+    return job if isinstance(job, str) else str(job.id)
+
+
 def _callbacks(on_event: EventCallback | Sequence[EventCallback] | None) -> list[EventCallback]:
     if on_event is None:
         return []
@@ -143,7 +148,7 @@ def _raise_for_terminal(job: Any) -> None:
 
 
 def wait_for_job(
-    job_id: str,
+    job_id: str | Any,
     *,
     client: openai.OpenAI | None = None,
     poll_interval: float = 1.0,
@@ -164,7 +169,7 @@ def wait_for_job(
     transient failures (429, 5xx, timeouts, dropped connections).
 
     Args:
-        job_id: the job to wait for; works the same for a job created by another process.
+        job_id: the job (id or job object) to wait for; works the same for a job created elsewhere.
         on_event: a callable or a list of callables receiving :class:`JobEvent` objects.
         progress: show a tqdm bar (widget in notebooks) with step / total_steps, loss and status.
         timeout: give up after this many seconds (the job keeps running) with :class:`JobTimeout`.
@@ -182,6 +187,7 @@ def wait_for_job(
     from finetune_wb._client import get_client
     from finetune_wb.upload import _no_retry_client, _policy
 
+    job_id = job_id_of(job_id)
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
     # Waiting is read-only, so it can afford to be patient: ~12 tries ride out a few minutes of outage.

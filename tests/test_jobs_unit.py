@@ -426,7 +426,7 @@ def test_wait_raises_job_cancelled() -> None:
     job = client._create(model="m", training_file="file-1", metadata=None)
     clock = FakeClock()
     with pytest.raises(JobCancelled, match=job.id):
-        wait_for_job(job.id, client=client, progress=False, sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
+        wait_for_job(job, client=client, progress=False, sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
 
 
 def test_timeout_then_reattach_without_repeating_events() -> None:
@@ -533,6 +533,6 @@ def test_cancel_job_of_an_ended_job_returns_it() -> None:
     client = FakeClient(server)
     job = client._create(model="m", training_file="file-1", metadata=None)
     assert cancel_job(job.id, client=client).status == "cancelled"  # type: ignore[arg-type]
-    assert cancel_job(job.id, client=client).status == "cancelled"  # type: ignore[arg-type]
+    assert cancel_job(job, client=client).status == "cancelled"  # type: ignore[arg-type]  # a job object works
     with pytest.raises(JobError, match="no fine-tuning job"):
         cancel_job("ftjob-missing", client=client)  # type: ignore[arg-type]
