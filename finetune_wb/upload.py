@@ -278,20 +278,23 @@ def upload_file(
     sha256, md5 = file_digests(path)
     base_url = base_url_of(client)
 
+    def processed(file_obj: FileObject) -> FileObject:
+        return _wait_processed(
+            client,
+            file_obj,
+            policy=policy,
+            timeout=processing_timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            sleep=sleep,
+            clock=clock,
+        )
+
     if reuse:
         existing = _reusable_file(client, sha256, purpose=purpose, base_url=base_url, policy=policy)
         if existing is not None:
             logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
-            return _wait_processed(
-                client,
-                existing,
-                policy=policy,
-                timeout=processing_timeout,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
-                sleep=sleep,
-                clock=clock,
-            )
+            return processed(existing)
 
     if size > multipart_threshold:
         from finetune_wb._multipart import upload_multipart
@@ -321,16 +324,7 @@ def upload_file(
             uploaded_at=time.time(),
         )
     )
-    return _wait_processed(
-        client,
-        file_obj,
-        policy=policy,
-        timeout=processing_timeout,
-        poll_interval=poll_interval,
-        max_poll_interval=max_poll_interval,
-        sleep=sleep,
-        clock=clock,
-    )
+    return processed(file_obj)
 
 
 def _policy(retry: RetryPolicy | None, sleep: Callable[[float], None]) -> RetryPolicy:

@@ -51,23 +51,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_json_flag(p)
     p.set_defaults(handler=_guard(cmd_train))
 
-    p = subparsers.add_parser("status", help="show a fine-tuning job")
-    p.add_argument("job", help="job id (ftjob-...)")
-    add_json_flag(p)
-    p.set_defaults(handler=_guard(cmd_status))
-
-    p = subparsers.add_parser("wait", help="wait for a job to end (re-attaches to a running job)")
-    p.add_argument("job", help="job id (ftjob-...)")
+    _job_command(subparsers, "status", "show a fine-tuning job", cmd_status)
+    p = _job_command(subparsers, "wait", "wait for a job to end (re-attaches to a running job)", cmd_wait)
     p.add_argument("--timeout", type=float, default=None, help="stop waiting after S seconds (exit 1)")
     p.add_argument("--poll-interval", type=float, default=1.0, help="first polling interval in seconds")
     _add_progress_flag(p)
-    add_json_flag(p)
-    p.set_defaults(handler=_guard(cmd_wait))
-
-    p = subparsers.add_parser("cancel", help="cancel a fine-tuning job")
-    p.add_argument("job", help="job id (ftjob-...)")
-    add_json_flag(p)
-    p.set_defaults(handler=_guard(cmd_cancel))
+    _job_command(subparsers, "cancel", "cancel a fine-tuning job", cmd_cancel)
 
     p = subparsers.add_parser("jobs", help="list fine-tuning jobs (all pages)")
     p.add_argument("--status", action="append", default=None, help="only jobs with this status (repeatable)")
@@ -75,6 +64,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most N jobs")
     add_json_flag(p)
     p.set_defaults(handler=_guard(cmd_jobs))
+
+
+def _job_command(
+    subparsers: argparse._SubParsersAction[Any],
+    name: str,
+    help_text: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """A subcommand taking one job id, with ``--json``."""
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text)
+    p.add_argument("job", help="job id (ftjob-...)")
+    add_json_flag(p)
+    p.set_defaults(handler=_guard(handler))
+    return p
 
 
 def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
