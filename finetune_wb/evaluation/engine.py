@@ -84,12 +84,13 @@ class _Engine:
         default_client: Any,
     ) -> None:
         self.slots = AdaptiveLimit(concurrency)
-        self.rpm = TokenBucket(rpm) if rpm else None
+        self.rpm = TokenBucket(rpm, capacity=1.0) if rpm else None
         self.tpm = TokenBucket(tpm, capacity=tpm / 60.0 * 5) if tpm else None
         self.cache = cache
         self.retry = retry
         self.default_client = default_client
         self._clients: dict[int, tuple[Any, str]] = {}
+        self._pending: dict[str, asyncio.Future[_Answer]] = {}
 
     def client_for(self, client: Any) -> tuple[Any, str]:
         """An async client (own retries off) and its base URL, built once per distinct client object."""
@@ -127,6 +128,33 @@ class _Engine:
                     completion_tokens=hit.completion_tokens,
                     finish_reason=hit.finish_reason,
                 )
+        pending = self._pending.get(key)
+        if pending is not None:  # the same request is in flight (e.g. a judge asked twice): share it
+            shared: _Answer = await asyncio.shield(pending)
+            return _Answer(**{**shared.__dict__, "cached": shared.output is not None})
+        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            answer = await self._fetch(key, aclient, base_url, model, messages, params, stats)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: nobody may be waiting
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(answer)
+        return answer
+
+    async def _fetch(
+        self,
+        key: str,
+        aclient: Any,
+        base_url: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        stats: _Resolved | None,
+    ) -> _Answer:
         try:
             response = await self._call(aclient, model, messages, params, stats)
         except Exception as exc:

@@ -130,9 +130,9 @@ class FunctionEvaluator:
         self.params = {**defaults, **self.params}
         # Only the function's own parameters are passed back to it; built-ins record theirs for the report
         # but hold them in a closure.
-        self._passable = {
-            k for k in self.params if k in signature.parameters or accepts_var_kw
-        } - set(_ARG_NAMES)
+        self._passable = {k for k in self.params if k in signature.parameters or accepts_var_kw} - set(
+            _ARG_NAMES
+        )
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def configure(self, **params: Any) -> FunctionEvaluator:

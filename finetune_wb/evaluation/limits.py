@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class TokenBucket:
@@ -22,14 +22,20 @@ class TokenBucket:
     """
 
     def __init__(
-        self, per_minute: float, *, capacity: float | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        per_minute: float,
+        *,
+        capacity: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if per_minute <= 0:
             raise ValueError(f"rate must be positive, got {per_minute}")
         self.rate = per_minute / 60.0
-        self.capacity = capacity if capacity is not None else max(1.0, self.rate)
+        self.capacity = capacity
         self.level = self.capacity
         self._clock = clock
+        self._sleep = sleep
         self._stamp = clock()
         self._lock = asyncio.Lock()
 
@@ -43,10 +49,10 @@ class TokenBucket:
             need = min(amount, self.capacity)
             while True:
                 self._refill()
-                if self.level >= need:
+                if self.level >= need - 1e-9:  # float dust must not stall a waiter
                     self.level -= amount
                     return
-                await asyncio.sleep((need - self.level) / self.rate)
+                await self._sleep((need - self.level) / self.rate)
 
 
 class AdaptiveLimit:

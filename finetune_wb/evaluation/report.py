@@ -262,7 +262,8 @@ def build_report(
         given = [
             s for per_model in scored.scores for row in per_model for n, s in row.items() if n == ev.name
         ]
-        binary = bool(given) and all(s.binary for s in given if s.value is not None)
+        scored_values = [s for s in given if s.value is not None]
+        binary = bool(scored_values) and all(s.binary for s in scored_values)
         infos.append(
             EvaluatorInfo(
                 name=ev.name,
