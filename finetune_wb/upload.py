@@ -25,7 +25,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -115,9 +116,26 @@ def _write_registry(data: Mapping[str, Any]) -> None:
         raise
 
 
+@contextmanager
+def _locked_registry() -> Iterator[None]:
+    """Serialise registry updates between threads and, where ``fcntl`` exists, between processes."""
+    with _registry_lock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the atomic replace alone keeps the file whole
+            yield
+            return
+        with open(registry_path().with_suffix(".lock"), "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord | None:
     """The registry entry for this content on this server, if any (not confirmed with the server)."""
-    with _registry_lock:
+    with _locked_registry():
         raw = _read_registry().get(_registry_key(sha256, purpose, _safe_base_url(base_url)))
     if raw is None:
         return None
@@ -130,7 +148,7 @@ def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord |
 def remember_upload(record: UploadRecord) -> None:
     """Add or replace a registry entry."""
     record = record.model_copy(update={"base_url": _safe_base_url(record.base_url)})
-    with _registry_lock:
+    with _locked_registry():
         data = _read_registry()
         data[_registry_key(record.sha256, record.purpose, record.base_url)] = record.model_dump(mode="json")
         _write_registry(data)
@@ -138,7 +156,7 @@ def remember_upload(record: UploadRecord) -> None:
 
 def forget_upload(sha256: str, *, purpose: str, base_url: str) -> None:
     """Drop a registry entry (the file is gone from the server)."""
-    with _registry_lock:
+    with _locked_registry():
         data = _read_registry()
         if data.pop(_registry_key(sha256, purpose, _safe_base_url(base_url)), None) is not None:
             _write_registry(data)

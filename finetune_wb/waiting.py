@@ -226,5 +226,14 @@ def wait_for_job(
             delay = interval if timeout is None else max(0.0, min(interval, timeout - elapsed))
             sleep(delay)
             interval = min(interval * backoff, max_poll_interval)
+    except KeyboardInterrupt:
+        logger.warning(
+            "stopped waiting for %s; the job keeps running. Re-attach with wait_for_job(%r) or "
+            "`finetune-wb wait %s`.",
+            job_id,
+            job_id,
+            job_id,
+        )
+        raise
     finally:
         bar.close()

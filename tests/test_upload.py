@@ -275,6 +275,38 @@ def test_refuses_files_over_8_gb_and_missing_files(tmp_path: Path) -> None:
         _upload(tmp_path / "missing.jsonl", FakeFilesClient(FakeFilesServer()))
 
 
+def test_registry_survives_concurrent_writers_and_corruption() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from finetune_wb.upload import UploadRecord, forget_upload, remember_upload
+
+    def record(i: int) -> None:
+        remember_upload(
+            UploadRecord(
+                sha256=f"{i:064x}",
+                purpose="fine-tune",
+                base_url="https://user:secret@api.example.test/v1/?key=abc",
+                file_id=f"file-{i}",
+                filename="x.jsonl",
+                bytes=i,
+                uploaded_at=0.0,
+            )
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(record, range(40)))
+    text = registry_path().read_text()
+    assert len(json.loads(text)) == 40 and "secret" not in text and "key=abc" not in text
+    found = lookup_upload(f"{7:064x}", purpose="fine-tune", base_url="https://api.example.test/v1")
+    assert found is not None and found.file_id == "file-7"
+    forget_upload(f"{7:064x}", purpose="fine-tune", base_url="https://api.example.test/v1")
+    assert lookup_upload(f"{7:064x}", purpose="fine-tune", base_url="https://api.example.test/v1") is None
+    registry_path().write_text("{not json")
+    assert lookup_upload(f"{8:064x}", purpose="fine-tune", base_url="https://api.example.test/v1") is None
+    record(9)  # a corrupt registry is replaced, not fatal
+    assert len(json.loads(registry_path().read_text())) == 1
+
+
 # --------------------------------------------------------------------------------------------- emulator
 
 
