@@ -10,6 +10,7 @@ synced is then decided from a local record under ``state_dir()``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -122,11 +123,17 @@ def is_synced(job_id: str, *, project: str | None = None, entity: str | None = N
     return False if is_offline() else _synced_online(job_id, project, entity)
 
 
+def _raw(client: Any) -> Any:
+    """The client with its own retries off: DEFAULT_RETRY is the one layer that repeats requests."""
+    with_options = getattr(client, "with_options", None)
+    return with_options(max_retries=0) if callable(with_options) else client
+
+
 def _retrieve(job: Any, client: Any) -> Any:
     from finetune_wb._retry import DEFAULT_RETRY
 
     if isinstance(job, str):
-        return DEFAULT_RETRY.call(client.fine_tuning.jobs.retrieve, job)
+        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job)
     return job
 
 
@@ -141,7 +148,7 @@ def _all_events(job_id: str, client: Any) -> list[Any]:
         kwargs: dict[str, Any] = {"limit": 100}
         if after:
             kwargs["after"] = after
-        page = DEFAULT_RETRY.call(client.fine_tuning.jobs.list_events, job_id, **kwargs)
+        page = DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.list_events, job_id, **kwargs)
         data = list(page.data)
         events.extend(data)
         if not data or not getattr(page, "has_more", False):
@@ -156,6 +163,7 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
 
     Returns the file ids that could not be read (a deleted file must not stop the sync).
     """
+    from finetune_wb._retry import DEFAULT_RETRY
     from finetune_wb.tracking.datasets import find_artifact, link_input, log_dataset
 
     missing = []
@@ -167,14 +175,12 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
             link_input(run, known)
             continue
         try:
-            response = client.files.content(file_id)
+            response = DEFAULT_RETRY.call(_raw(client).files.content, file_id)
             data = response.content if hasattr(response, "content") else response.read()
         except Exception as exc:
             logger.warning("job %s: could not download %s file %s: %s", job.id, split, file_id, exc)
             missing.append(file_id)
             continue
-        import hashlib
-
         same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
         with tempfile.TemporaryDirectory(prefix="finetune_wb-") as tmp:
             path = Path(tmp) / f"{file_id}.jsonl"

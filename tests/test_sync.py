@@ -196,7 +196,9 @@ def test_cli_sync_ids_exit_codes_and_json(
     assert run.name == job.id and run.summary_doc["project"] == "cli-project"
 
 
-def test_live_tracking_on_the_emulator_then_sync_skips_it(finetune_emulator: Any, tmp_path: Any) -> None:
+def test_live_tracking_on_the_emulator_then_sync_skips_it(
+    finetune_emulator: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The real chain: upload, create, wait_for_job(on_event=tracker), finalize; then sync sees it done."""
     from finetune_wb.jobs import create_job, wait_for_job
     from finetune_wb.schema import JobSpec
@@ -232,6 +234,16 @@ def test_live_tracking_on_the_emulator_then_sync_skips_it(finetune_emulator: Any
 
     result = sync_job(job.id, project=PROJECT, client=client)
     assert result.outcome == "already_synced"
+    # The command, configured only by the environment, agrees (and writes nothing).
+    from finetune_wb.cli import main
+
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-emulator-cli-key-0123456789")
+    monkeypatch.setenv("WANDB_PROJECT", PROJECT)
+    capsys.readouterr()
+    assert main(["sync", "--json"]) == 0
+    cli_report = json.loads(capsys.readouterr().out)
+    assert [(r["job_id"], r["outcome"]) for r in cli_report["results"]] == [(job.id, "already_synced")]
 
     runs = {r.job_type: r for r in read_runs()}
     ft = runs["fine-tune"]
@@ -243,3 +255,6 @@ def test_live_tracking_on_the_emulator_then_sync_skips_it(finetune_emulator: Any
     assert ft.summary["fine_tuned_model"] == final.fine_tuned_model
     assert ft.summary["estimated_billed_tokens"] == ref.metadata["estimated_billed_tokens"]
     assert ft.artifact("model")["metadata"]["checkpoints"]
+    assert len(read_runs()) == 2  # the data run and the fine-tune run: sync added none
+    roots = [os.environ[v] for v in ("WANDB_DIR", "WANDB_DATA_DIR", "FINETUNE_WB_HOME")]
+    assert files_containing(["sk-emulator-cli-key-0123456789"], *roots) == []
