@@ -18,21 +18,27 @@ Fit for services: the session prints nothing (it logs to ``finetune_wb.session``
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import ConfigError, JobError
+from finetune_wb.session_state import (
+    DEFAULT_MODEL,
+    TERMINAL_STATUSES,
+    SessionState,
+    WandbMode,
+    dump_obj,
+    eval_summary,
+    load_state,
+    save_state,
+    sha256_file,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -45,92 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.validate import ValidationReport
 
 logger = logging.getLogger("finetune_wb.session")
-
-STATE_VERSION = 1
-DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-WandbMode = Literal["online", "offline", "disabled"]
-
-
-class SessionState(BaseModel):
-    """Everything a session needs to continue after a crash. Written as JSON, never holds credentials."""
-
-    version: int = STATE_VERSION
-    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    project: str
-    entity: str | None = None
-    created_at: float = Field(default_factory=time.time)
-    updated_at: float = Field(default_factory=time.time)
-    base_url: str | None = Field(None, description="the server the job lives on (no credentials)")
-
-    # prepare()
-    template: dict[str, Any] | None = None
-    split: dict[str, Any] | None = None
-    train_path: str | None = None
-    test_path: str | None = None
-    train_digest: str | None = Field(None, description="SHA-256 of the training JSONL")
-    test_digest: str | None = Field(None, description="SHA-256 of the test JSONL")
-    n_train: int | None = None
-    n_test: int | None = None
-
-    # validate()
-    validation: dict[str, Any] | None = None
-
-    # fine_tune()
-    spec: dict[str, Any] | None = None
-    training_file_id: str | None = None
-    train_artifact: dict[str, Any] | None = None
-    test_artifact: dict[str, Any] | None = None
-    job_request_id: str | None = Field(None, description="saved before create_job, so a retry adopts the job")
-    job_id: str | None = None
-
-    # wait()
-    job_status: str | None = None
-    fine_tuned_model: str | None = None
-    trained_tokens: int | None = None
-    model_artifact: dict[str, Any] | None = None
-    tracked: bool = Field(False, description="the fine-tune W&B run was finalized")
-
-    # evaluate()
-    eval_cache_path: str | None = None
-    eval_models: list[str] = Field(default_factory=list)
-    eval_summary: dict[str, Any] | None = None
-
-    wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader (or a crash) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    if hasattr(obj, "model_dump"):
-        return dict(obj.model_dump(mode="json"))
-    if isinstance(obj, dict):
-        return dict(obj)
-    if hasattr(obj, "__dict__"):
-        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-    return {"value": repr(obj)}
 
 
 class FineTuneSession:
@@ -226,14 +146,10 @@ class FineTuneSession:
 
     @staticmethod
     def _load(path: Path) -> SessionState:
-        try:
-            return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a readable finetune_wb session state file ({exc})") from exc
+        return load_state(path)
 
     def _save(self) -> None:
-        self.state.updated_at = time.time()
-        _atomic_write_text(self.state_path, self.state.model_dump_json(indent=2) + "\n")
+        save_state(self.state, self.state_path)
 
     @property
     def project(self) -> str:
@@ -298,7 +214,7 @@ class FineTuneSession:
             test_path = self.data_dir / "test.jsonl"
             staged_train = write_jsonl(train, self.data_dir / ".train.jsonl.new")
             staged_test = write_jsonl(test, self.data_dir / ".test.jsonl.new")
-            train_digest, test_digest = _sha256(Path(staged_train)), _sha256(Path(staged_test))
+            train_digest, test_digest = sha256_file(Path(staged_train)), sha256_file(Path(staged_test))
             st = self.state
             if st.train_digest is not None and (st.train_digest, st.test_digest) != (
                 train_digest,
@@ -315,7 +231,7 @@ class FineTuneSession:
                 self._report = None
             os.replace(staged_train, train_path)
             os.replace(staged_test, test_path)
-            st.template = _dump(template)
+            st.template = dump_obj(template)
             st.split = {
                 "n_train": n_train,
                 "train_fraction": train_fraction,
@@ -344,7 +260,7 @@ class FineTuneSession:
             for split, src in targets.items():
                 if not src.is_file():
                     raise ConfigError(f"{src}: no such {split} file")
-                digest = _sha256(src)
+                digest = sha256_file(src)
                 old = getattr(self.state, f"{split}_digest")
                 if (
                     split == "train"
@@ -683,8 +599,9 @@ class FineTuneSession:
     ) -> EvalReport:
         """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
 
-        ``models`` replaces the default list (the fine-tuned model, then the baselines). ``examples``
-        replaces the test split. Answers are cached in the session's SQLite file, so an evaluation that
+        ``models`` replaces the session's fine-tuned model (e.g. an Azure deployment name, or a
+        :class:`~finetune_wb.evaluation.ModelTarget` with its own client); the ``baselines`` follow it.
+        ``examples`` replaces the test split. Answers are cached in the session's SQLite file, so an evaluation that
         was interrupted asks only for what is missing when it runs again.
         """
         from finetune_wb.evaluation import evaluate
@@ -696,7 +613,8 @@ class FineTuneSession:
                     raise ConfigError(
                         "no fine-tuned model yet: call session.wait() first, or pass models=[...] explicitly"
                     )
-                models = [st.fine_tuned_model, *baselines]
+                models = [st.fine_tuned_model]
+            models = [*models, *baselines]
             if examples is None:
                 examples = self._require_path("test")
             if not st.eval_cache_path:
@@ -743,7 +661,7 @@ class FineTuneSession:
             if run is not None:
                 run.finish()
             self._last_eval = report
-            st.eval_summary = _eval_summary(report)
+            st.eval_summary = eval_summary(report)
             self._save()
             return report
 
@@ -759,30 +677,6 @@ class FineTuneSession:
             f"FineTuneSession(project={st.project!r}, session_id={st.session_id!r}, job_id={st.job_id!r}, "
             f"status={st.job_status!r}, state_path='{self.state_path}')"
         )
-
-
-def _eval_summary(report: Any) -> dict[str, Any]:
-    """The small part of an EvalReport worth keeping in the state file: metrics and comparisons."""
-    out: dict[str, Any] = {}
-    for key in ("metrics", "comparisons", "n_examples", "models", "unanswered", "warnings"):
-        value = getattr(report, key, None)
-        if value is None:
-            continue
-        try:
-            out[key] = json.loads(json.dumps(_to_json(value), default=str))
-        except (TypeError, ValueError):  # pragma: no cover - defensive
-            continue
-    return out
-
-
-def _to_json(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    return value
 
 
 __all__ = ["FineTuneSession", "SessionState"]

@@ -179,3 +179,26 @@ def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
     assert not errors, errors
     assert len(set(results.values())) == 3
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 3
+
+
+def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from finetune_wb import session_state
+
+    session = FineTuneSession(project="atomic", state_path=tmp_path / "s.json", wandb_mode="disabled")
+    before = session.state_path.read_text()
+    session.state.job_id = "ftjob-new"
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(session_state.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        session._save()
+    assert session.state_path.read_text() == before  # the old state survives a failed write
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # and no temporary file is left behind
+    monkeypatch.undo()
+    session._save()
+    assert json.loads(session.state_path.read_text())["job_id"] == "ftjob-new"
+    assert FineTuneSession(project="atomic", state_path=tmp_path / "s.json").state.job_id == "ftjob-new"
+    with pytest.raises(ConfigError, match="belongs to project"):
+        FineTuneSession(project="other", state_path=tmp_path / "s.json")
