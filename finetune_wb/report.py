@@ -179,7 +179,7 @@ class ValidationReport(BaseModel):
         if self.issues:
             lines.append("Problems:")
             lines += [f"  {issue}" for issue in self.issues[:max_issues]]
-            hidden = len(self.issues) - max_issues + self.n_issues_omitted
+            hidden = max(0, len(self.issues) - max_issues) + self.n_issues_omitted
             if hidden > 0:
                 lines.append(f"  ... and {hidden} more (see issue_counts)")
         return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
@@ -210,6 +210,13 @@ class PreferenceExample(_Strict):
 # ---------------------------------------------------------------------------------------------- job spec
 
 Auto = Literal["auto"]
+# field -> (type, low, high, low bound exclusive)
+_HYPER_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "n_epochs": (int, 1, 50, False),
+    "batch_size": (int, 1, 256, False),
+    "learning_rate_multiplier": (float, 0, 10, True),
+    "beta": (float, 0, 2, True),
+}
 
 
 class JobSpec(BaseModel):
@@ -236,6 +243,22 @@ class JobSpec(BaseModel):
         default_factory=dict,
         description="reinforcement only: extra hyperparameters (compute_multiplier, eval_interval, ...)",
     )
+
+    @field_validator("n_epochs", "batch_size", "learning_rate_multiplier", "beta", mode="before")
+    @classmethod
+    def _auto_or_in_range(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        kind, lo, hi, lo_open = _HYPER_RANGES[name]
+        if value == "auto" and isinstance(value, str):
+            return value
+        number_ok = not isinstance(value, bool) and isinstance(value, (int, float))
+        if kind is int:
+            number_ok = number_ok and float(value).is_integer()
+        if number_ok and (value > lo if lo_open else value >= lo) and value <= hi:
+            return int(value) if kind is int else float(value)
+        low = f"> {lo}" if lo_open else f">= {lo}"
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name} must be 'auto' or {what} {low} and <= {hi}, got {value!r}")
 
     @field_validator("model")
     @classmethod
