@@ -266,3 +266,54 @@ def test_bad_emulator_arguments() -> None:
         Emulator(pace=0)
     with run_emulator() as emu, pytest.raises(EmulatorError):
         Emulator(port=emu.port).start()
+
+
+def test_objects_validate_strictly_against_the_openai_types(finetune_emulator: Emulator) -> None:
+    """The raw JSON (not the client's lenient construct) validates against openai's pydantic types."""
+    from openai.types import FileDeleted, FileObject, Model, ModelDeleted, Upload
+    from openai.types.chat import ChatCompletion
+    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+    from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+    from openai.types.uploads import UploadPart
+
+    client = finetune_emulator.client()
+    raw = client.with_raw_response
+    data = jsonl(yes_no_examples(10))
+    file = FileObject.model_validate(
+        raw.files.create(file=("t.jsonl", data), purpose="fine-tune").http_response.json()
+    )
+    valid = client.files.create(file=("v.jsonl", jsonl(yes_no_examples(10, offset=30))), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model=BASE,
+        training_file=file.id,
+        validation_file=valid.id,
+        seed=7,
+        suffix="shape",
+        integrations=[{"type": "wandb", "wandb": {"project": "p", "tags": ["t"]}}],
+        metadata={"k": "v"},
+    )
+    done = wait_job(client, job.id)
+    FineTuningJob.model_validate(raw.fine_tuning.jobs.retrieve(done.id).http_response.json())
+    for event in raw.fine_tuning.jobs.list_events(done.id, limit=100).http_response.json()["data"]:
+        FineTuningJobEvent.model_validate(event)
+    for ckpt in raw.fine_tuning.jobs.checkpoints.list(done.id).http_response.json()["data"]:
+        FineTuningJobCheckpoint.model_validate(ckpt)
+    for listed in raw.files.list().http_response.json()["data"]:
+        FileObject.model_validate(listed)
+    Model.model_validate(raw.models.retrieve(done.fine_tuned_model or "").http_response.json())
+    ChatCompletion.model_validate(
+        raw.chat.completions.create(
+            model=done.fine_tuned_model or "", messages=[{"role": "user", "content": "x"}]
+        ).http_response.json()
+    )
+    ModelDeleted.model_validate(raw.models.delete(done.fine_tuned_model or "").http_response.json())
+    up = Upload.model_validate(
+        raw.uploads.create(
+            bytes=len(data), filename="u.jsonl", mime_type="text/jsonl", purpose="fine-tune"
+        ).http_response.json()
+    )
+    part = UploadPart.model_validate(raw.uploads.parts.create(up.id, data=data).http_response.json())
+    Upload.model_validate(raw.uploads.complete(up.id, part_ids=[part.id]).http_response.json())
+    FileDeleted.model_validate(raw.files.delete(valid.id).http_response.json())
+    assert done.integrations is not None and done.integrations[0].wandb.project == "p"
+    assert done.seed == 7
