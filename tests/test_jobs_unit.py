@@ -34,7 +34,9 @@ from finetune_wb.jobs import (
 )
 
 
-def _error(status: int) -> openai.APIStatusError:
+def _error(status: int) -> openai.APIError:
+    if status == 0:  # a dropped connection: no status at all
+        return openai.APITimeoutError(request=httpx2.Request("POST", "http://fake.test/v1/x"))
     response = httpx2.Response(status, request=httpx2.Request("POST", "http://fake.test/v1/x"))
     cls = {400: openai.BadRequestError, 404: openai.NotFoundError, 429: openai.RateLimitError}.get(
         status, openai.InternalServerError
@@ -313,6 +315,13 @@ def test_create_job_adopts_job_created_before_a_500() -> None:
     job = create_job(_spec(), training_file="file-abc", client=FakeClient(server), retry=NO_JITTER)  # type: ignore[arg-type]
     assert len(server.jobs) == 1 and job.id == server.jobs[0].id
     assert sum(1 for c in server.calls if c[0] == "create") == 1
+
+
+def test_create_job_adopts_job_after_a_timeout() -> None:
+    server = FakeServer()
+    server.create_faults = [(0, True)]  # created, but the answer never arrived
+    job = create_job(_spec(), training_file="file-abc", client=FakeClient(server), retry=NO_JITTER)  # type: ignore[arg-type]
+    assert len(server.jobs) == 1 and job.id == server.jobs[0].id
 
 
 def test_create_job_retries_when_nothing_was_created() -> None:
