@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from finetune_wb.emulator import lifecycle
+from finetune_wb.emulator import creation, lifecycle
 from finetune_wb.emulator.core import Core
 from finetune_wb.emulator.models import base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.state import (
@@ -190,7 +190,7 @@ def routes(core: Core) -> list[Route]:
     # --- fine-tuning jobs ------------------------------------------------------------------------------
     async def create_job(request: Request) -> Response:
         body = await json_body(request)
-        return JSONResponse(lifecycle.create_job(store, body, now=core.now(), pace=core.pace))
+        return JSONResponse(creation.create_job(store, body, now=core.now(), pace=core.pace))
 
     async def list_jobs(request: Request) -> Response:
         q = request.query_params
