@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
@@ -164,7 +162,7 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
     Returns the file ids that could not be read (a deleted file must not stop the sync).
     """
     from finetune_wb._retry import DEFAULT_RETRY
-    from finetune_wb.tracking.datasets import find_artifact, link_input, log_dataset
+    from finetune_wb.tracking.datasets import cached_copy, find_artifact, link_input, log_dataset
 
     missing = []
     for split, file_id in (("train", job.training_file), ("validation", job.validation_file)):
@@ -182,19 +180,17 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
             missing.append(file_id)
             continue
         same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
-        with tempfile.TemporaryDirectory(prefix="finetune_wb-") as tmp:
-            path = Path(tmp) / f"{file_id}.jsonl"
-            path.write_bytes(data)
-            log_dataset(
-                path,
-                run=run,
-                split=split,
-                name=same.name if same is not None else f"{split}-{file_id}",
-                file_id=file_id,
-                model=job.model,
-                table_rows=table_rows,
-                as_input=True,
-            )
+        log_dataset(
+            cached_copy(data),
+            run=run,
+            split=split,
+            name=same.name if same is not None else f"{split}-{file_id}",
+            file_name=f"{file_id}.jsonl",
+            file_id=file_id,
+            model=job.model,
+            table_rows=table_rows,
+            as_input=True,
+        )
     return missing
 
 

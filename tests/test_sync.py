@@ -145,6 +145,7 @@ def test_sync_jobs_all_pages_skips_synced_keeps_going(
     table = json.loads(staged_file(train, "examples.table.json").read_text())
     assert [row[1] for row in table["data"]] == ["chat", "chat", "chat", "chat", "dpo"]
     assert [row[2] for row in table["data"]] == [2, 3, 5, 4, 1]  # any number of messages
+    assert staged_file(train, "file-train.jsonl").read_bytes() == jsonl(training_lines() + dpo_lines())
     inputs = {i["openai_file_id"] for i in ra.config["lineage"]["inputs"]}
     assert inputs == {"file-train", "file-valid"}
     assert ra.artifact("model")["metadata"]["job_id"] == a.id

@@ -118,6 +118,12 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     examples_ref = log_dataset(training_lines()[:2], run=run, split="test", name="legal-test")
     link_input(run, ref)
     run.finish()
+    # Another run, the same bytes: W&B's manifest digest is the same, so W&B keeps the existing version.
+    run2 = _init(job_type="prepare")
+    ref2 = log_dataset(path, run=run2, split="train", validate=False)
+    run2.finish()
+    assert ref2.wandb_digest == ref.wandb_digest and ref2.digest == ref.digest
+    assert ref2.file_id == "file-abc"  # learned from our own record
 
     assert isinstance(ref, ArtifactRef) and ref.version is None
     assert ref.name == "legal-train" and ref.qualified_name == f"legal-train:{ref.digest}"
@@ -139,6 +145,11 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     assert table["columns"] == COLUMNS and len(table["data"]) == 4
     assert staged_file(train, "legal.jsonl").read_bytes() == path.read_bytes()
     assert examples_ref.metadata["n_examples"] == 2 and examples_ref.metadata["split"] == "test"
+    assert meta["local_path"] == str(path.resolve())
+    cached = Path(examples_ref.metadata["local_path"])  # a list of examples is kept under FINETUNE_WB_HOME
+    assert cached.is_relative_to(os.environ["FINETUNE_WB_HOME"]) and cached.read_bytes() == jsonl(
+        training_lines()[:2]
+    )
 
     inputs = back.config["lineage"]["inputs"]
     assert [i["qualified_name"] for i in inputs] == [ref.qualified_name]
@@ -146,6 +157,7 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     # Our own record: one entry per (type, name, digest), the file id remembered.
     records = {r.name: r for r in recorded_artifacts("dataset")}
     assert set(records) == {"legal-train", "legal-test"} and records["legal-train"].file_id == "file-abc"
+    assert len(recorded_artifacts("dataset")) == 2  # one record each, though legal-train was logged by 2 runs
     leaked = files_containing(
         [WANDB_KEY, "azure-secret-key-0123456789", os.environ["OPENAI_API_KEY"]],
         os.environ["WANDB_DIR"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,6 +23,7 @@ from finetune_wb.errors import DataError, TrackingError
 from finetune_wb.tracking._common import (
     is_offline,
     offline_hint,
+    records_dir,
     safe_name,
     scrub,
     updating_record,
@@ -246,6 +247,7 @@ def log_dataset(
     table_rows: int | None = DEFAULT_TABLE_ROWS,
     description: str | None = None,
     as_input: bool = False,
+    file_name: str | None = None,
 ) -> ArtifactRef:
     """Log a JSONL dataset (or a list of examples) as a ``dataset`` artifact on ``run`` and return its ref.
 
@@ -260,85 +262,90 @@ def log_dataset(
     """
     if run is None:
         raise TrackingError("log_dataset needs a W&B run: pass run=wandb.init(...) (offline works too)")
-    tmpdir: tempfile.TemporaryDirectory[str] | None = None
-    try:
-        if isinstance(path_or_examples, (str, Path)):
-            path = Path(path_or_examples)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise DataError(f"cannot read dataset {path}: {exc}") from exc
-            file_name = path.name
-        else:
-            data = _examples_to_bytes(path_or_examples)
-            tmpdir = tempfile.TemporaryDirectory(prefix="finetune_wb-")
-            file_name = f"{safe_name(split, fallback='data')}.jsonl"
-            path = Path(tmpdir.name) / file_name
-            path.write_bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        art_name = safe_name(
-            name or f"{path.stem if tmpdir is None else 'dataset'}-{split}", fallback="dataset"
-        )
-        known = find_artifact(digest=digest, type_="dataset")
-        file_id = file_id or (known.file_id if known else None)
-
-        already = _logged_in_run(run).get((art_name, digest))
-        if already is not None:
-            ref = already
-            if file_id and ref.file_id != file_id:
-                ref = record_file_id(ref, file_id)
-            return ref
-
-        metadata: dict[str, Any] = {
-            "split": split,
-            "sha256": digest,
-            "bytes": len(data),
-            "file_name": file_name,
-        }
-        metadata.update(dataset_statistics(data))
-        if report is None and validate:
-            report = _validate_for_metadata(path, model)
-        if report is not None:
-            metadata.update(_report_metadata(report))
-        if file_id:
-            metadata["openai_file_id"] = file_id
-        metadata = scrub(metadata)
-
-        import wandb
-
-        artifact = wandb.Artifact(art_name, type="dataset", description=description, metadata=metadata)
-        artifact.add_file(str(path), name=file_name)
-        if table_rows != 0:
-            artifact.add(examples_table(data, max_rows=table_rows), "examples")
-        offline = is_offline(run)
+    if isinstance(path_or_examples, (str, Path)):
+        path = Path(path_or_examples)
         try:
-            if as_input and not offline:
-                run.use_artifact(artifact, aliases=["latest", digest])
-            else:
-                run.log_artifact(artifact, aliases=["latest", digest])
-        except Exception as exc:
-            raise TrackingError(f"W&B could not log dataset artifact {art_name!r} ({path}): {exc}") from exc
-        ref = ArtifactRef(
-            name=art_name,
-            type="dataset",
-            digest=digest,
-            file_id=file_id,
-            wandb_digest=artifact.digest,
-            run_id=getattr(run, "id", None),
-            metadata=metadata,
-        )
-        if not offline:
-            ref = _with_version(ref, artifact)
-        else:
-            offline_hint(run)
-        ref = remember(ref)
-        _logged_in_run(run)[(art_name, digest)] = ref
-        if as_input:
-            _add_lineage(run, "inputs", ref.lineage_entry())
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read dataset {path}: {exc}") from exc
+        stem, default_file_name = path.stem, path.name
+    else:
+        data = _examples_to_bytes(path_or_examples)
+        path = cached_copy(data)
+        stem, default_file_name = "dataset", f"{safe_name(split, fallback='data')}.jsonl"
+    file_name = file_name or default_file_name
+    digest = hashlib.sha256(data).hexdigest()
+    art_name = safe_name(name or f"{stem}-{split}", fallback="dataset")
+    known = find_artifact(digest=digest, type_="dataset")
+    file_id = file_id or (known.file_id if known else None)
+
+    already = _logged_in_run(run).get((art_name, digest))
+    if already is not None:
+        ref = already
+        if file_id and ref.file_id != file_id:
+            ref = record_file_id(ref, file_id)
         return ref
-    finally:
-        if tmpdir is not None:
-            tmpdir.cleanup()
+
+    metadata: dict[str, Any] = {
+        "split": split,
+        "sha256": digest,
+        "bytes": len(data),
+        "file_name": file_name,
+        "local_path": str(path.resolve()),  # where this machine has the data (evaluation reads it)
+    }
+    metadata.update(dataset_statistics(data))
+    if report is None and validate:
+        report = _validate_for_metadata(path, model)
+    if report is not None:
+        metadata.update(_report_metadata(report))
+    if file_id:
+        metadata["openai_file_id"] = file_id
+    metadata = scrub(metadata)
+
+    import wandb
+
+    artifact = wandb.Artifact(art_name, type="dataset", description=description, metadata=metadata)
+    artifact.add_file(str(path), name=file_name)
+    if table_rows != 0:
+        artifact.add(examples_table(data, max_rows=table_rows), "examples")
+    offline = is_offline(run)
+    try:
+        if as_input and not offline:
+            run.use_artifact(artifact, aliases=["latest", digest])
+        else:
+            run.log_artifact(artifact, aliases=["latest", digest])
+    except Exception as exc:
+        raise TrackingError(f"W&B could not log dataset artifact {art_name!r} ({path}): {exc}") from exc
+    ref = ArtifactRef(
+        name=art_name,
+        type="dataset",
+        digest=digest,
+        file_id=file_id,
+        wandb_digest=artifact.digest,
+        run_id=getattr(run, "id", None),
+        metadata=metadata,
+    )
+    if not offline:
+        ref = _with_version(ref, artifact)
+    else:
+        offline_hint(run)
+    ref = remember(ref)
+    _logged_in_run(run)[(art_name, digest)] = ref
+    if as_input:
+        _add_lineage(run, "inputs", ref.lineage_entry())
+    return ref
+
+
+def cached_copy(data: bytes) -> Path:
+    """Keep ``data`` under ``state_dir()/tracking/data/<sha256>.jsonl`` (written once) and return the path."""
+    directory = records_dir() / "data"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{hashlib.sha256(data).hexdigest()}.jsonl"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
 
 
 # (name, sha256) -> ref, per run id: the same data logged twice to one run is logged once.
