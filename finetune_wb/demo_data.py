@@ -74,6 +74,11 @@ _YES = [
     'The term "Confidential Information" refers only to {forms} that bear a conspicuous {legend} marking '
     "applied by {discloser}, and to oral disclosures that {discloser} reduces to writing and marks "
     "accordingly within {days} days.",
+    # Near-twins of two "No" clauses below: the same words, the opposite meaning.
+    "Any information that {discloser} provides to {recipient} for {purpose} is Confidential Information only "
+    "if it is marked {legend} when it is provided.",
+    "Oral disclosures are protected under this Agreement only if {discloser} confirms them in writing as "
+    "confidential within {days} days.",
 ]
 
 # Clauses that do NOT (label "No"): broad definitions, "whether or not marked", or other NDA provisions.
@@ -101,6 +106,10 @@ _NO = [
     "{recipient} may disclose Confidential Information to its employees and professional advisers who need "
     "to know it for {purpose}, provided that they are bound by obligations of confidentiality no less "
     "protective than those set out herein.",
+    "Any information that {discloser} provides to {recipient} for {purpose} is Confidential Information "
+    "whether or not it is marked {legend} when it is provided.",
+    "Oral disclosures are protected under this Agreement even if {discloser} does not confirm them in writing "
+    "as confidential within {days} days.",
 ]
 
 
