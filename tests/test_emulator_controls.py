@@ -317,3 +317,19 @@ def test_objects_validate_strictly_against_the_openai_types(finetune_emulator: E
     FileDeleted.model_validate(raw.files.delete(valid.id).http_response.json())
     assert done.integrations is not None and done.integrations[0].wandb.project == "p"
     assert done.seed == 7
+
+
+def test_azure_openai_client_works_against_the_emulator(finetune_emulator: Emulator) -> None:
+    client = openai.AzureOpenAI(
+        azure_endpoint=finetune_emulator.url, api_key="azure-key", api_version="2024-10-21"
+    )
+    examples = yes_no_examples(10)
+    train = client.files.create(file=("t.jsonl", jsonl(examples)), purpose="fine-tune")
+    job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=train.id).id)
+    assert job.status == "succeeded"
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model or "", messages=examples[5]["messages"][:2]
+    )
+    assert reply.choices[0].message.content == examples[5]["messages"][2]["content"]
+    assert {e.path for e in finetune_emulator.journal} >= {"/v1/files", "/v1/chat/completions"}
+    assert all(e.status == 200 for e in finetune_emulator.journal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 from typing import Any
@@ -22,6 +23,7 @@ from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, Ra
 from finetune_wb.emulator.state import ApiError
 
 ADMIN_PREFIX = "/_emulator"
+_DEPLOYMENT = re.compile(r"^/deployments/[^/]+(?=/)")
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -59,7 +61,8 @@ class EmulatorMiddleware(BaseHTTPMiddleware):
             await asyncio.sleep(delay)
         response: Response
         auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        has_key = auth.lower().startswith("bearer ") and auth[7:].strip()
+        if not has_key and not request.headers.get("api-key", "").strip():  # api-key: Azure's header
             response = error_response(
                 ApiError(
                     401,
@@ -178,6 +181,21 @@ def admin_routes(core: Core) -> list[Route]:
     ]
 
 
+class AzurePaths:
+    """Serve Azure OpenAI's URL layout too: ``/openai/...`` and ``/openai/deployments/{name}/...`` map to
+    ``/v1/...`` (the deployment name is ignored; the model comes from the request body)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/openai/"):
+            rest = _DEPLOYMENT.sub("", path[len("/openai") :])
+            scope = {**scope, "path": "/v1" + rest, "raw_path": ("/v1" + rest).encode()}
+        await self.app(scope, receive, send)
+
+
 def build_app(core: Core) -> Starlette:
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -216,7 +234,9 @@ class ServerThread:
         self.sock.bind((host, port))
         self.host = host
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(build_app(core), log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            AzurePaths(build_app(core)), log_level="warning", lifespan="off", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self._run, name=f"finetune-wb-emulator-{self.port}", daemon=True
