@@ -194,6 +194,19 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
     return missing
 
 
+def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float) -> Any:
+    """Follow a running job with the tracker as ``on_event``; the final job whatever its outcome."""
+    from finetune_wb.errors import JobCancelled, JobFailed
+    from finetune_wb.jobs import wait_for_job
+
+    try:
+        return wait_for_job(
+            job_id, client=client, on_event=tracker, progress=False, poll_interval=poll_interval
+        )
+    except (JobFailed, JobCancelled):
+        return _retrieve(job_id, client)
+
+
 def sync_job(
     job_id: str | Any,
     *,
@@ -203,11 +216,14 @@ def sync_job(
     client: Any = None,
     log_data: bool = True,
     table_rows: int | None = 1000,
+    wait: bool = False,
+    poll_interval: float = 5.0,
 ) -> SyncResult:
     """Write one finished job to W&B as a ``fine-tune`` run (see the module docstring).
 
     ``job_id`` may also be a FineTuningJob. ``project`` defaults to ``$WANDB_PROJECT`` or
-    "openai-fine-tunes", ``entity`` to ``$WANDB_ENTITY``. Never raises for a job-level problem: the result
+    "openai-fine-tunes", ``entity`` to ``$WANDB_ENTITY``. A job still running is ``not_finished`` unless
+    ``wait``: then its run is started now and follows the job live until it ends. Never raises for a job-level problem: the result
     says ``failed`` with the error instead, so one job never stops the others.
     """
     from finetune_wb._client import get_client
@@ -222,7 +238,7 @@ def sync_job(
     except Exception as exc:
         return SyncResult(outcome="failed", error=scrub(f"could not retrieve job {jid}: {exc}"), **base)
     base["job_id"] = jid = job.id
-    if job.status not in TERMINAL:
+    if job.status not in TERMINAL and not wait:
         return SyncResult(outcome="not_finished", job_status=job.status, **base)
     if not overwrite and is_synced(jid, project=project, entity=entity):
         previous = synced_record(project=project, entity=entity).get(jid, {})
@@ -238,7 +254,9 @@ def sync_job(
             missing = _dataset_inputs(run, job, client, table_rows=table_rows)
             if missing:
                 run.summary["unavailable_files"] = missing
-        for event in _all_events(jid, client):
+        if job.status not in TERMINAL:
+            job = _wait_live(jid, tracker, client, poll_interval=poll_interval)
+        for event in _all_events(jid, client):  # steps already logged live are skipped
             tracker(event)
         tracked = tracker.finalize(job, client=client)
     except Exception as exc:

@@ -259,3 +259,38 @@ def test_live_tracking_on_the_emulator_then_sync_skips_it(
     assert len(read_runs()) == 2  # the data run and the fine-tune run: sync added none
     roots = [os.environ[v] for v in ("WANDB_DIR", "WANDB_DATA_DIR", "FINETUNE_WB_HOME")]
     assert files_containing(["sk-emulator-cli-key-0123456789"], *roots) == []
+
+
+def test_sync_wait_follows_a_running_job_live(
+    finetune_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`finetune-wb sync --id JOB --wait`: a job still running gets its run now and is followed to the end."""
+    from finetune_wb.cli import main
+    from finetune_wb.cli import sync as cli_sync
+
+    finetune_emulator.pace = 0.2  # slow enough to be caught running (the fixture resets it per test)
+    client = finetune_emulator.client()
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": "Yes" if i % 2 else "No"},
+            ]
+        }
+        for i in range(12)
+    ]
+    file = client.files.create(file=("t.jsonl", jsonl(lines)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file.id)
+    assert job.status not in ("succeeded", "failed", "cancelled")
+    assert sync_job(job.id, project=PROJECT, client=client).outcome == "not_finished"  # nothing written
+
+    monkeypatch.setattr(cli_sync, "client_from_env", lambda: client)
+    monkeypatch.setattr(
+        "finetune_wb.sync.sync_job.__kwdefaults__", {**sync_job.__kwdefaults__, "poll_interval": 0.05}
+    )
+    assert main(["sync", "--id", job.id, "--wait", "--project", PROJECT, "--json"]) == 0
+    (run,) = read_runs()
+    assert run.name == job.id and run.exit_code == 0 and run.summary["status"] == "succeeded"
+    steps = [row["step"] for row in run.history() if "step" in row]
+    assert max(steps) >= 12 and sorted(steps) == list(range(1, max(steps) + 1))  # every step, once
+    assert is_synced(job.id, project=PROJECT)

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--entity", help="W&B entity (default: $WANDB_ENTITY or your default entity)")
     parser.add_argument("--overwrite", action="store_true", help="sync again jobs that were already synced")
     parser.add_argument("--limit", type=int, help="consider only the N most recent jobs")
+    parser.add_argument(
+        "--wait", action="store_true", help="with --id: follow a running job live until it ends, then sync it"
+    )
     add_json_flag(parser)
     parser.set_defaults(handler=run_sync)
 
@@ -40,7 +43,12 @@ def run_sync(args: argparse.Namespace) -> int:
         for job_id in args.ids:
             report.results.append(
                 sync_job(
-                    job_id, project=args.project, entity=args.entity, overwrite=args.overwrite, client=client
+                    job_id,
+                    project=args.project,
+                    entity=args.entity,
+                    overwrite=args.overwrite,
+                    client=client,
+                    wait=args.wait,
                 )
             )
         report.project = report.results[0].project if report.results else report.project
