@@ -185,7 +185,7 @@ class TokenCounter:
         if not isinstance(messages, list):
             return 0, 0, 0
         total = assistant = n_messages = 0
-        cache = self._cache
+        cache_get = self._cache.get
         count = self.count
         for message in messages:
             if type(message) is not dict:
@@ -195,7 +195,7 @@ class TokenCounter:
             content_tokens = 0
             for key, value in message.items():
                 if type(value) is str:
-                    k = cache.get(value)
+                    k = cache_get(value)
                     if k is None:
                         k = count(value)
                 elif key == "weight":

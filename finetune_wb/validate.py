@@ -164,8 +164,8 @@ def _check_tool_calls(where: str, role: Any, calls: Any, ids: set[str], add: Add
             )
 
 
-def _check_messages(messages: list[Any], add: Add, *, label: str = "message") -> bool:
-    """Check a message list; return whether it has an assistant message that is trained on."""
+def _check_messages(messages: list[Any], add: Add, *, label: str = "message") -> tuple[bool, bool]:
+    """Check a message list; return (has an assistant message, has one that is trained on)."""
     ids: set[str] = set()
     has_assistant = False
     trained = False
@@ -236,7 +236,7 @@ def _check_messages(messages: list[Any], add: Add, *, label: str = "message") ->
             has_assistant = True
             if msg.get("weight", 1) != 0:
                 trained = True
-    return has_assistant and trained
+    return has_assistant, trained
 
 
 def _check_tools(container: Mapping[str, Any], add: Add) -> None:
@@ -254,12 +254,12 @@ def _check_chat(obj: Mapping[str, Any], add: Add) -> None:
     if not isinstance(messages, list) or not messages:
         add("missing_messages_list", "error", "the example needs a non-empty 'messages' list")
         return
-    extra = [str(k) for k in obj if k not in CHAT_KEYS]
-    if extra:
-        add("unrecognized_example_key", "warning", f"unrecognized key(s) {', '.join(map(repr, extra))}")
-    _check_tools(obj, add)
-    has_assistant = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
-    trained = _check_messages(messages, add)
+    if len(obj) > 1:  # only "messages" is the common case
+        extra = [str(k) for k in obj if k not in CHAT_KEYS]
+        if extra:
+            add("unrecognized_example_key", "warning", f"unrecognized key(s) {', '.join(map(repr, extra))}")
+        _check_tools(obj, add)
+    has_assistant, trained = _check_messages(messages, add)
     if not has_assistant:
         add(
             "example_missing_assistant_message",
@@ -306,12 +306,12 @@ def _check_dpo(obj: Mapping[str, Any], add: Add) -> None:
 
 def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed value) for every non-blank line; parse problems go to the collector."""
+    line_no = 0
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
-            stats["lines"] = line_no
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark: harmless, accepted
-            if not raw.strip():
+            if raw[:1] != b"{" and not raw.strip():  # (the first-byte test spares a copy per line)
                 collector.add(line_no, "blank_line", "warning", "blank line (skipped); remove it")
                 continue
             try:
@@ -335,6 +335,7 @@ def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iter
                 yield line_no, _UNPARSED
                 continue
             yield line_no, value
+    stats["lines"] = line_no
 
 
 _UNPARSED = object()
