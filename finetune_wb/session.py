@@ -53,6 +53,12 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("finetune_wb.session")
 
 
+def _file_safe(text: str) -> str:
+    """``text`` reduced to characters that are safe in a file name on every platform."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-.")
+    return cleaned[:60] or "session"
+
+
 class FineTuneSession:
     """Prepare data, validate, fine-tune, wait and evaluate — one object, one resumable state file.
 
@@ -96,10 +102,9 @@ class FineTuneSession:
         if state_path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             from finetune_wb._paths import state_dir
-            from finetune_wb.tracking._common import safe_name
 
             state_path = (
-                state_dir() / "sessions" / f"{safe_name(project)}-{stamp}-{uuid.uuid4().hex[:6]}.json"
+                state_dir() / "sessions" / f"{_file_safe(project)}-{stamp}-{uuid.uuid4().hex[:6]}.json"
             )
         self.state_path = Path(state_path).expanduser().resolve()
         if self.state_path.exists():

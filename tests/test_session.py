@@ -202,3 +202,14 @@ def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.M
     assert FineTuneSession(project="atomic", state_path=tmp_path / "s.json").state.job_id == "ftjob-new"
     with pytest.raises(ConfigError, match="belongs to project"):
         FineTuneSession(project="other", state_path=tmp_path / "s.json")
+
+
+def test_default_state_file_lives_under_the_state_dir() -> None:
+    import os
+
+    session = FineTuneSession(project="my project/1", wandb_mode="disabled")
+    home = Path(os.environ["FINETUNE_WB_HOME"]).resolve()
+    assert session.state_path.parent == home / "sessions"
+    assert session.state_path.name.startswith("my-project-1-") and session.state_path.is_file()
+    assert session.data_dir == session.state_path.with_name(f"{session.state_path.stem}-data")
+    assert "my project/1" in repr(session) or "my-project-1" in str(session.state_path)
