@@ -212,4 +212,4 @@ def test_default_state_file_lives_under_the_state_dir() -> None:
     assert session.state_path.parent == home / "sessions"
     assert session.state_path.name.startswith("my-project-1-") and session.state_path.is_file()
     assert session.data_dir == session.state_path.with_name(f"{session.state_path.stem}-data")
-    assert "my project/1" in repr(session) or "my-project-1" in str(session.state_path)
+    assert "project='my project/1'" in repr(session)
