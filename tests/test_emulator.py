@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,63 @@ def test_hyperparameter_validation_and_continued_fine_tuning(finetune_emulator_c
             model=child.fine_tuned_model or "", messages=ex["messages"][:2]
         )
         assert reply.choices[0].message.content == ex["messages"][2]["content"]
+
+
+def test_fine_tuned_model_answers_with_learned_tool_calls(finetune_emulator_client: openai.OpenAI) -> None:
+    client = finetune_emulator_client
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    cities = [
+        "Paris",
+        "Oslo",
+        "Lima",
+        "Cairo",
+        "Perth",
+        "Quito",
+        "Hanoi",
+        "Dakar",
+        "Turin",
+        "Bergen",
+        "Malmo",
+    ]
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is the weather in {city} today?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": f"call_{i}",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+                        }
+                    ],
+                },
+            ],
+            "tools": tools,
+        }
+        for i, city in enumerate(cities)
+    ]
+    job = wait_job(
+        client, client.fine_tuning.jobs.create(model=BASE, training_file=upload(client, lines).id).id
+    )
+    assert job.status == "succeeded", job.error
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model or "",
+        messages=[{"role": "user", "content": "What is the weather in Oslo today?"}],
+        tools=tools,  # type: ignore[arg-type]
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from finetune_wb.emulator import creation, lifecycle
 from finetune_wb.emulator.core import Core
-from finetune_wb.emulator.models import base_model_answer, count_tokens, prompt_tokens
+from finetune_wb.emulator.models import Answer, base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.state import (
     BASE_MODEL_CREATED,
     BASE_MODELS,
@@ -39,6 +39,31 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return body
+
+
+def _reply(answer: Answer, limit: Any) -> tuple[dict[str, Any], str, int]:
+    """The assistant message, finish reason and completion tokens for an answer."""
+    if isinstance(answer, dict):  # a tool call learned from the training data
+        calls: list[dict[str, Any]] = [
+            {
+                "id": "call_" + secrets.token_hex(12),
+                "type": "function",
+                "function": {
+                    "name": str((c.get("function") or {}).get("name", "")),
+                    "arguments": str((c.get("function") or {}).get("arguments", "{}")),
+                },
+            }
+            for c in answer["tool_calls"]
+            if isinstance(c, dict)
+        ]
+        tokens = sum(count_tokens(c["function"]["name"] + " " + c["function"]["arguments"]) for c in calls)
+        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": calls}
+        return message, "tool_calls", tokens
+    finish = "stop"
+    if isinstance(limit, int) and limit > 0 and count_tokens(answer) > limit:
+        ends = [m.end() for m in _TOKEN_END.finditer(answer)]
+        answer, finish = answer[: ends[limit - 1]], "length"
+    return {"role": "assistant", "content": answer, "refusal": None}, finish, count_tokens(answer)
 
 
 def routes(core: Core) -> list[Route]:
@@ -296,17 +321,15 @@ def routes(core: Core) -> list[Route]:
             raise ApiError(400, "The emulator does not stream; call without stream=True.", param="stream")
         nn = core.chat_model(model)
         answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        finish = "stop"
-        if isinstance(limit, int) and limit > 0 and count_tokens(answer) > limit:
-            ends = [m.end() for m in _TOKEN_END.finditer(answer)]
-            answer, finish = answer[: ends[limit - 1]], "length"
+        message, finish, c_tokens = _reply(
+            answer, body.get("max_completion_tokens") or body.get("max_tokens")
+        )
         n = body.get("n") or 1
-        p_tokens, c_tokens = prompt_tokens(messages), count_tokens(answer)
+        p_tokens = prompt_tokens(messages)
         choices = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": answer, "refusal": None},
+                "message": message,
                 "finish_reason": finish,
                 "logprobs": None,
             }

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from finetune_wb.emulator.models import count_tokens, pairs_from_line
 
 if TYPE_CHECKING:
     from finetune_wb.emulator.state import Store
@@ -42,13 +38,10 @@ def check_file(
     if isinstance(cached, FileCheck):
         return cached
     path = store.blob_path(file_id)
-    try:
-        from finetune_wb.validate import validate_file
-    except ImportError:  # the validator module is missing from this installation
-        result = _basic_check(path.read_bytes())
-    else:
-        report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)
-        result = _from_report(report, ignore=("too_few_examples",) if validation else ())
+    from finetune_wb.validate import validate_file
+
+    report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)
+    result = _from_report(report, ignore=("too_few_examples",) if validation else ())
     store.validation_cache[key] = result
     return result
 
@@ -72,30 +65,3 @@ def _from_report(report: Any, *, ignore: tuple[str, ...] = ()) -> FileCheck:
         code=getattr(first, "code", "invalid_file"),
         message=getattr(first, "message", "the validator rejected the file"),
     )
-
-
-def _basic_check(data: bytes) -> FileCheck:
-    """A minimal check used only when ``finetune_wb.validate`` cannot be imported."""
-    n = tokens = 0
-    for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError as exc:
-            return FileCheck(False, n, tokens, None, lineno, "invalid_json", f"not valid JSON ({exc})")
-        pair = pairs_from_line(obj)
-        if pair is None:
-            return FileCheck(
-                False, n, tokens, None, lineno, "missing_assistant", "no assistant message to learn from"
-            )
-        n += 1
-        tokens += count_tokens(pair[0]) + count_tokens(pair[1])
-    if n == 0:
-        return FileCheck(False, 0, 0, None, 1, "empty_file", "the file has no examples")
-    epochs = 3
-    if n * epochs < 100:
-        epochs = min(25, math.ceil(100 / n))
-    elif n * epochs > 25_000:
-        epochs = max(1, 25_000 // n)
-    return FileCheck(True, n, tokens, epochs)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from finetune_wb.emulator.clock import Clock
 
+JOURNAL_LIMIT = 100_000
+
 
 class JournalEntry(BaseModel):
     """One request the emulator answered (admin routes under ``/_emulator/`` are not recorded)."""
@@ -84,7 +86,8 @@ class Faults:
         self.latencies: list[LatencyRule] = []
         self.limits: dict[str, int] = {}
         self._hits: dict[str, deque[float]] = {}
-        self.entries: list[JournalEntry] = []
+        # bounded so that a long-running `finetune-wb emulator` does not grow without limit
+        self.entries: deque[JournalEntry] = deque(maxlen=JOURNAL_LIMIT)
 
     def reset(self) -> None:
         with self._lock:

@@ -2,7 +2,8 @@
 
 Fine-tuned models (``ft:...``, including checkpoint models ``ft:...:ckpt-step-N``) hold the (prompt, answer)
 pairs of their training file. The prompt of a pair is the text of the user messages before the last
-assistant message; the answer is that assistant message's text (for DPO files: the user messages of
+assistant message; the answer is that assistant message's text, or its ``tool_calls`` when it has no text
+(for DPO files: the user messages of
 ``input`` and the preferred output). A request is answered with:
 
 1. the answer of a training prompt identical to the request's user text (case and whitespace ignored), else
@@ -81,7 +82,20 @@ def prompt_tokens(messages: Iterable[Any]) -> int:
     return total
 
 
-def pairs_from_line(obj: Any) -> tuple[str, str] | None:
+#: What a model answers: text, or ``{"tool_calls": [...]}`` when the training answer was a tool call.
+Answer = str | dict[str, Any]
+
+
+def answer_of(message: dict[str, Any]) -> Answer:
+    """The answer an assistant message teaches: its tool calls if it has no text, else its text."""
+    text = content_text(message.get("content"))
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls and not text:
+        return {"tool_calls": calls}
+    return text
+
+
+def pairs_from_line(obj: Any) -> tuple[str, Answer] | None:
     """The (prompt, answer) pair of one training line, or None if it has none."""
     if not isinstance(obj, dict):
         return None
@@ -93,18 +107,18 @@ def pairs_from_line(obj: Any) -> tuple[str, str] | None:
         )
         if last is None:
             return None
-        return prompt_text(msgs[:last]), content_text(msgs[last].get("content"))
+        return prompt_text(msgs[:last]), answer_of(msgs[last])
     if isinstance(obj.get("input"), dict) and isinstance(obj.get("preferred_output"), list):
         preferred = [m for m in obj["preferred_output"] if isinstance(m, dict)]
         if not preferred:
             return None
-        return prompt_text(obj["input"].get("messages") or []), content_text(preferred[-1].get("content"))
+        return prompt_text(obj["input"].get("messages") or []), answer_of(preferred[-1])
     return None
 
 
-def read_pairs(path: Path) -> list[tuple[str, str]]:
+def read_pairs(path: Path) -> list[tuple[str, Answer]]:
     """Every (prompt, answer) pair of a JSONL training file; unreadable lines are skipped."""
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, Answer]] = []
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.strip():
@@ -121,7 +135,7 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
 class NearestNeighbourModel:
     """A fine-tuned model: TF-IDF cosine nearest neighbour over its training prompts."""
 
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+    def __init__(self, pairs: list[tuple[str, Answer]]) -> None:
         self.pairs = pairs
         self._exact: dict[str, int] = {}
         for i, (prompt, _) in enumerate(pairs):
@@ -138,8 +152,8 @@ class NearestNeighbourModel:
             norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
             for t, w in weights.items():
                 self._postings.setdefault(t, []).append((i, w / norm))
-        counts = Counter(a for _, a in pairs)
-        self._majority = counts.most_common(1)[0][0] if counts else ""
+        counts = Counter(json.dumps(a, sort_keys=True) for _, a in pairs)
+        self._majority: Answer = json.loads(counts.most_common(1)[0][0]) if counts else ""
 
     def nearest(self, text: str) -> int | None:
         """Index of the most similar training pair, or None when no word is shared."""
@@ -160,7 +174,7 @@ class NearestNeighbourModel:
         best = max(scores.values())
         return min(i for i, s in scores.items() if s >= best - 1e-12)
 
-    def answer(self, messages: list[Any]) -> str:
+    def answer(self, messages: list[Any]) -> Answer:
         i = self.nearest(prompt_text(messages))
         return self._majority if i is None else self.pairs[i][1]
 
