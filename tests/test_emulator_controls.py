@@ -333,3 +333,14 @@ def test_azure_openai_client_works_against_the_emulator(finetune_emulator: Emula
     assert reply.choices[0].message.content == examples[5]["messages"][2]["content"]
     assert {e.path for e in finetune_emulator.journal} >= {"/v1/files", "/v1/chat/completions"}
     assert all(e.status == 200 for e in finetune_emulator.journal)
+
+
+def test_missing_server_dependencies_give_an_actionable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "python_multipart" else real(name, *a)
+    )
+    with pytest.raises(EmulatorError, match=r"finetune-wb\[emulator\]"):
+        Emulator().start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +48,18 @@ class Emulator:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> Emulator:
-        from finetune_wb.emulator.server import ServerThread
-
         if self._server is not None:
             return self
+        try:
+            from finetune_wb.emulator.server import ServerThread
+
+            if importlib.util.find_spec("python_multipart") is None:  # starlette needs it for uploads
+                raise ImportError("No module named 'python_multipart'")
+        except ImportError as exc:
+            raise EmulatorError(
+                f"the emulator needs starlette, uvicorn and python-multipart ({exc}); install them with "
+                "pip install 'finetune-wb[emulator]'"
+            ) from exc
         try:
             server = ServerThread(self.core, host=self._host, port=self._port)
             server.start()
