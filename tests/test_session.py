@@ -41,6 +41,22 @@ def _wandb_run_dirs() -> list[Path]:
     return sorted(root.rglob("offline-run-*"))
 
 
+def _lineage(run_dir: str) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--summary", "--json", run_dir],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    config = json.loads(out.stdout)["config"]
+    return dict(config["lineage"])
+
+
 def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path: Path) -> None:
     session = _session(finetune_emulator, tmp_path)
     train, test = session.prepare(_records(), template=demo_template(), n_train=20, seed=1)
@@ -67,6 +83,13 @@ def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path:
     for run_dir in state["wandb_runs"].values():
         assert Path(run_dir).is_dir()
     assert len(_wandb_run_dirs()) == 3
+    # lineage, read back from the offline runs: train data (with its file id) -> fine-tune run -> model -> eval
+    ft_inputs = _lineage(state["wandb_runs"]["fine-tune"])["inputs"]
+    assert [(i["type"], i["sha256"]) for i in ft_inputs] == [("dataset", state["train_digest"])]
+    assert ft_inputs[0]["openai_file_id"] == state["training_file_id"]
+    eval_inputs = {i["type"]: i for i in _lineage(state["wandb_runs"]["eval"])["inputs"]}
+    assert eval_inputs["dataset"]["sha256"] == state["test_digest"]
+    assert eval_inputs["model"]["name"] == state["model_artifact"]["name"] == f"model-{job.id}"
     # nothing secret in the state file
     assert "sk-test" not in session.state_path.read_text()
     assert _posts(finetune_emulator, "/v1/files") == 1
