@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
     emu = Emulator(pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port)
     emu.start()
+    previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         print(emu.base_url, flush=True)
         print(
