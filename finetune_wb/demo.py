@@ -133,8 +133,10 @@ def run_demo(
         shutil.rmtree(out / "state-data", ignore_errors=True)
         wandb_mode = "offline"
     else:
-        logged_in = bool(os.environ.get("WANDB_API_KEY")) or Path("~/.netrc").expanduser().is_file()
-        wandb_mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
+        from finetune_wb.tracking._common import is_offline
+
+        env_mode = (os.environ.get("WANDB_MODE") or "").strip().lower()
+        wandb_mode = "disabled" if env_mode == "disabled" else ("offline" if is_offline() else "online")
 
     with _backend(use_emulator, pace=pace, client=client) as (api, base_url):
         where = f"local emulator at {base_url}" if use_emulator else base_url

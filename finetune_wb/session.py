@@ -448,6 +448,7 @@ class FineTuneSession:
         import wandb
 
         from finetune_wb.errors import TrackingError
+        from finetune_wb.tracking._common import init_mode
 
         cfg = {"session_id": self.state.session_id, "state_file": str(self.state_path), **(config or {})}
         try:
@@ -457,7 +458,8 @@ class FineTuneSession:
                 job_type=job_type,
                 name=name,
                 config=cfg,
-                mode=self.wandb_mode,
+                # None would let wandb prompt for a login; without credentials we write offline instead
+                mode=self.wandb_mode or init_mode(),  # type: ignore[arg-type]
                 dir=self.wandb_dir,
                 reinit="create_new",
                 settings=wandb.Settings(console="off", silent=True),
