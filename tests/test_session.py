@@ -236,3 +236,19 @@ def test_default_state_file_lives_under_the_state_dir() -> None:
     assert session.state_path.name.startswith("my-project-1-") and session.state_path.is_file()
     assert session.data_dir == session.state_path.with_name(f"{session.state_path.stem}-data")
     assert "project='my project/1'" in repr(session)
+
+
+def test_wait_timeout_leaves_the_job_to_wait_for_again(finetune_emulator: Any, tmp_path: Path) -> None:
+    from finetune_wb.errors import JobTimeout
+
+    finetune_emulator.pace = 0.2
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    session.prepare(_records(30), template=demo_template(), n_train=10, seed=6)
+    job = session.fine_tune(SPEC)
+    with pytest.raises(JobTimeout):
+        session.wait(timeout=0.2)
+    assert session.state.job_id == job.id and not session.state.tracked
+    finetune_emulator.pace = 0.01
+    assert session.wait().status == "succeeded"
+    assert session.state.job_status == "succeeded" and session.state.fine_tuned_model
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
