@@ -551,3 +551,26 @@ def test_json_dump_has_the_cli_keys(tmp_path: Path) -> None:
         assert key in data
     assert "billed" in data["tokens"]
     assert data["ok"] is True
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    """Streaming: peak Python allocations stay far below the file size (here ~9 MB of unique text)."""
+    import tracemalloc
+
+    path = tmp_path / "big.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(12_000):
+            f.write(json.dumps(good(i, answer=f"Yes, because of reason {i} " * 20)) + "\n")
+    size = path.stat().st_size
+    assert size > 8_000_000
+    from finetune_wb.tokens import get_encoding
+
+    get_encoding("o200k_base")  # the tokenizer's tables are loaded once and are not part of the question
+    tracemalloc.start()
+    try:
+        report = validate_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.ok and report.n_examples == report.n_lines == 12_000
+    assert peak < size / 3, f"peak {peak:,} bytes for a {size:,}-byte file"
