@@ -31,6 +31,7 @@ def _records(n: int = 60) -> list[dict[str, str]]:
 
 
 def _session(emu: Any, tmp_path: Path, **kw: Any) -> FineTuneSession:
+    kw.setdefault("poll_interval", 0.1)
     return FineTuneSession(project="t-session", client=emu.client(), state_path=tmp_path / "state.json", **kw)
 
 
@@ -41,20 +42,24 @@ def _wandb_run_dirs() -> list[Path]:
     return sorted(root.rglob("offline-run-*"))
 
 
-def _lineage(run_dir: str) -> dict[str, Any]:
+def _lineages(*run_dirs: str) -> list[dict[str, Any]]:
+    """``config["lineage"]`` of offline runs, read back with ``wandb leet inspect`` (in parallel)."""
     import subprocess
     import sys
 
-    wandb_cli = Path(sys.executable).with_name("wandb")
-    out = subprocess.run(
-        [str(wandb_cli), "leet", "inspect", "--summary", "--json", run_dir],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    config = json.loads(out.stdout)["config"]
-    return dict(config["lineage"])
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    procs = [
+        subprocess.Popen(
+            [wandb_cli, "leet", "inspect", "--summary", "--json", d], stdout=subprocess.PIPE, text=True
+        )
+        for d in run_dirs
+    ]
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        out.append(dict(json.loads(stdout)["config"]["lineage"]))
+    return out
 
 
 def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path: Path) -> None:
@@ -84,10 +89,11 @@ def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path:
         assert Path(run_dir).is_dir()
     assert len(_wandb_run_dirs()) == 3
     # lineage, read back from the offline runs: train data (with its file id) -> fine-tune run -> model -> eval
-    ft_inputs = _lineage(state["wandb_runs"]["fine-tune"])["inputs"]
+    ft_lineage, eval_lineage = _lineages(state["wandb_runs"]["fine-tune"], state["wandb_runs"]["eval"])
+    ft_inputs = ft_lineage["inputs"]
     assert [(i["type"], i["sha256"]) for i in ft_inputs] == [("dataset", state["train_digest"])]
     assert ft_inputs[0]["openai_file_id"] == state["training_file_id"]
-    eval_inputs = {i["type"]: i for i in _lineage(state["wandb_runs"]["eval"])["inputs"]}
+    eval_inputs = {i["type"]: i for i in eval_lineage["inputs"]}
     assert eval_inputs["dataset"]["sha256"] == state["test_digest"]
     assert eval_inputs["model"]["name"] == state["model_artifact"]["name"] == f"model-{job.id}"
     # nothing secret in the state file
