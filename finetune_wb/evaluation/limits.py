@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 class TokenBucket:
     """Refills at ``per_minute / 60`` units a second up to ``capacity``; ``acquire`` may go into debt.
 
+    ``initial`` (default: full) is the starting level; a capacity a little above it tolerates a late
+    wake-up without losing the slot, while never allowing a burst above ``initial`` at the start.
     A request larger than the capacity (a long prompt against a small TPM) waits for a full bucket and
     then borrows, so it is delayed rather than refused forever.
     """
@@ -26,6 +28,7 @@ class TokenBucket:
         per_minute: float,
         *,
         capacity: float = 1.0,
+        initial: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -33,7 +36,7 @@ class TokenBucket:
             raise ValueError(f"rate must be positive, got {per_minute}")
         self.rate = per_minute / 60.0
         self.capacity = capacity
-        self.level = self.capacity
+        self.level = self.capacity if initial is None else min(initial, capacity)
         self._clock = clock
         self._sleep = sleep
         self._stamp = clock()

@@ -1,0 +1,69 @@
+"""Logging an evaluation to a W&B run (offline), read back through ``wandb leet inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from finetune_wb.evaluation import classification, evaluate, exact_match
+from finetune_wb.schema import ChatExample
+
+BASE = "gpt-4o-mini-2024-07-18"
+OTHER = "gpt-4.1-nano-2025-04-14"
+
+
+def _examples(n: int) -> list[ChatExample]:
+    return [
+        ChatExample.model_validate(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Clause {i}: is it marked?"},
+                    {"role": "assistant", "content": "Yes" if i % 3 else "No"},
+                ]
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def test_eval_run_gets_table_summary_comparison_confusion_matrix_and_lineage(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    import wandb
+    from wandb_readback import read_runs
+
+    from finetune_wb.tracking import ArtifactRef
+
+    dataset = ArtifactRef(name="test-data", type="dataset", digest="ab" * 32)
+    run = wandb.init(project="eval-test", job_type="eval", mode="offline")
+    report = evaluate(
+        _examples(9),
+        models=[BASE, OTHER],
+        evaluators=[exact_match, classification(["Yes", "No"])],
+        client=finetune_emulator.client(),
+        cache=tmp_path / "c.sqlite3",
+        run=run,
+        lineage=[dataset],
+        progress=False,
+    )
+    # the run is the caller's: still open, still usable
+    run.log({"after": 1})
+    assert run.summary[f"eval/{BASE}/exact_match"] == report.metric(BASE, "exact_match")
+    run.finish()
+
+    (back,) = read_runs()
+    assert back.job_type == "eval"
+    summary = back.summary
+    for model in (BASE, OTHER):
+        assert summary[f"eval/{model}/exact_match"] == report.metric(model, "exact_match")
+        assert f"eval/{model}/classification/macro_f1" in summary
+        assert f"eval/{model}/exact_match/ci_low" in summary
+    assert f"eval/compare/{BASE}_vs_{OTHER}/exact_match/p_value" in summary
+    assert "eval/predictions" in summary  # the table
+    assert "eval/comparisons" in summary
+    for model in (BASE, OTHER):  # wandb.plot.confusion_matrix lands as <key>_table
+        assert f"eval/{model}/classification/confusion_matrix_table" in summary
+    config = back.config
+    assert config["eval"]["evaluators"][0]["name"] == "exact_match"
+    assert [m["model"] for m in config["eval"]["models"]] == [BASE, OTHER]
+    assert config["lineage"]["inputs"][0]["sha256"] == "ab" * 32
