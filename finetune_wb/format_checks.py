@@ -198,17 +198,21 @@ def _check_tools(container: Mapping[str, Any], add: Add) -> None:
         add("invalid_tools", "error", "'parallel_tool_calls' must be true or false")
 
 
-def check_chat(obj: Mapping[str, Any], add: Add) -> None:
+def check_chat(obj: Mapping[str, Any], add: Add, *, reinforcement: bool = False) -> None:
+    """Check a chat example. For reinforcement fine-tuning, extra top-level keys (the grader's reference
+    fields) are expected and the conversation ends before the answer, so neither is reported."""
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
         add("missing_messages_list", "error", "the example needs a non-empty 'messages' list")
         return
     if len(obj) > 1:  # only "messages" is the common case
         extra = [str(k) for k in obj if k not in CHAT_KEYS]
-        if extra:
+        if extra and not reinforcement:
             add("unrecognized_example_key", "warning", f"unrecognized key(s) {', '.join(map(repr, extra))}")
         _check_tools(obj, add)
     has_assistant, trained = _check_messages(messages, add)
+    if reinforcement:
+        return
     if not has_assistant:
         add(
             "example_missing_assistant_message",

@@ -96,12 +96,12 @@ class Message(_Strict):
             raise ValueError("assistant messages cannot contain image parts; move the image to a user turn")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("tool messages need tool_call_id (the id of the assistant's tool call)")
-        if self.content is None and not (
+        if self.content in (None, "", []) and not (
             self.role == "assistant" and (self.tool_calls or self.function_call)
         ):
             raise ValueError(
                 f"{self.role} message has no content; only assistant messages with tool_calls or"
-                " function_call may omit it"
+                " function_call may leave it empty"
             )
         return self
 

@@ -194,7 +194,7 @@ def _run(
             if (file_format or "chat") == "dpo":
                 check_dpo(obj, add)
             else:
-                check_chat(obj, add)
+                check_chat(obj, add, reinforcement=method == "reinforcement")
             acc.add(obj, line, collector)
         except Exception as exc:  # never raise on data; a crash here is our bug, reported as an issue
             add("internal_error", "error", f"the validator failed on this line ({type(exc).__name__}: {exc})")

@@ -60,6 +60,8 @@ def test_message_text_from_parts() -> None:
         ({"role": "assistant", "content": "x", "weight": 2}, "weight must be 0 or 1"),
         ({"role": "assistant", "content": "x", "weight": True}, "weight must be 0 or 1"),
         ({"role": "user", "content": None}, "no content"),
+        ({"role": "assistant", "content": ""}, "no content"),
+        ({"role": "user", "content": []}, "no content"),
         ({"role": "tool", "content": "42"}, "tool_call_id"),
         (
             {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "u"}}]},

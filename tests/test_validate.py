@@ -326,6 +326,13 @@ def test_dpo_forced_with_method(tmp_path: Path) -> None:
     assert report.format == "dpo" and report.ok
 
 
+def test_reinforcement_allows_grader_keys_and_no_answer(tmp_path: Path) -> None:
+    lines = [{"messages": [{"role": "user", "content": f"q{i}"}], "reference_answer": "4"} for i in range(10)]
+    assert validate_file(write(tmp_path, lines, pad=0), method="reinforcement").issues == []
+    supervised = validate_file(write(tmp_path, lines, pad=0))
+    assert {"example_missing_assistant_message", "unrecognized_example_key"} <= set(supervised.issue_counts)
+
+
 def test_wrong_format_when_method_forced(tmp_path: Path) -> None:
     report = validate_file(write(tmp_path, [], pad=10), method="dpo")
     assert report.format == "dpo"

@@ -76,7 +76,7 @@ def assert_sane(report: ValidationReport) -> None:
     json.dumps(report.model_dump(mode="json"))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400))
 def test_random_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "random.jsonl"
@@ -84,7 +84,7 @@ def test_random_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
     assert_sane(validate_file(path))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(example_like, max_size=6), method=st.sampled_from([None, "supervised", "dpo"]))
 def test_random_json_lines_never_raise(tmp_path: Path, lines: list[Any], method: str | None) -> None:
     path = tmp_path / "random.jsonl"
