@@ -28,8 +28,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check finetune_wb tests benchmarks examples
+	$(VENV)/bin/ruff format --check finetune_wb tests benchmarks examples
 	$(VENV)/bin/mypy finetune_wb
 
 format: $(STAMP)
