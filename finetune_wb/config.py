@@ -126,7 +126,7 @@ class EvaluationConfig(BaseModel):
     concurrency: int = Field(16, ge=1)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
-    max_tokens: int = Field(16, ge=1)
+    max_tokens: int = Field(256, ge=1)
     temperature: float = 0.0
     skip: bool = Field(False, description="stop after the job (no evaluation)")
 

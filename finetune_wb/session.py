@@ -68,7 +68,8 @@ class FineTuneSession:
             from the environment when first needed.
         state_path: the JSON state file. An existing file is loaded (the session continues); None creates
             a new file under ``state_dir()/sessions/``. Data files sit beside it in ``<stem>-data/``.
-        wandb_mode: "online", "offline" or "disabled" (no W&B runs at all); None follows ``WANDB_MODE``.
+        wandb_mode: "online", "offline" or "disabled" (no W&B runs at all); None follows ``WANDB_MODE``,
+            and writes offline when no W&B credentials are available (never a login prompt).
         entity: the W&B entity (team or user).
         wandb_dir: where W&B writes its run directories (default: ``WANDB_DIR`` or the working directory).
         progress: show progress bars (uploads, the job, the evaluation). Off by default: services log.
@@ -133,6 +134,7 @@ class FineTuneSession:
         wandb_mode: WandbMode | None = None,
         wandb_dir: str | os.PathLike[str] | None = None,
         progress: bool = False,
+        poll_interval: float = 1.0,
     ) -> FineTuneSession:
         """Continue the session saved at ``path``: no second upload, no second job, cached eval answers."""
         path = Path(path).expanduser()
@@ -147,6 +149,7 @@ class FineTuneSession:
             entity=state.entity,
             wandb_dir=wandb_dir,
             progress=progress,
+            poll_interval=poll_interval,
         )
 
     @staticmethod
@@ -601,15 +604,16 @@ class FineTuneSession:
         concurrency: int = 16,
         rpm: float | None = None,
         tpm: float | None = None,
-        max_tokens: int = 16,
+        max_tokens: int = 256,
         temperature: float = 0,
     ) -> EvalReport:
         """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
 
         ``models`` replaces the session's fine-tuned model (e.g. an Azure deployment name, or a
         :class:`~finetune_wb.evaluation.ModelTarget` with its own client); the ``baselines`` follow it.
-        ``examples`` replaces the test split. Answers are cached in the session's SQLite file, so an evaluation that
-        was interrupted asks only for what is missing when it runs again.
+        ``examples`` replaces the test split. Answers are cached in the session's SQLite file, so an
+        evaluation that was interrupted asks only for what is missing when it runs again. For a label task,
+        a small ``max_tokens`` keeps a chatty baseline cheap.
         """
         from finetune_wb.evaluation import evaluate
 
