@@ -85,18 +85,22 @@ def _fill(template: str, record: Mapping[str, Any], where: str, part: str) -> st
 def instruction_from_prompt(prompt: str | os.PathLike[str]) -> str:
     """The task instruction of a LegalBench-style ``base_prompt.txt``: its first paragraph.
 
-    Accepts the prompt text or a path to the file.
+    Accepts a path to the file (``Path`` or ``str``) or the prompt text itself.
     """
-    text = prompt
-    if isinstance(prompt, os.PathLike) or (
-        isinstance(prompt, str) and "\n" not in prompt and Path(prompt).is_file()
-    ):
-        text = Path(prompt).read_text(encoding="utf-8")
-    assert isinstance(text, str)
+    text = Path(prompt).read_text(encoding="utf-8") if _is_file(prompt) else str(prompt)
     first = text.strip().split("\n\n", 1)[0].strip()
     if not first:
         raise DataError("the prompt is empty; cannot take an instruction from it")
     return first
+
+
+def _is_file(candidate: str | os.PathLike[str]) -> bool:
+    if isinstance(candidate, str) and ("\n" in candidate or len(candidate) > 4096):
+        return False
+    try:
+        return Path(candidate).is_file()
+    except (OSError, ValueError):  # a name too long for the OS, or with a NUL byte: text, not a path
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ records

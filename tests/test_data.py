@@ -88,6 +88,9 @@ def test_legalbench_with_the_seeds_template(legalbench_dir: Path) -> None:
     instruction = instruction_from_prompt(legalbench_dir / "base_prompt.txt")
     assert instruction.startswith("Identify if the clause provides")
     assert "\n" not in instruction
+    assert instruction_from_prompt((legalbench_dir / "base_prompt.txt").read_text()) == instruction
+    assert instruction_from_prompt(str(legalbench_dir / "base_prompt.txt")) == instruction
+    assert instruction_from_prompt("Answer Yes or No. " * 30) == ("Answer Yes or No. " * 30).strip()
     t = Template(system=instruction, user="text", assistant="answer")
     train = build_examples(legalbench_dir / "train.tsv", template=t)
     assert len(train) == 8 and Counter(e.target for e in train) == {"Yes": 4, "No": 4}
