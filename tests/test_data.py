@@ -78,10 +78,10 @@ def test_build_from_files(tmp_path: Path) -> None:
             writer.writeheader()
             writer.writerows(RECORDS)
         assert build_examples(str(path), template=t) == expected
+    parquet = tmp_path / "x.parquet"
+    parquet.touch()
     with pytest.raises(DataError, match="unsupported"):
-        build_examples(tmp_path / "x.parquet", template=t) if (
-            tmp_path / "x.parquet"
-        ).touch() is None else None
+        build_examples(parquet, template=t)
 
 
 def test_legalbench_with_the_seeds_template(legalbench_dir: Path) -> None:
