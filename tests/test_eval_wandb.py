@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from finetune_wb.errors import EvaluationError
 from finetune_wb.evaluation import classification, evaluate, exact_match
 from finetune_wb.schema import ChatExample
 
@@ -67,3 +70,47 @@ def test_eval_run_gets_table_summary_comparison_confusion_matrix_and_lineage(
     assert config["eval"]["evaluators"][0]["name"] == "exact_match"
     assert [m["model"] for m in config["eval"]["models"]] == [BASE, OTHER]
     assert config["lineage"]["inputs"][0]["sha256"] == "ab" * 32
+
+
+def _write(path: Path, n: int) -> Path:
+    path.write_text("".join(ex.model_dump_json(exclude_none=True) + "\n" for ex in _examples(n)))
+    return path
+
+
+def test_examples_from_a_logged_dataset_artifact_ref(finetune_emulator: Any, tmp_path: Path) -> None:
+    import wandb
+
+    from finetune_wb.tracking import log_dataset
+
+    data = _write(tmp_path / "test.jsonl", 5)
+    run = wandb.init(project="eval-test", job_type="eval", mode="offline")
+    ref = log_dataset(data, run=run, split="test", validate=False)
+    report = evaluate(
+        ref,
+        models=BASE,
+        client=finetune_emulator.client(),
+        cache=tmp_path / "c.sqlite3",
+        run=run,
+        progress=False,
+    )
+    assert len(report.examples) == 5 and report.source.startswith("artifact ")
+    lineage = run.config["lineage"]["inputs"]
+    assert any(entry["sha256"] == ref.digest for entry in lineage)
+    run.finish()
+
+    data.write_text(
+        data.read_text().replace("Clause 0", "Changed clause")
+    )  # the local copy no longer matches
+    with pytest.raises(EvaluationError, match="not on this machine"):
+        evaluate(ref, models=BASE, client=finetune_emulator.client(), cache=None, progress=False)
+
+
+def test_examples_from_a_wandb_artifact_object(finetune_emulator: Any, tmp_path: Path) -> None:
+    import wandb
+
+    artifact = wandb.Artifact("held-out", type="dataset")
+    artifact.add_file(str(_write(tmp_path / "held_out.jsonl", 4)))
+    report = evaluate(
+        artifact, models=BASE, client=finetune_emulator.client(), cache=tmp_path / "c.sqlite3", progress=False
+    )
+    assert len(report.examples) == 4 and report.source == "artifact held-out"

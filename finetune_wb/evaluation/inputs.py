@@ -71,24 +71,61 @@ def _is_artifact_ref(obj: Any) -> bool:
     return hasattr(obj, "qualified_name") and hasattr(obj, "digest") and hasattr(obj, "metadata")
 
 
-def _from_artifact_ref(ref: Any) -> list[ChatExample]:
-    """An ArtifactRef from ``finetune_wb.tracking``: a local copy if its metadata names one, else download."""
-    metadata = dict(getattr(ref, "metadata", None) or {})
-    for key in ("path", "local_path", "source_path", "file"):
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _local_copy(metadata: dict[str, Any], digest: str | None) -> Path | None:
+    """The file an artifact's metadata says this machine has, if it is still there and unchanged."""
+    for key in ("local_path", "path", "source_path"):
         candidate = metadata.get(key)
-        if candidate and Path(str(candidate)).exists():
-            return _from_path(Path(str(candidate)))
+        if not candidate:
+            continue
+        path = Path(str(candidate))
+        if path.is_file() and (digest is None or _sha256(path) == digest):
+            return path
+    return None
+
+
+def _from_artifact_ref(ref: Any) -> list[ChatExample]:
+    """An ArtifactRef from ``finetune_wb.tracking``: the local file it was logged from, else a download."""
+    metadata = dict(getattr(ref, "metadata", None) or {})
+    local = _local_copy(metadata, getattr(ref, "digest", None))
+    if local is not None:
+        return read_chat_jsonl(local)
     from finetune_wb.tracking import is_offline
 
     if is_offline():
         raise EvaluationError(
-            f"artifact {ref.qualified_name} has no local file in its metadata and W&B is offline; pass the "
-            "JSONL path instead"
+            f"artifact {ref.qualified_name}: its data is not on this machine (metadata local_path missing or "
+            "changed) and W&B is offline, so it cannot be downloaded; pass the JSONL path instead"
         )
     import wandb
 
     directory = Path(wandb.Api().artifact(ref.qualified_name).download())
     return _from_path(directory)
+
+
+def _from_wandb_artifact(artifact: Any) -> list[ChatExample]:
+    """A ``wandb.Artifact``: its files where they are on this machine, else ``artifact.download()``."""
+    metadata = dict(getattr(artifact, "metadata", None) or {})
+    local = _local_copy(metadata, metadata.get("sha256"))
+    if local is not None:
+        return read_chat_jsonl(local)
+    try:
+        entries = artifact.manifest.entries
+    except Exception:  # a logged artifact from the API may need a download to have a manifest
+        entries = {}
+    files = [
+        Path(e.local_path)
+        for name, e in sorted(entries.items())
+        if name.endswith(".jsonl") and getattr(e, "local_path", None) and Path(e.local_path).is_file()
+    ]
+    if len(files) == 1:
+        return read_chat_jsonl(files[0])
+    return _from_path(Path(artifact.download()))
 
 
 def load_eval_examples(examples: Any) -> LoadedExamples:
@@ -99,8 +136,9 @@ def load_eval_examples(examples: Any) -> LoadedExamples:
         path = Path(examples).expanduser()
         return LoadedExamples(_from_path(path), source=str(path))
     if _is_wandb_artifact(examples):
-        directory = Path(examples.download())
-        return LoadedExamples(_from_path(directory), source=f"artifact {examples.name}", artifacts=[examples])
+        return LoadedExamples(
+            _from_wandb_artifact(examples), source=f"artifact {examples.name}", artifacts=[examples]
+        )
     if _is_artifact_ref(examples):
         return LoadedExamples(
             _from_artifact_ref(examples), source=f"artifact {examples.qualified_name}", artifacts=[examples]
