@@ -21,9 +21,10 @@ PROJECT = "sync-tests"
 @pytest.fixture(autouse=True)
 def _fresh_wandb_setup() -> Any:
     """Tear wandb's process-wide setup down so the next test's runs go to its own WANDB_DIR."""
-    yield
     import wandb
 
+    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
+    yield
     wandb.teardown()
 
 

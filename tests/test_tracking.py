@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fake_finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
-from wandb_readback import cli_inspect, files_containing, read_run, read_runs, run_dirs, staged_file
+from wandb_readback import cli_inspect, files_containing, read_run, read_runs, run_dir_of, staged_file
 
 from finetune_wb.events import JobEvent
 from finetune_wb.tracking import (
@@ -31,9 +31,10 @@ WANDB_KEY = "wandb-secret-key-abcdefghijklmnop0123456789"
 def _fresh_wandb_setup() -> Any:
     """wandb keeps a process-wide setup holding the settings it read from the environment first; tear it
     down after each test so the next one's runs go to that test's own WANDB_DIR."""
-    yield
     import wandb
 
+    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
+    yield
     wandb.teardown()
 
 
@@ -117,6 +118,7 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     again = log_dataset(path, run=run, split="train", file_id="file-abc")  # same data: no new artifact
     examples_ref = log_dataset(training_lines()[:2], run=run, split="test", name="legal-test")
     link_input(run, ref)
+    run_id = run.id
     run.finish()
     # Another run, the same bytes: W&B's manifest digest is the same, so W&B keeps the existing version.
     run2 = _init(job_type="prepare")
@@ -130,7 +132,7 @@ def test_dataset_artifact_lineage_and_dedup_offline(
     assert again.digest == ref.digest and again.file_id == "file-abc"
     assert no_online_wandb == []
 
-    back = read_run(run_dirs()[0])
+    back = read_run(run_dir_of(run_id))
     # The fast reader runs exactly what the documented command runs: same JSON.
     assert json.loads(cli_inspect(back.run_dir, "--summary", "--json")) == back.summary_doc
     datasets = [a for a in back.artifacts() if a["type"] == "dataset"]
@@ -188,7 +190,7 @@ def test_tracker_live_events_then_result_file_on_callers_run(no_online_wandb: li
 
     assert result.status == "succeeded" and result.steps_from_events == [1, 2, 4]
     assert result.steps_from_result_file == [3, 5, 6] and result.n_checkpoints == 2
-    back = read_run(run_dirs()[0])
+    back = read_run(run_dir_of(run.id))
     steps = [row["step"] for row in back.history() if "step" in row]
     assert sorted(steps) == [1, 2, 3, 4, 5, 6] and len(steps) == 6  # no step twice
     by_step = {row["step"]: row for row in back.history() if "step" in row}

@@ -17,9 +17,10 @@ from finetune_wb.tracking.datasets import remember
 
 @pytest.fixture(autouse=True)
 def _fresh_wandb_setup() -> Any:
-    yield
     import wandb
 
+    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
+    yield
     wandb.teardown()
 
 

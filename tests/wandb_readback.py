@@ -23,6 +23,12 @@ def run_dirs(wandb_dir: str | Path | None = None) -> list[Path]:
     return sorted(root.glob("offline-run-*"))
 
 
+def run_dir_of(run_id: str, wandb_dir: str | Path | None = None) -> Path:
+    """The offline run directory of one run id (directory names sort by second, not by order)."""
+    (found,) = [d for d in run_dirs(wandb_dir) if d.name.endswith(f"-{run_id}")]
+    return found
+
+
 def _core_args(run_dir: Path, flags: tuple[str, ...]) -> list[str]:
     """What ``wandb leet inspect FLAGS RUN_DIR`` executes once its Python CLI resolved the path.
 
