@@ -109,6 +109,8 @@ class ValidationReport(BaseModel):
     n_epochs: int = 0
     estimated_cost_usd: float | None = None
     price_per_million_tokens: float | None = None
+    n_missing_system: int = Field(0, description="examples without a system message (as the seed reports)")
+    n_missing_user: int = Field(0, description="examples without a user message")
     unreadable: bool = Field(False, description="the file could not be opened or read at all")
 
     @property
@@ -151,6 +153,8 @@ class ValidationReport(BaseModel):
             lines.append("Issue counts:")
             lines += [f"  {code}: {n}" for code, n in sorted(self.issue_counts.items())]
         if self.n_examples:
+            lines.append(f"  examples missing a system message: {self.n_missing_system}")
+            lines.append(f"  examples missing a user message: {self.n_missing_user}")
             lines.append("Distributions (min / max / mean / median / p5 / p95):")
             for label, d in (
                 ("messages per example", t.messages_per_example),

@@ -115,6 +115,8 @@ class _Accumulator:
         self.assistant = array("q")
         self.billed_per_epoch = 0
         self.n_over = 0
+        self.n_missing_system = 0
+        self.n_missing_user = 0
 
     def add(self, obj: Mapping[str, Any], line: int, collector: _Collector) -> None:
         total, assistant, n_messages = self.counter.example_tokens(obj)
@@ -122,6 +124,16 @@ class _Accumulator:
         self.tokens.append(total)
         self.assistant.append(assistant)
         self.billed_per_epoch += min(self.limit, total)
+        messages = obj.get("messages")
+        if messages is None:  # DPO: the prompt is under "input"
+            inp = obj.get("input")
+            messages = inp.get("messages") if type(inp) is dict else None
+        if type(messages) is list:
+            roles = [m.get("role") for m in messages if type(m) is dict]
+            if "system" not in roles:
+                self.n_missing_system += 1
+            if "user" not in roles:
+                self.n_missing_user += 1
         if total > self.limit:
             self.n_over += 1
             collector.add(
@@ -281,6 +293,8 @@ def _finish(
         n_epochs=epochs,
         estimated_cost_usd=cost,
         price_per_million_tokens=rate,
+        n_missing_system=acc.n_missing_system,
+        n_missing_user=acc.n_missing_user,
     )
 
 

@@ -530,6 +530,14 @@ def test_legalbench_file_validates_like_the_seed(tmp_path: Path, legalbench_dir:
     assert report.tokens.billed == expected * 3
 
 
+def test_missing_system_and_user_counts() -> None:
+    no_system = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    no_user = {"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}
+    report = validate_examples([good(), no_system, no_system, no_user])
+    assert (report.n_missing_system, report.n_missing_user) == (2, 1)
+    assert "missing a system message: 2" in report.summary()
+
+
 def test_summary_and_html(tmp_path: Path) -> None:
     report = validate_file(write(tmp_path, ["oops", "<b>"]))
     text = report.summary()
