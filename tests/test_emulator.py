@@ -115,12 +115,12 @@ def test_full_flow_sync(
         client.files.retrieve(file.id)
 
 
-def test_full_flow_async(finetune_emulator: Emulator) -> None:
+def test_full_flow_async(finetune_emulator_async_client: openai.AsyncOpenAI) -> None:
     examples = yes_no_examples(12)
     validation = yes_no_examples(6, offset=100)
 
     async def flow() -> None:
-        client = finetune_emulator.async_client()
+        client = finetune_emulator_async_client
         train = await client.files.create(file=("t.jsonl", jsonl(examples)), purpose="fine-tune")
         valid = await client.files.create(file=("v.jsonl", jsonl(validation)), purpose="fine-tune")
         job = await client.fine_tuning.jobs.create(
