@@ -344,3 +344,9 @@ def test_missing_server_dependencies_give_an_actionable_error(monkeypatch: pytes
     )
     with pytest.raises(EmulatorError, match=r"finetune-wb\[emulator\]"):
         Emulator().start()
+
+
+def test_corrupt_persisted_state_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(EmulatorError, match="not a valid emulator state file"):
+        Emulator(persist_dir=tmp_path)

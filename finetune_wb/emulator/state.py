@@ -118,7 +118,13 @@ class Store:
     def _load(self) -> None:
         if not self.state_path.is_file():
             return
-        data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{self.state_path} is not a valid emulator state file ({exc}); delete it or pick another "
+                "persist_dir"
+            ) from exc
         for key in self._PERSISTED:
             if key in data:
                 setattr(self, key, data[key])
