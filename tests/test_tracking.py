@@ -206,7 +206,8 @@ def test_tracker_live_events_then_result_file_on_callers_run(no_online_wandb: li
     assert s["fine_tuned_model"] == final.fine_tuned_model and s["trained_tokens"] == 4321
     assert s["billed_tokens"] == 4321 and s["estimated_billed_tokens"] == 4000
     assert s["duration_seconds"] == 120 and s["final_train_loss"] == pytest.approx(2.0 / 6, abs=1e-3)
-    assert s["checkpoints"]["nrows"] == 2
+    assert s["checkpoints"]["nrows"] == 2 and s["total_steps"] == 6
+    assert not any("total_steps" in row for row in back.history())
     cfg = back.config
     assert cfg["job_id"] == job.id and cfg["job"]["status"] == "succeeded"
     assert cfg["hyperparameters"] == {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}

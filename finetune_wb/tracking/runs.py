@@ -174,6 +174,9 @@ class FineTuneTracker:
         step, metrics = event_step_metrics(event)
         if step is None or step in self.logged_steps:
             return
+        total = metrics.pop("total_steps", None)  # a constant, not a curve: it goes to the summary
+        if total is not None:
+            self.run.summary["total_steps"] = int(total)
         self._log_step(step, metrics)
         self.steps_from_events.append(step)
 
