@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fake_finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
-from wandb_readback import files_containing, read_runs, staged_file
+from wandb_readback import files_containing, fresh_wandb, no_online_wandb_fixture, read_runs, staged_file  # noqa: F401 (fixtures)
 
 from finetune_wb.sync import SyncReport, is_synced, sync_job, sync_jobs, synced_record
 from finetune_wb.tracking import ArtifactRef
@@ -16,36 +16,6 @@ from finetune_wb.tracking.datasets import remember
 
 WANDB_KEY = "wandb-secret-key-zyxwvutsrqponm9876543210"
 PROJECT = "sync-tests"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_wandb_setup() -> Any:
-    """Tear wandb's process-wide setup down so the next test's runs go to its own WANDB_DIR."""
-    import wandb
-
-    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
-    yield
-    wandb.teardown()
-
-
-@pytest.fixture
-def no_online_wandb(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    import wandb
-    from wandb.sdk.wandb_run import Run
-
-    calls: list[str] = []
-
-    def forbid(name: str) -> Any:
-        def _raise(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
-            raise AssertionError(f"{name} called while offline")
-
-        return _raise
-
-    monkeypatch.setattr(wandb, "Api", forbid("wandb.Api"))
-    monkeypatch.setattr(wandb, "login", forbid("wandb.login"))
-    monkeypatch.setattr(Run, "use_artifact", forbid("Run.use_artifact"))
-    return calls
 
 
 class BrokenEventsAPI(FakeFineTuneAPI):

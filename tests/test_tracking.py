@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 from fake_finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
-from wandb_readback import cli_inspect, files_containing, read_run, read_runs, run_dir_of, staged_file
+from wandb_readback import (  # noqa: F401 (fixtures)
+    cli_inspect,
+    files_containing,
+    fresh_wandb,
+    no_online_wandb_fixture,
+    read_run,
+    read_runs,
+    run_dir_of,
+    staged_file,
+)
 
 from finetune_wb.events import JobEvent
 from finetune_wb.tracking import (
@@ -25,38 +34,6 @@ from finetune_wb.tracking import (
 from finetune_wb.tracking.tables import COLUMNS, example_rows
 
 WANDB_KEY = "wandb-secret-key-abcdefghijklmnop0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_wandb_setup() -> Any:
-    """wandb keeps a process-wide setup holding the settings it read from the environment first; tear it
-    down after each test so the next one's runs go to that test's own WANDB_DIR."""
-    import wandb
-
-    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
-    yield
-    wandb.teardown()
-
-
-@pytest.fixture
-def no_online_wandb(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Offline, these must never be called: make each raise and record the attempt."""
-    import wandb
-    from wandb.sdk.wandb_run import Run
-
-    calls: list[str] = []
-
-    def forbid(name: str) -> Any:
-        def _raise(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
-            raise AssertionError(f"{name} called while offline")
-
-        return _raise
-
-    monkeypatch.setattr(wandb, "Api", forbid("wandb.Api"))
-    monkeypatch.setattr(wandb, "login", forbid("wandb.login"))
-    monkeypatch.setattr(Run, "use_artifact", forbid("Run.use_artifact"))
-    return calls
 
 
 def _init(**kwargs: Any) -> Any:

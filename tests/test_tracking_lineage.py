@@ -8,20 +8,11 @@ from typing import Any
 
 import pytest
 from fake_finetune_api import FakeFineTuneAPI, FakeJob
-from wandb_readback import read_runs
+from wandb_readback import fresh_wandb, no_online_wandb_fixture, read_runs  # noqa: F401 (fixtures)
 
 from finetune_wb.tracking import ArtifactRef, FineTuneTracker, link_input, start_eval_run
 from finetune_wb.tracking._common import _reset_offline_hint, offline_hint, scrub
 from finetune_wb.tracking.datasets import remember
-
-
-@pytest.fixture(autouse=True)
-def _fresh_wandb_setup() -> Any:
-    import wandb
-
-    wandb.teardown()  # a test before this one may have left its setup (and its WANDB_DIR) behind
-    yield
-    wandb.teardown()
 
 
 class FakeConfig(dict):  # type: ignore[type-arg]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 WANDB_BIN = str(Path(sys.executable).parent / "wandb")
 
 
@@ -156,3 +158,44 @@ def files_containing(needles: list[str], *roots: str | Path) -> list[str]:
                 if any(n in data for n in encoded):
                     hits.append(str(path))
     return hits
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+# Import these into a test module: ``from wandb_readback import fresh_wandb, no_online_wandb_fixture``
+# (the second registers the fixture ``no_online_wandb``).
+
+
+@pytest.fixture(autouse=True)
+def fresh_wandb() -> Any:
+    """Tear wandb's process-wide setup down before and after the test.
+
+    wandb keeps one setup per process holding the settings it read from the environment first; a test
+    before this one may have left its own (and its WANDB_DIR) behind, so runs would land in another
+    test's directory.
+    """
+    import wandb
+
+    wandb.teardown()
+    yield
+    wandb.teardown()
+
+
+@pytest.fixture(name="no_online_wandb")
+def no_online_wandb_fixture(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Offline, these must never be called: each raises and records the attempt."""
+    import wandb
+    from wandb.sdk.wandb_run import Run
+
+    calls: list[str] = []
+
+    def forbid(name: str) -> Any:
+        def _raise(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"{name} called while offline")
+
+        return _raise
+
+    monkeypatch.setattr(wandb, "Api", forbid("wandb.Api"))
+    monkeypatch.setattr(wandb, "login", forbid("wandb.login"))
+    monkeypatch.setattr(Run, "use_artifact", forbid("Run.use_artifact"))
+    return calls

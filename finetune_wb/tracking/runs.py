@@ -74,6 +74,40 @@ def event_step_metrics(event: Any) -> tuple[int | None, dict[str, float]]:
         return None, {}
 
 
+def start_run(
+    *,
+    project: str,
+    job_type: str,
+    entity: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+    dir: str | None = None,
+    what: str = "a run",
+) -> Any:
+    """``wandb.init`` for the runs finetune_wb starts: offline when W&B is, never touching other runs.
+
+    ``reinit="create_new"`` leaves any run the caller has open alone (and does not make ours the global
+    ``wandb.run``); without credentials the run is offline instead of prompting for a login.
+    """
+    import wandb
+
+    try:
+        return wandb.init(
+            project=project,
+            entity=entity,
+            name=name,
+            job_type=job_type,
+            config=scrub(dict(config or {})),
+            tags=tags,
+            dir=dir,
+            mode=init_mode(),  # type: ignore[arg-type]
+            reinit="create_new",
+        )
+    except Exception as exc:
+        raise TrackingError(f"could not start a W&B run for {what}: {exc}") from exc
+
+
 class FineTuneTracker:
     """Track one fine-tuning job on a W&B run; call it with each JobEvent, then ``finalize(job)``."""
 
@@ -132,24 +166,17 @@ class FineTuneTracker:
         ``job`` is a FineTuningJob or a job id. The tracker owns this run: ``finalize`` finishes it, with
         exit code 1 when the job failed or was cancelled.
         """
-        import wandb
-
         job_id = job if isinstance(job, str) else job.id
-        config = _job_config(job, spec)
-        try:
-            run = wandb.init(
-                project=project,
-                entity=entity,
-                name=job_id,
-                job_type="fine-tune",
-                config=config,
-                tags=tags,
-                dir=dir,
-                mode=init_mode(),  # type: ignore[arg-type]
-                reinit="create_new",
-            )
-        except Exception as exc:
-            raise TrackingError(f"could not start a W&B run for job {job_id}: {exc}") from exc
+        run = start_run(
+            project=project,
+            entity=entity,
+            name=job_id,
+            job_type="fine-tune",
+            config=_job_config(job, spec),
+            tags=tags,
+            dir=dir,
+            what=f"job {job_id}",
+        )
         return cls(
             run,
             job_id=job_id,
@@ -456,8 +483,6 @@ def start_eval_run(
     ``model`` is an ArtifactRef, or a job id / fine-tuned model name looked up in the local record.
     Offline, the inputs are recorded in ``config["lineage"]``. The caller finishes the returned run.
     """
-    import wandb
-
     ref = model
     if isinstance(model, str):
         ref = model_ref(job_id=model) or model_ref(fine_tuned_model=model)
@@ -469,19 +494,15 @@ def start_eval_run(
         run_config.setdefault("fine_tuned_model", model)
     if baseline:
         run_config.setdefault("baseline_model", baseline)
-    try:
-        run = wandb.init(
-            project=project,
-            entity=entity,
-            name=name,
-            job_type="eval",
-            config=scrub(run_config),
-            tags=tags,
-            mode=init_mode(),  # type: ignore[arg-type]
-            reinit="create_new",
-        )
-    except Exception as exc:
-        raise TrackingError(f"could not start a W&B eval run in project {project!r}: {exc}") from exc
+    run = start_run(
+        project=project,
+        entity=entity,
+        name=name,
+        job_type="eval",
+        config=run_config,
+        tags=tags,
+        what=f"an eval run in project {project!r}",
+    )
     for item in (ref, test_data):
         if isinstance(item, ArtifactRef):
             link_input(run, item)
