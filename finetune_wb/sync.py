@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from finetune_wb.tracking._common import is_offline, scrub, updating_record
+from finetune_wb.tracking._common import is_disabled, is_offline, scrub, updating_record
 
 logger = logging.getLogger("finetune_wb.sync")
 
@@ -232,6 +232,13 @@ def sync_job(
     project, entity = _project(project), _entity(entity)
     jid = job_id if isinstance(job_id, str) else str(getattr(job_id, "id", job_id))
     base = {"job_id": jid, "project": project, "entity": entity, "offline": is_offline()}
+    if is_disabled():
+        return SyncResult(
+            outcome="failed",
+            error="W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to; unset WANDB_MODE or "
+            "set it to offline",
+            **base,
+        )
     try:
         client = get_client(client)
         job = _retrieve(job_id, client)

@@ -177,3 +177,16 @@ def test_eval_run_hook_uses_model_and_test_artifacts(tmp_path: Path) -> None:
     assert back.config["baseline_model"] == "gpt-4o-mini"
     names = [i["qualified_name"] for i in back.config["lineage"]["inputs"]]
     assert names == [model.qualified_name, test.qualified_name]
+
+
+def test_wandb_disabled_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finetune_wb.sync import sync_job, synced_record
+    from finetune_wb.tracking._common import init_mode
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert init_mode() == "disabled"  # never turned into an offline run behind the user's back
+    api = FakeFineTuneAPI()
+    job = api.add_job(FakeJob("ftjob-disabled01"))
+    result = sync_job(job.id, project="p", client=api.client())
+    assert result.outcome == "failed" and "WANDB_MODE=disabled" in (result.error or "")
+    assert api.journal == [] and synced_record(project="p") == {} and read_runs() == []

@@ -108,14 +108,26 @@ def is_offline(run: Any = None) -> bool:
     return not _logged_in()
 
 
+def is_disabled(run: Any = None) -> bool:
+    """W&B switched off (``WANDB_MODE=disabled`` or a disabled run): runs log nothing anywhere."""
+    if run is not None:
+        settings = getattr(run, "settings", None)
+        return bool(getattr(run, "disabled", False)) or str(getattr(settings, "mode", "")) == "disabled"
+    return (os.environ.get("WANDB_MODE") or "").strip().lower() == "disabled"
+
+
 def init_mode() -> str | None:
-    """The ``mode`` to pass to ``wandb.init`` for runs we start: "offline" when offline, else None."""
+    """The ``mode`` for ``wandb.init`` in runs we start: kept "disabled", "offline" when offline, else None."""
+    if is_disabled():
+        return "disabled"
     return "offline" if is_offline() else None
 
 
 def offline_hint(run: Any = None) -> None:
     """Tell the user, once per process, how to upload offline runs later."""
     global _hint_given
+    if is_disabled(run):
+        return  # nothing was written, so there is nothing to upload later
     with _hint_lock:
         if _hint_given:
             return

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from finetune_wb.errors import TrackingError
-from finetune_wb.tracking._common import init_mode, is_offline, offline_hint, safe_name, scrub
+from finetune_wb.tracking._common import init_mode, is_disabled, is_offline, offline_hint, safe_name, scrub
 from finetune_wb.tracking.datasets import ArtifactRef, _add_lineage, link_input, recorded_artifacts, remember
 from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
 
@@ -303,7 +303,7 @@ class FineTuneTracker:
         from finetune_wb.sync import SyncResult, _remember_synced
 
         project = str(getattr(self.run, "project", "") or "")
-        if not project:
+        if not project or is_disabled(self.run):
             return
         _remember_synced(
             SyncResult(
