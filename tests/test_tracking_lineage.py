@@ -190,3 +190,16 @@ def test_wandb_disabled_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
     result = sync_job(job.id, project="p", client=api.client())
     assert result.outcome == "failed" and "WANDB_MODE=disabled" in (result.error or "")
     assert api.journal == [] and synced_record(project="p") == {} and read_runs() == []
+
+
+def test_log_messages_never_carry_a_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import finetune_wb.tracking  # noqa: F401  (installs the filters)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-in-an-exception-0123456789")
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("finetune_wb.sync").error(
+            "failed: %s", RuntimeError("bad key sk-in-an-exception-0123456789")
+        )
+    assert "sk-in-an-exception" not in caplog.text and "[redacted]" in caplog.text

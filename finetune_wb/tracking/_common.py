@@ -75,6 +75,21 @@ def redact_text(text: str, *, secrets: Iterable[str] | None = None) -> str:
     return text
 
 
+class RedactSecrets(logging.Filter):
+    """Replace known credentials in a log record's final message (exceptions can quote anything)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+for _name in ("finetune_wb.tracking", "finetune_wb.sync"):
+    logging.getLogger(_name).addFilter(RedactSecrets())
+
+
 def _logged_in() -> bool:
     """True if W&B credentials are available without asking anyone (env var or netrc entry)."""
     if os.environ.get("WANDB_API_KEY"):
