@@ -83,3 +83,9 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     last = [c for c in nb.cells if c.cell_type == "code"][-2]
     text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in last.outputs)
     assert "90, 0)" in text  # on resume every answer came from the cache: 90 cached, 0 requests
+
+
+def test_custom_evaluator_example(tmp_path: Path) -> None:
+    proc = _run([str(EXAMPLES / "custom_evaluator.py")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fine-tune vs base [exact_match]" in proc.stdout and "mcnemar_exact" in proc.stdout
