@@ -15,7 +15,7 @@ from finetune_wb.report import Severity
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
-_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 CHAT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
 DPO_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
 DPO_INPUT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
@@ -122,7 +122,7 @@ def _check_messages(messages: list[Any], add: Add, *, label: str = "message") ->
         if type(msg) is dict and len(msg) == 2 and type(msg.get("content")) is str and msg["content"]:
             # fast path for the common {"role": ..., "content": "..."} message
             role = msg.get("role")
-            if type(role) is str and role in _PLAIN_ROLES:
+            if type(role) is str and role in PLAIN_ROLES:
                 if role == "assistant":
                     has_assistant = trained = True
                 continue

@@ -589,3 +589,44 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert report.ok and report.n_examples == report.n_lines == 12_000
     assert peak < size / 3, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+def test_fast_path_counts_equal_the_general_path(legalbench_dir: Path) -> None:
+    from finetune_wb.tokens import TokenCounter
+    from finetune_wb.validate import _Accumulator, _Collector
+
+    rows = [json.loads(line) for line in (legalbench_dir / "examples.jsonl").read_text().splitlines()]
+    examples = [good(i, answer=r["answer"]) for i, r in enumerate(rows)]
+    examples += [
+        {"messages": [{"role": "user", "content": r["text"]}, {"role": "assistant", "content": "No"}]}
+        for r in rows
+    ]
+    acc = _Accumulator(TokenCounter.for_model("gpt-4o-mini"), 65_536)
+    general = TokenCounter.for_model("gpt-4o-mini")
+    for ex in examples:
+        fast = acc.plain_chat(ex)
+        assert fast is not None
+        assert fast[:3] == general.example_tokens(ex)
+    # anything unusual is left to the general path
+    assert acc.plain_chat({**good(), "tools": []}) is None
+    assert acc.plain_chat({"messages": [{"role": "user", "content": "q"}]}) is None
+    assert (
+        acc.plain_chat(
+            {"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        )
+        is None
+    )
+    assert (
+        acc.plain_chat({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]})
+        is None
+    )
+    collector = _Collector(10)
+    acc.add(good(), 1, collector)
+    assert list(acc.tokens)[-1] == general.example_tokens(good())[0]
+
+
+def test_format_detection_after_unrecognized_lines(tmp_path: Path) -> None:
+    report = validate_file(write(tmp_path, [{"prompt": "x"}, dpo()], pad=10))
+    assert report.format == "dpo"
+    assert codes(report)["missing_messages_list"] == [1]
+    assert codes(report)["mixed_formats"] == list(range(3, 13))
