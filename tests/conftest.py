@@ -7,6 +7,8 @@ The emulator fixtures (``finetune_emulator`` and friends) come from the package'
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,21 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wandb_setup() -> Iterator[None]:
+    """wandb keeps one setup per process, bound to the WANDB_DIR of the first run; drop it around each test
+    so every test's runs land in that test's own directories."""
+    _wandb_teardown()
+    yield
+    _wandb_teardown()
+
+
+def _wandb_teardown() -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
 
 
 @pytest.fixture
