@@ -19,6 +19,7 @@ Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_mess
 from __future__ import annotations
 
 import json
+import json.scanner
 import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -75,6 +76,7 @@ class _Collector:
 
 def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed value) for every non-blank line; parse problems go to the collector."""
+    scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
     line_no = 0
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
@@ -95,14 +97,23 @@ def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iter
                 yield line_no, _UNPARSED
                 continue
             try:
-                value = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                detail = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-                collector.add(
-                    line_no, "invalid_json", "error", f"not valid JSON ({detail}); one object per line"
-                )
-                yield line_no, _UNPARSED
-                continue
+                # The decoder's scanner directly (what json.loads runs after two whitespace regexes);
+                # anything unusual falls back to json.loads for its exact error message.
+                value, end = scan(text, 0)
+                if end != len(text) and text[end:].strip(" \t\r\n"):
+                    raise ValueError("extra data")
+            except (StopIteration, ValueError, RecursionError):
+                value = _UNPARSED
+            if value is _UNPARSED:
+                try:
+                    value = json.loads(text)
+                except (ValueError, RecursionError) as exc:
+                    detail = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+                    collector.add(
+                        line_no, "invalid_json", "error", f"not valid JSON ({detail}); one object per line"
+                    )
+                    yield line_no, _UNPARSED
+                    continue
             yield line_no, value
     stats["lines"] = line_no
 

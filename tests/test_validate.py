@@ -630,3 +630,22 @@ def test_format_detection_after_unrecognized_lines(tmp_path: Path) -> None:
     assert report.format == "dpo"
     assert codes(report)["missing_messages_list"] == [1]
     assert codes(report)["mixed_formats"] == list(range(3, 13))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"messages": []} x', '{"messages": []}\u00a0', ' {"a": 1} {"b": 2}', "{'a': 1}", '{"a": 1,}', "NaN x"],
+)
+def test_json_edge_cases_match_json_loads(tmp_path: Path, line: str) -> None:
+    try:
+        json.loads(line)
+        expected = None
+    except ValueError:
+        expected = "invalid_json"
+    report = validate_file(write(tmp_path, [line]))
+    assert ("invalid_json" in codes(report)) == (expected == "invalid_json")
+
+
+def test_leading_and_trailing_whitespace_is_fine(tmp_path: Path) -> None:
+    report = validate_file(write(tmp_path, ["  " + json.dumps(good()) + " \t"]))
+    assert report.issues == []
