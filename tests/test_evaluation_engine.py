@@ -387,3 +387,48 @@ def test_llm_judge_goes_through_the_engine_and_cache(tmp_path: Path) -> None:
     before = len(fake.requests)
     run_eval(fake, make_examples(6), tmp_path, evaluators=[judge, exact_match])
     assert len(fake.requests) == before  # judge verdicts are cached too
+
+
+def test_public_client_path_for_subclassed_clients(tmp_path: Path) -> None:
+    """Clients the direct path does not take (Azure, custom subclasses) go through ``client.post``."""
+
+    class CustomClient(openai.AsyncOpenAI):
+        pass
+
+    fake = FakeChat()
+    fake.faults = [(429, {"retry-after-ms": "1"})]
+    client = CustomClient(
+        api_key="sk-test",
+        base_url="http://custom.test/v1",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(fake.handler)),
+    )
+    report = evaluate(
+        make_examples(3), models="m", client=client, cache=None, progress=False, retry=FAST_RETRY
+    )
+    assert report.ok and report.models[0].n_rate_limited == 1 and len(fake.requests) == 4
+
+
+def test_duck_typed_async_client(tmp_path: Path) -> None:
+    """Any object with an async ``chat.completions.create`` works (e.g. a wrapper around another SDK)."""
+    from types import SimpleNamespace
+
+    from openai.types.chat import ChatCompletion
+
+    async def create(*, model: str, messages: list[dict[str, Any]], **params: Any) -> ChatCompletion:
+        return ChatCompletion.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "Yes"}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            }
+        )
+
+    duck = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=create)))
+    report = evaluate(make_examples(3), models="m", client=duck, cache=None, progress=False)
+    assert [r.output for r in report.rows] == ["Yes"] * 3
+    assert report.models[0].prompt_tokens == 9

@@ -96,6 +96,7 @@ class _Engine:
         self.default_client = default_client
         self._clients: dict[int, tuple[Any, str]] = {}
         self._owned: list[Any] = []  # clients built here (closed at the end); callers' clients are theirs
+        self._direct: dict[int, tuple[Any, _DirectPost | None]] = {}
         self._pending: dict[str, asyncio.Future[_Answer]] = {}
 
     def client_for(self, client: Any) -> tuple[Any, str]:
@@ -118,6 +119,14 @@ class _Engine:
                 aclient = aclient.with_options(max_retries=0)
             self._clients[key] = (aclient, base_url_of(aclient))
         return self._clients[key]
+
+    def _direct_for(self, aclient: Any) -> _DirectPost | None:
+        """The direct poster for a client (the client is kept alongside, so its id cannot be reused)."""
+        entry = self._direct.get(id(aclient))
+        if entry is None or entry[0] is not aclient:
+            entry = (aclient, _DirectPost.for_client(aclient))
+            self._direct[id(aclient)] = entry
+        return entry[1]
 
     async def aclose(self) -> None:
         for client in self._owned:
@@ -213,7 +222,7 @@ class _Engine:
                 if stats is not None:
                     stats.requests += 1
                 try:
-                    response = await _send(aclient, model, messages, params)
+                    response = await _send(aclient, self._direct_for(aclient), model, messages, params)
                 except Exception as exc:
                     error: Exception = exc
                 else:
@@ -243,14 +252,62 @@ def _raw_response_class() -> Any:
     return getattr(module, "Response", None)
 
 
-async def _send(aclient: Any, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
-    """One chat completion. With an ``openai`` client, POST the body as is and read the JSON ourselves:
-    the same request and error handling (status errors raise with their headers), without the client's
-    per-request parameter transformation and response model, which cost more CPU than the rest of the
-    engine when hundreds of requests are in flight. Other clients go through ``chat.completions.create``."""
+class _DirectPost:
+    """POST a chat completion through an ``AsyncOpenAI``'s own HTTP client, headers and error mapping.
+
+    Why: with hundreds of requests in flight the client's generic request machinery (option building,
+    parameter transformation, response models) costs more CPU than everything else in the engine, and on a
+    small machine CPU, not the server, then limits throughput. This sends the same request — same transport
+    (proxies, custom ``http_client``), headers, API key — and raises the same ``openai`` exceptions (with
+    the response headers the retry policy reads). It is used only for plain API-key clients (not Azure, not
+    token providers); anything unusual falls back to the client's public ``post``.
+    """
+
+    def __init__(self, aclient: Any) -> None:
+        self.http = aclient._client
+        self.url = str(aclient.base_url).rstrip("/") + "/chat/completions"
+        headers = {**aclient.default_headers, **aclient.auth_headers}
+        self.headers = {k: v for k, v in headers.items() if isinstance(v, str)}
+        self.make_error = aclient._make_status_error_from_response
+
+    @classmethod
+    def for_client(cls, aclient: Any) -> _DirectPost | None:
+        import openai
+
+        if (
+            type(aclient) is not openai.AsyncOpenAI
+            or not isinstance(aclient.api_key, str)
+            or aclient.default_query
+        ):
+            return None
+        try:
+            direct = cls(aclient)
+        except Exception:  # a future openai without these internals: use the public path
+            return None
+        if "Authorization" not in direct.headers or not hasattr(direct.http, "post"):
+            return None
+        return direct
+
+    async def __call__(self, body: dict[str, Any]) -> Any:
+        response = await self.http.post(self.url, json=body, headers=self.headers)
+        if response.status_code >= 400:
+            raise self.make_error(response)
+        return response.json()
+
+
+async def _send(
+    aclient: Any,
+    direct: _DirectPost | None,
+    model: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+) -> Any:
+    """One chat completion: the direct path when the client allows it, else the client's own methods."""
     import openai
 
     body = {"model": model, "messages": messages, **params}
+    if direct is not None:
+        return await direct(body)
     if isinstance(aclient, openai.AsyncOpenAI):
         response_class = _raw_response_class()
         if response_class is not None:
