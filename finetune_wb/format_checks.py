@@ -63,7 +63,8 @@ def _check_content(where: str, role: Any, msg: Mapping[str, Any], add: Add) -> N
         )
         return
     if not content:
-        add("missing_content", "error", f"{where} has an empty content list; give it at least one part")
+        if not has_call:
+            add("missing_content", "error", f"{where} has an empty content list; give it at least one part")
         return
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None

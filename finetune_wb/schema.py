@@ -94,6 +94,10 @@ class Message(_Strict):
             and any(isinstance(p, ImagePart) for p in self.content)
         ):
             raise ValueError("assistant messages cannot contain image parts; move the image to a user turn")
+        if (self.tool_calls is not None or self.function_call is not None) and self.role != "assistant":
+            raise ValueError(
+                f"only assistant messages may have tool_calls or function_call, not {self.role!r}"
+            )
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("tool messages need tool_call_id (the id of the assistant's tool call)")
         if self.content in (None, "", []) and not (

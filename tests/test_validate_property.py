@@ -98,3 +98,56 @@ def test_random_json_lines_never_raise(tmp_path: Path, lines: list[Any], method:
 @given(examples=st.lists(example_like, max_size=6))
 def test_random_in_memory_examples_never_raise(examples: list[Any]) -> None:
     assert_sane(validate_examples(examples))
+
+
+# Near-valid chat examples: valid often enough that both outcomes are exercised.
+IDS = st.sampled_from(["c1", "c2"])
+text_part = st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=5)})
+image_part = st.fixed_dictionaries(
+    {"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": st.just("https://x/y.png")})}
+)
+tool_call = st.fixed_dictionaries(
+    {
+        "id": IDS,
+        "type": st.sampled_from(["function", "function", "other"]),
+        "function": st.fixed_dictionaries(
+            {"name": st.just("f"), "arguments": st.sampled_from(["{}", '{"a": 1}', "{", "[1]"])}
+        ),
+    }
+)
+near_message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from([*ROLES[:6], "assistant", "user"]),
+        "content": st.one_of(
+            st.text(max_size=8), st.none(), st.lists(st.one_of(text_part, image_part), max_size=2)
+        ),
+    },
+    optional={
+        "weight": st.sampled_from([0, 1, 2, True]),
+        "name": st.text(min_size=1, max_size=4),
+        "tool_calls": st.lists(tool_call, min_size=1, max_size=2),
+        "tool_call_id": IDS,
+    },
+)
+near_chat = st.fixed_dictionaries(
+    {"messages": st.lists(near_message, min_size=1, max_size=4)},
+    optional={"tools": st.just([{"type": "function", "function": {"name": "f"}}])},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(example=near_chat)
+def test_validator_and_schema_agree_on_chat_examples(example: dict[str, Any]) -> None:
+    """An example the validator finds no error in is exactly one ChatExample accepts."""
+    from pydantic import ValidationError
+
+    from finetune_wb.schema import ChatExample
+
+    try:
+        ChatExample.model_validate(example)
+        schema_ok = True
+    except ValidationError:
+        schema_ok = False
+    report = validate_examples([example])
+    line_errors = [i.code for i in report.issues if i.line is not None and i.severity == "error"]
+    assert schema_ok == (not line_errors), (schema_ok, line_errors)
