@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "json_match, classification, llm_judge",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=32, help="most requests in flight (default 32; lowered on 429s)"
+        "--concurrency", type=int, default=64, help="most requests in flight (default 64; lowered on 429s)"
     )
     parser.add_argument("--rpm", type=float, default=None, help="client-side requests-per-minute limit")
     parser.add_argument("--tpm", type=float, default=None, help="client-side tokens-per-minute limit")

@@ -9,19 +9,17 @@ Submodules import their heavy dependencies (openai, numpy, pandas, wandb) only w
 
 from __future__ import annotations
 
-from finetune_wb.evaluation.engine import ModelTarget, aevaluate, evaluate
-from finetune_wb.evaluation.evaluators import (
-    Evaluator,
-    Score,
+from finetune_wb.evaluation.builtin_evaluators import (
     classification,
     contains,
-    evaluator,
     exact_match,
     json_match,
     json_valid,
     llm_judge,
     regex,
 )
+from finetune_wb.evaluation.engine import ModelTarget, aevaluate, evaluate
+from finetune_wb.evaluation.evaluators import Evaluator, Score, evaluator
 from finetune_wb.evaluation.report import EvalReport
 
 __all__ = [
