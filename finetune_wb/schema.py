@@ -176,6 +176,11 @@ class PreferenceInput(_Strict):
     tools: list[dict[str, Any]] | None = None
     parallel_tool_calls: bool | None = None
 
+    @model_validator(mode="after")
+    def _tool_ids(self) -> PreferenceInput:
+        _check_tool_call_ids(self.messages, "input.messages")
+        return self
+
 
 def _one_assistant_turn(value: list[Message], field: str) -> list[Message]:
     if len(value) != 1 or value[0].role != "assistant":

@@ -151,3 +151,29 @@ def test_validator_and_schema_agree_on_chat_examples(example: dict[str, Any]) ->
     report = validate_examples([example])
     line_errors = [i.code for i in report.issues if i.line is not None and i.severity == "error"]
     assert schema_ok == (not line_errors), (schema_ok, line_errors)
+
+
+near_dpo = st.fixed_dictionaries(
+    {
+        "input": st.fixed_dictionaries({"messages": st.lists(near_message, min_size=1, max_size=3)}),
+        "preferred_output": st.lists(near_message, min_size=1, max_size=2),
+        "non_preferred_output": st.lists(near_message, min_size=1, max_size=2),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(example=near_dpo)
+def test_validator_and_schema_agree_on_dpo_examples(example: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from finetune_wb.schema import PreferenceExample
+
+    try:
+        PreferenceExample.model_validate(example)
+        schema_ok = True
+    except ValidationError:
+        schema_ok = False
+    report = validate_examples([example])
+    line_errors = [i.code for i in report.issues if i.line is not None and i.severity == "error"]
+    assert schema_ok == (not line_errors), (schema_ok, line_errors)
