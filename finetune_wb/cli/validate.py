@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--method",
-        choices=("supervised", "dpo"),
+        choices=("supervised", "dpo", "reinforcement"),
         default=None,
         help="force the file format (default: detect it from the first line)",
     )
