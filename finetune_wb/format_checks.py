@@ -242,6 +242,9 @@ def check_dpo(obj: Mapping[str, Any], add: Add) -> None:
         else:
             _check_messages(messages, add, label="input message")
         _check_tools(inp, add)
+        extra = [str(k) for k in inp if k not in DPO_INPUT_KEYS]
+        if extra:
+            add("unrecognized_example_key", "warning", f"unrecognized key(s) in 'input': {', '.join(extra)}")
     for key in ("preferred_output", "non_preferred_output"):
         value = obj.get(key)
         ok = isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)

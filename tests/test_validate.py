@@ -365,6 +365,12 @@ def test_invalid_preference_output(tmp_path: Path, output: Any) -> None:
     assert codes(report)["invalid_preference_output"] == [1]
 
 
+def test_dpo_unknown_input_key_warns(tmp_path: Path) -> None:
+    line = {**dpo(), "input": {"messages": [{"role": "user", "content": "q"}], "extra": 1}}
+    report = validate_file(write(tmp_path, [line] + [dpo(i) for i in range(10)], pad=0))
+    assert codes(report) == {"unrecognized_example_key": [1]}
+
+
 def test_dpo_input_messages_are_checked(tmp_path: Path) -> None:
     line = {**dpo(), "input": {"messages": [{"role": "robot", "content": "x"}]}}
     report = validate_file(write(tmp_path, [line] + [dpo(i) for i in range(10)], pad=0))
