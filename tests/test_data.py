@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finetune_wb.data import (
     Template,
@@ -219,3 +222,23 @@ def test_read_records_json_list_and_errors(tmp_path: Path) -> None:
     assert read_records(path) == RECORDS[:3]
     with pytest.raises(DataError, match="does not exist"):
         read_records(tmp_path / "missing.csv")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    labels=st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=60),
+    data=st.data(),
+)
+def test_split_properties(labels: list[str], data: st.DataObject) -> None:
+    items = [{"id": i, "label": lab} for i, lab in enumerate(labels)]
+    n_train = data.draw(st.integers(min_value=0, max_value=len(items)))
+    seed = data.draw(st.integers(min_value=0, max_value=10**6))
+    train, test = split_examples(items, n_train=n_train, seed=seed, label=lambda r: r["label"])
+    assert len(train) == n_train
+    assert sorted(r["id"] for r in train + test) == list(range(len(items)))  # a partition
+    if n_train >= len(set(labels)):
+        assert {r["label"] for r in train} == set(labels)  # every label is trained on
+    for lab in set(labels):  # proportional to within one example, beyond the at-least-one rule
+        share = n_train * labels.count(lab) / len(labels)
+        got = sum(r["label"] == lab for r in train)
+        assert got <= max(1, math.ceil(share)) + 1 and got >= math.floor(share) - len(set(labels))
