@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
 
 from finetune_wb.cli import main
 from finetune_wb.demo import DemoDeclined, DemoResult, format_summary, run_demo

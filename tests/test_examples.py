@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
 
 from finetune_wb.cli import main
 from finetune_wb.config import RunConfig

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wandb_readback import fresh_wandb, no_online_wandb_fixture  # noqa: F401 (fixtures)
 
 from finetune_wb.demo_data import demo_template, load_demo_records
 from finetune_wb.errors import ConfigError, DataValidationError, JobFailed
@@ -62,7 +63,9 @@ def _lineages(*run_dirs: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path: Path) -> None:
+def test_whole_chain_tracks_and_beats_baseline(
+    finetune_emulator: Any, tmp_path: Path, no_online_wandb: list[str]
+) -> None:
     session = _session(finetune_emulator, tmp_path)
     train, test = session.prepare(_records(), template=demo_template(), n_train=20, seed=1)
     assert (len(train), len(test)) == (20, 40)
@@ -88,6 +91,7 @@ def test_whole_chain_tracks_and_beats_baseline(finetune_emulator: Any, tmp_path:
     for run_dir in state["wandb_runs"].values():
         assert Path(run_dir).is_dir()
     assert len(_wandb_run_dirs()) == 3
+    assert no_online_wandb == []  # offline: no use_artifact, wandb.Api or wandb.login
     # lineage, read back from the offline runs: train data (with its file id) -> fine-tune run -> model -> eval
     ft_lineage, eval_lineage = _lineages(state["wandb_runs"]["fine-tune"], state["wandb_runs"]["eval"])
     ft_inputs = ft_lineage["inputs"]

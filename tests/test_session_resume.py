@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
+
 from finetune_wb.demo_data import demo_template, load_demo_records
 from finetune_wb.schema import JobSpec
 from finetune_wb.session import FineTuneSession
