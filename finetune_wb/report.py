@@ -70,6 +70,11 @@ class Distribution(BaseModel):
         )
 
 
+def _usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals below one dollar (small files cost fractions of a cent)."""
+    return f"{amount:,.2f}" if amount >= 1 else f"{amount:.4f}"
+
+
 def _percentile(ordered: Sequence[float], q: float) -> float:
     """Linear-interpolation percentile of sorted data (numpy's default method)."""
     h = (len(ordered) - 1) * q / 100
@@ -149,12 +154,15 @@ class ValidationReport(BaseModel):
             f"  examples: {self.n_examples}    status: {'OK' if self.ok else 'ERRORS'}"
             f"    errors: {self.n_errors}    warnings: {self.n_warnings}",
         ]
+        if self.n_examples:
+            lines.append(
+                f"  examples missing a system message: {self.n_missing_system}"
+                f"    missing a user message: {self.n_missing_user}"
+            )
         if self.issue_counts:
             lines.append("Issue counts:")
             lines += [f"  {code}: {n}" for code, n in sorted(self.issue_counts.items())]
         if self.n_examples:
-            lines.append(f"  examples missing a system message: {self.n_missing_system}")
-            lines.append(f"  examples missing a user message: {self.n_missing_user}")
             lines.append("Distributions (min / max / mean / median / p5 / p95):")
             for label, d in (
                 ("messages per example", t.messages_per_example),
@@ -175,7 +183,7 @@ class ValidationReport(BaseModel):
             lines.append(f"By default, you'll be charged for ~{t.billed:,} tokens")
             if self.estimated_cost_usd is not None:
                 lines.append(
-                    f"Estimated training cost: ${self.estimated_cost_usd:,.2f}"
+                    f"Estimated training cost: ${_usd(self.estimated_cost_usd)}"
                     f" (at ${self.price_per_million_tokens:g} per 1M tokens)"
                 )
             else:
@@ -210,7 +218,7 @@ class ValidationReport(BaseModel):
                 ("assistant tokens", t.assistant_per_example),
             )
         )
-        cost = "unknown" if self.estimated_cost_usd is None else f"${self.estimated_cost_usd:,.2f}"
+        cost = "unknown" if self.estimated_cost_usd is None else f"${_usd(self.estimated_cost_usd)}"
         parts = [
             "<div class='finetune-wb-report'>",
             f"<p><b>{esc(self.path or '<examples>')}</b> for <code>{esc(self.model)}</code> ({self.format}): "

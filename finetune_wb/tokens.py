@@ -81,9 +81,19 @@ def encoding_name_for_model(model: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def get_encoding(name: str) -> tiktoken.Encoding:
+    """The tiktoken encoding; a ConfigError that says what to do when it cannot be loaded."""
     import tiktoken
 
-    return tiktoken.get_encoding(name)
+    try:
+        return tiktoken.get_encoding(name)
+    except Exception as exc:  # network errors, a corrupt cache, an unknown name
+        from finetune_wb.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot load the tiktoken encoding {name!r} ({type(exc).__name__}: {str(exc)[:200]}). tiktoken"
+            " downloads encodings on first use; without network access set TIKTOKEN_CACHE_DIR to a directory"
+            " that holds the cached encoding files"
+        ) from exc
 
 
 class TokenCounter:

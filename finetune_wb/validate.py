@@ -224,6 +224,7 @@ def _run(
     prices: Mapping[str, float] | None,
     collector: _Collector,
     file_stats: dict[str, int],
+    counter: TokenCounter,
 ) -> ValidationReport:
     if method not in (None, "supervised", "dpo", "reinforcement"):
         from finetune_wb.errors import ConfigError
@@ -242,7 +243,6 @@ def _run(
             f" encoding and a {costs.DEFAULT_CONTEXT_LIMIT:,}-token limit",
         )
     limit = limit or costs.DEFAULT_CONTEXT_LIMIT
-    counter = TokenCounter.for_model(model)
     acc = _Accumulator(counter, limit)
     n_examples = 0
     # The fused fast path applies while the file is (or may still become) a chat file.
@@ -389,6 +389,8 @@ def validate_file(
 ) -> ValidationReport:
     """Validate a JSONL training file; never raises on bad data (see the module docstring for codes).
 
+    Raises ConfigError only for set-up problems: an unknown ``method``, or a tokenizer that cannot load.
+
     ``method`` forces the format ("supervised"/"reinforcement" = chat, "dpo" = preference); by default it
     is detected from the first recognizable line. ``n_epochs`` overrides the default-epochs rule;
     ``max_cost`` (USD) turns an estimate over budget into an error; ``prices`` overrides the price table
@@ -397,12 +399,19 @@ def validate_file(
     p = Path(path)
     collector = _Collector(max_issues)
     file_stats: dict[str, int] = {}
+    # Loaded before the file is touched: a tokenizer that cannot load is a set-up problem (ConfigError),
+    # not an unreadable file.
+    counter = TokenCounter.for_model(model)
     kwargs: dict[str, Any] = dict(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
     try:
         return _run(
-            _iter_file(p, collector, file_stats), collector=collector, file_stats=file_stats, **kwargs
+            _iter_file(p, collector, file_stats),
+            collector=collector,
+            file_stats=file_stats,
+            counter=counter,
+            **kwargs,
         )
     except OSError as exc:
         what = (
@@ -463,4 +472,5 @@ def validate_examples(
         prices=prices,
         collector=collector,
         file_stats={},
+        counter=TokenCounter.for_model(model),
     )

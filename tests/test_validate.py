@@ -541,7 +541,7 @@ def test_missing_system_and_user_counts() -> None:
     no_user = {"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}
     report = validate_examples([good(), no_system, no_system, no_user])
     assert (report.n_missing_system, report.n_missing_user) == (2, 1)
-    assert "missing a system message: 2" in report.summary()
+    assert "missing a system message: 2    missing a user message: 1" in report.summary()
 
 
 def test_summary_and_html(tmp_path: Path) -> None:
@@ -655,3 +655,24 @@ def test_json_edge_cases_match_json_loads(tmp_path: Path, line: str) -> None:
 def test_leading_and_trailing_whitespace_is_fine(tmp_path: Path) -> None:
     report = validate_file(write(tmp_path, ["  " + json.dumps(good()) + " \t"]))
     assert report.issues == []
+
+
+def test_tokenizer_that_cannot_load_is_a_config_error_not_an_unreadable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finetune_wb.errors import ConfigError
+    from finetune_wb.tokens import get_encoding
+
+    def offline(name: str) -> None:
+        raise OSError("Name or service not known")  # what requests raises without network
+
+    path = write(tmp_path, [])
+    get_encoding.cache_clear()
+    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+    try:
+        with pytest.raises(ConfigError, match="TIKTOKEN_CACHE_DIR"):
+            validate_file(path)
+    finally:
+        monkeypatch.undo()
+        get_encoding.cache_clear()
+    assert validate_file(path).ok
