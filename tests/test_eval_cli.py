@@ -77,3 +77,15 @@ def test_eval_bad_input(emulator_env: Any, tmp_path: Path, capsys: pytest.Captur
     good = write_data(tmp_path / "good.jsonl", 2)
     assert main(["eval", "--data", str(good), "--model", BASE, "--evaluator", "nope"]) == 1
     assert "unknown evaluator 'nope'" in capsys.readouterr().err
+
+
+def test_eval_logs_a_wandb_eval_run(emulator_env: Any, tmp_path: Path) -> None:
+    from wandb_readback import read_runs
+
+    data = write_data(tmp_path / "test.jsonl", 4)
+    argv = ["eval", "--data", str(data), "--model", BASE, "--no-cache", "--no-progress"]
+    assert main([*argv, "--wandb-project", "cli-eval"]) == 0
+    (run,) = read_runs()
+    assert run.job_type == "eval"
+    assert run.state == "finished"  # the CLI started it, so the CLI finished it
+    assert f"eval/{BASE}/exact_match" in run.summary

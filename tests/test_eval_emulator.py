@@ -167,3 +167,8 @@ def test_kill_9_half_way_then_resume_asks_only_for_the_missing_rows(
     assert report.models[0].n_cached == survived
     assert report.models[0].n_requests == n - survived
     assert _cached_rows(db) == n
+    # tokens (and so the cost) count every row, cached or not, exactly as an uninterrupted run would
+    fresh = evaluate(data, models=BASE, client=emu.client(), cache=None, progress=False)
+    assert report.models[0].prompt_tokens == fresh.models[0].prompt_tokens > 0
+    assert report.models[0].completion_tokens == fresh.models[0].completion_tokens > 0
+    assert report.models[0].estimated_cost_usd == fresh.models[0].estimated_cost_usd

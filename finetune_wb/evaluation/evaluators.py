@@ -53,9 +53,10 @@ class Evaluator(Protocol):
     """What the engine needs from an evaluator.
 
     ``name`` identifies the metric in reports and W&B; ``params`` records its configuration; ``ascore``
-    scores one answer. Optionally an evaluator may define ``aggregate(scores, targets) -> dict[str, Any]``
-    for metrics that are not a mean (classification adds per-class F1 and a confusion matrix), and
-    ``bind(judge)`` to receive a :class:`~finetune_wb.evaluation.engine.JudgeContext` for model calls.
+    scores one answer. Optionally an evaluator may define ``prepare(targets)`` (called once with every
+    target before scoring), ``aggregate(scores, targets) -> dict[str, Any]`` for metrics that are not a
+    mean (classification adds per-class F1 and a confusion matrix), and ``bind(judge)`` to receive a
+    :class:`~finetune_wb.evaluation.engine.JudgeContext` for model calls through the engine.
     """
 
     name: str

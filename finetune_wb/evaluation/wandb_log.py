@@ -24,6 +24,13 @@ def _key(label: str) -> str:
     return label.replace("/", "_")
 
 
+def _label_key(text: str) -> str:
+    """How the classification evaluator compares a target with a label (case, spaces, punctuation)."""
+    from finetune_wb.evaluation.builtin_evaluators import _normalise
+
+    return _normalise(text, ignore_case=True, normalize_whitespace=True, strip_punctuation=True)
+
+
 def predictions_table(report: EvalReport) -> Any:
     """One row per example: input, target, then each model's output, error and scores side by side."""
     import wandb
@@ -140,10 +147,8 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
             for r in report.rows:
                 if r.model != m.label or name not in r.labels:
                     continue
-                target = report.examples[r.example_index].target
-                truth = next(
-                    (lab for lab in matrix_labels if lab.casefold() == target.strip().casefold()), None
-                )
+                target = _label_key(report.examples[r.example_index].target)
+                truth = next((lab for lab in matrix_labels if _label_key(lab) == target), None)
                 if truth is None or r.labels[name] not in index:
                     continue
                 gold.append(index[truth])
