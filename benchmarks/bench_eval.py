@@ -8,7 +8,7 @@ In one run, on 300 generated NDA-clause examples:
    the 429s seen and the rows lost;
 3. a re-run of a finished evaluation — the requests it makes (from the emulator's journal).
 
-    python benchmarks/bench_eval.py [--n 300] [--latency 0.1] [--rpm 600] [--in-process] [--json]
+    python benchmarks/bench_eval.py [--n 300] [--latency 0.1] [--rpm 240] [--in-process] [--json]
 
 The emulator runs in its own process by default (``finetune-wb emulator``, driven through its admin routes:
 the same ``inject_latency`` / ``rate_limit`` / journal as the in-process API), as a real server would: its CPU
@@ -171,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--rpm", type=int, default=600)
+    parser.add_argument(
+        "--rpm",
+        type=int,
+        default=240,
+        help="server and client RPM (default 240: the 300 requests span more than one 60-s window, so the server limit binds)",
+    )
     parser.add_argument("--in-process", action="store_true", help="run the emulator in this process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -102,6 +102,8 @@ def test_exact_match_normalisation_and_options() -> None:
     assert _score(em, "YES!", "yes").value == 1.0
     assert _score(em, "no", "yes").value == 0.0
     assert _score(exact_match(), "the   answer", "The answer").value == 1.0
+    assert _score(exact_match(), "-5", "5").value == 0.0  # leading signs are part of the answer
+    assert _score(exact_match(), "-5.", "-5").value == 1.0
     strict = exact_match(ignore_case=False, strip_punctuation=False)
     assert _score(strict, "yes.", "Yes").value == 0.0
     assert _score(strict, "Yes", "Yes").value == 1.0

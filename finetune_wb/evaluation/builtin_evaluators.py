@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation.engine import JudgeContext
     from finetune_wb.schema import ChatExample
 
+# Only trailing punctuation goes: a leading "-" or "$" can be part of the answer ("-5" is not "5").
 _TRAILING_PUNCT = string.punctuation + "。！？”’»"
 
 
@@ -26,7 +27,7 @@ def _normalise(text: str, *, ignore_case: bool, normalize_whitespace: bool, stri
     if normalize_whitespace:
         out = " ".join(out.split())
     if strip_punctuation:
-        out = out.strip(_TRAILING_PUNCT + " ")
+        out = out.rstrip(_TRAILING_PUNCT + " ")
     if ignore_case:
         out = out.casefold()
     return out
@@ -46,8 +47,8 @@ def exact_match(
     strip_punctuation: bool = True,
     name: str = "exact_match",
 ) -> FunctionEvaluator:
-    """1 when the answer equals the target after normalising case, inner whitespace and surrounding
-    punctuation (each switchable), else 0."""
+    """1 when the answer equals the target after normalising case, whitespace and trailing punctuation
+    (each switchable), else 0."""
     opts = {
         "ignore_case": ignore_case,
         "normalize_whitespace": normalize_whitespace,
