@@ -421,24 +421,8 @@ def evaluate(
         prices: ``{model prefix: (USD per 1M input tokens, USD per 1M output tokens)}`` overrides.
         lineage: extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run.
     """
-    coro = aevaluate(
-        examples,
-        models=models,
-        evaluators=evaluators,
-        client=client,
-        concurrency=concurrency,
-        rpm=rpm,
-        tpm=tpm,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        cache=cache,
-        run=run,
-        progress=progress,
-        retry=retry,
-        seed=seed,
-        prices=prices,
-        lineage=lineage,
-    )
+    options = {name: value for name, value in locals().items() if name != "examples"}
+    coro = aevaluate(examples, **options)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

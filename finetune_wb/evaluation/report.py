@@ -401,30 +401,19 @@ def _compare(
             test="none",
         )
     diff, low, high, p_boot = stats.paired_bootstrap(a_vals, b_vals, seed=seed)
+    measured: dict[str, Any] = {
+        **base,
+        "mean_a": stats.mean(a_vals),
+        "mean_b": stats.mean(b_vals),
+        "difference": diff,
+        "ci_low": low,
+        "ci_high": high,
+    }
     if binary:
         only_a, only_b = stats.discordant_counts(a_vals, b_vals)
-        return Comparison(
-            **base,
-            mean_a=stats.mean(a_vals),
-            mean_b=stats.mean(b_vals),
-            difference=diff,
-            ci_low=low,
-            ci_high=high,
-            p_value=stats.mcnemar_exact(only_a, only_b),
-            test="mcnemar_exact",
-            a_only=only_a,
-            b_only=only_b,
-        )
-    return Comparison(
-        **base,
-        mean_a=stats.mean(a_vals),
-        mean_b=stats.mean(b_vals),
-        difference=diff,
-        ci_low=low,
-        ci_high=high,
-        p_value=p_boot,
-        test="paired_bootstrap",
-    )
+        p_value = stats.mcnemar_exact(only_a, only_b)
+        return Comparison(**measured, p_value=p_value, test="mcnemar_exact", a_only=only_a, b_only=only_b)
+    return Comparison(**measured, p_value=p_boot, test="paired_bootstrap")
 
 
 def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
