@@ -491,3 +491,20 @@ def test_fine_tuned_model_answers_with_learned_tool_calls(finetune_emulator_clie
     (call,) = choice.message.tool_calls or []
     assert call.function.name == "get_weather"  # type: ignore[union-attr]
     assert json.loads(call.function.arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
+
+
+def test_a_validator_that_cannot_run_fails_the_job_with_the_reason(
+    finetune_emulator_client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import finetune_wb.validate
+    from finetune_wb.errors import ConfigError
+
+    def no_tokenizer(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigError("cannot load the tokenizer o200k_base: set TIKTOKEN_CACHE_DIR")
+
+    monkeypatch.setattr(finetune_wb.validate, "validate_file", no_tokenizer)
+    client = finetune_emulator_client
+    file = upload(client, yes_no_examples(12), name="unvalidated.jsonl")
+    job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=file.id).id)
+    assert job.status == "failed"
+    assert job.error is not None and "TIKTOKEN_CACHE_DIR" in job.error.message

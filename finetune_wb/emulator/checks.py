@@ -38,9 +38,17 @@ def check_file(
     if isinstance(cached, FileCheck):
         return cached
     path = store.blob_path(file_id)
+    from finetune_wb.errors import FineTuneError
     from finetune_wb.validate import validate_file
 
-    report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)
+    try:
+        report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)
+    except FineTuneError as exc:
+        # e.g. the tokenizer cannot load (no network, no TIKTOKEN_CACHE_DIR): fail the job with the reason
+        # instead of answering the poll with a 500.
+        return FileCheck(
+            ok=False, n_examples=0, tokens=0, n_epochs=None, code="validation_unavailable", message=str(exc)
+        )
     result = _from_report(report, ignore=("too_few_examples",) if validation else ())
     store.validation_cache[key] = result
     return result
