@@ -123,7 +123,7 @@ class EvaluationConfig(BaseModel):
         default_factory=lambda: [EvaluatorConfig(name="exact_match")],
         description='names ("exact_match") or tables ({name = "classification", labels = [...]})',
     )
-    concurrency: int = Field(16, ge=1)
+    concurrency: int | None = Field(None, ge=1, description="requests in flight (default: evaluate's)")
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     max_tokens: int = Field(256, ge=1)

@@ -601,7 +601,7 @@ class FineTuneSession:
         *,
         models: Sequence[Any] | None = None,
         examples: Any = None,
-        concurrency: int = 16,
+        concurrency: int | None = None,
         rpm: float | None = None,
         tpm: float | None = None,
         max_tokens: int = 256,
@@ -616,6 +616,7 @@ class FineTuneSession:
         a small ``max_tokens`` keeps a chatty baseline cheap.
         """
         from finetune_wb.evaluation import evaluate
+        from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
 
         with self._step("evaluate"):
             st = self.state
@@ -655,7 +656,7 @@ class FineTuneSession:
                     models=list(models),
                     evaluators=evaluators,
                     client=self.client,
-                    concurrency=concurrency,
+                    concurrency=concurrency or DEFAULT_CONCURRENCY,
                     rpm=rpm,
                     tpm=tpm,
                     max_tokens=max_tokens,
