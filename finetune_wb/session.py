@@ -39,6 +39,12 @@ from finetune_wb.session_state import (
     save_state,
     sha256_file,
 )
+from finetune_wb.session_tracking import (
+    artifact_ref,
+    log_session_datasets,
+    start_session_run,
+    tracking_enabled,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -47,7 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.data import Template
     from finetune_wb.evaluation import EvalReport
     from finetune_wb.schema import ChatExample, JobSpec, PreferenceExample
-    from finetune_wb.tracking import ArtifactRef
     from finetune_wb.validate import ValidationReport
 
 logger = logging.getLogger("finetune_wb.session")
@@ -400,7 +405,16 @@ class FineTuneSession:
                 logger.info("training file %s uploaded as %s", train_path, file.id)
 
             if st.train_artifact is None and self._tracking:
-                self._log_datasets()
+                log_session_datasets(
+                    st,
+                    self.state_path,
+                    train_path=train_path,
+                    test_path=self._require_path("test") if st.test_path else None,
+                    report=self._report,
+                    mode=self.wandb_mode,
+                    wandb_dir=self.wandb_dir,
+                )
+                self._save()
 
             if not st.job_request_id:
                 st.job_request_id = f"{st.session_id}-{uuid.uuid4().hex[:8]}"
@@ -444,72 +458,18 @@ class FineTuneSession:
 
     @property
     def _tracking(self) -> bool:
-        mode = self.wandb_mode or os.environ.get("WANDB_MODE")
-        return mode != "disabled"
+        return tracking_enabled(self.wandb_mode)
 
     def _init_run(self, job_type: str, *, name: str, config: dict[str, Any] | None = None) -> Any:
-        import wandb
-
-        from finetune_wb.errors import TrackingError
-        from finetune_wb.tracking._common import init_mode
-
-        cfg = {"session_id": self.state.session_id, "state_file": str(self.state_path), **(config or {})}
-        try:
-            run = wandb.init(
-                project=self.state.project,
-                entity=self.state.entity,
-                job_type=job_type,
-                name=name,
-                config=cfg,
-                # None would let wandb prompt for a login; without credentials we write offline instead
-                mode=self.wandb_mode or init_mode(),  # type: ignore[arg-type]
-                dir=self.wandb_dir,
-                reinit="create_new",
-                settings=wandb.Settings(console="off", silent=True),
-            )
-        except Exception as exc:
-            raise TrackingError(
-                f"could not start a W&B {job_type} run in project {self.state.project!r}: {exc}"
-            ) from exc
-        run_dir = getattr(run, "dir", None)
-        self.state.wandb_runs[job_type] = (
-            str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
+        return start_session_run(
+            self.state,
+            self.state_path,
+            job_type=job_type,
+            name=name,
+            config=config,
+            mode=self.wandb_mode,
+            wandb_dir=self.wandb_dir,
         )
-        return run
-
-    def _log_datasets(self) -> None:
-        from finetune_wb.tracking import log_dataset
-
-        st = self.state
-        run = self._init_run("dataset", name=f"data-{(st.train_digest or '')[:8]}", config={"spec": st.spec})
-        try:
-            train_ref = log_dataset(
-                self._require_path("train"),
-                run=run,
-                split="train",
-                name=f"{st.project}-train",
-                report=self._report,
-                file_id=st.training_file_id,
-                model=(st.spec or {}).get("model"),
-            )
-            st.train_artifact = train_ref.model_dump(mode="json")
-            if st.test_path:
-                test_ref = log_dataset(
-                    self._require_path("test"), run=run, split="test", name=f"{st.project}-test"
-                )
-                st.test_artifact = test_ref.model_dump(mode="json")
-        except BaseException:
-            run.finish(exit_code=1)
-            raise
-        run.finish()
-        self._save()
-
-    def _ref(self, data: dict[str, Any] | None) -> ArtifactRef | None:
-        if not data:
-            return None
-        from finetune_wb.tracking import ArtifactRef
-
-        return ArtifactRef.model_validate(data)
 
     # -- waiting --------------------------------------------------------------------------------------------
 
@@ -533,7 +493,7 @@ class FineTuneSession:
                 from finetune_wb.tracking import FineTuneTracker
 
                 run = self._init_run("fine-tune", name=st.job_id, config={"job_id": st.job_id})
-                datasets = [r for r in (self._ref(st.train_artifact),) if r is not None]
+                datasets = [r for r in (artifact_ref(st.train_artifact),) if r is not None]
                 tracker = FineTuneTracker(
                     run,
                     job_id=st.job_id,
@@ -639,7 +599,9 @@ class FineTuneSession:
             lineage: list[Any] = []
             if self._tracking:
                 lineage = [
-                    r for r in (self._ref(st.model_artifact), self._ref(st.test_artifact)) if r is not None
+                    r
+                    for r in (artifact_ref(st.model_artifact), artifact_ref(st.test_artifact))
+                    if r is not None
                 ]
                 run = self._init_run(
                     "eval",
