@@ -122,6 +122,27 @@ def test_cancel_then_wait_exits_1(emu: Any, tmp_path: Path, capsys: pytest.Captu
     assert code == 1 and "was cancelled" in err and json.loads(out)["status"] == "cancelled"
 
 
+def test_cancelling_a_finished_job_exits_1(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(
+        capsys,
+        "train",
+        "--model",
+        "gpt-4o-mini-2024-07-18",
+        "--training-file",
+        str(_train_file(tmp_path)),
+        "--wait",
+        "--json",
+        "--no-progress",
+    )
+    job_id = json.loads(out)["id"]
+    assert code == 0 and json.loads(out)["status"] == "succeeded"
+    code, out, err = _run(capsys, "cancel", job_id, "--json")
+    assert code == 1 and json.loads(out)["status"] == "succeeded"
+    assert "already succeeded" in err and job_id in err
+
+
 def test_wait_timeout_says_how_to_reattach(
     emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -279,6 +279,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     job = cancel_job(args.job, client=client_from_env())
     _print_final(job, args)
+    if job.status in ("succeeded", "failed"):
+        # The server refuses to cancel a job that already ended; say so rather than pretend it worked.
+        print(f"error: job {job.id} had already {job.status}; nothing was cancelled", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
