@@ -70,6 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FineTuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        openai = sys.modules.get("openai")
+        if openai is None or not isinstance(exc, openai.OpenAIError):
+            raise
+        from finetune_wb.cli._common import describe_connection_error
+
+        if isinstance(exc, openai.APIConnectionError):
+            print(f"error: {describe_connection_error(exc)}", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

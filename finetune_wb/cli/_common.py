@@ -34,3 +34,13 @@ def client_from_env() -> Any:
     from finetune_wb._client import get_client
 
     return get_client(None)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A connection failure, naming the server we tried and what to check."""
+    request = getattr(exc, "request", None)
+    url = str(getattr(request, "url", "") or "") or "the API server"
+    return (
+        f"could not reach {url} ({exc}); check OPENAI_BASE_URL (or the client's base_url), "
+        "that the server is running, and the network"
+    )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from finetune_wb.cli._common import add_json_flag, client_from_env, print_json
+from finetune_wb.cli._common import add_json_flag, client_from_env, describe_connection_error, print_json
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -97,6 +97,9 @@ def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
             return EXIT_USAGE
         except openai.APIStatusError as exc:
             print(f"error: the API answered {exc.status_code}: {_api_message(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+        except openai.APIConnectionError as exc:
+            print(f"error: {describe_connection_error(exc)}", file=sys.stderr)
             return EXIT_FAILED
         except openai.APIError as exc:
             print(f"error: {exc}", file=sys.stderr)
