@@ -13,8 +13,19 @@ import openai
 import pytest
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_cli_prints_the_url_first_serves_and_exits_cleanly(tmp_path: Path, stop_signal: int) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "as_background_job"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
+)
+def test_cli_prints_the_url_first_serves_and_exits_cleanly(
+    tmp_path: Path, stop_signal: int, as_background_job: bool
+) -> None:
+    """``as_background_job``: started the way a shell starts ``finetune-wb emulator &`` (SIGINT ignored on
+    entry), where Python raises no KeyboardInterrupt; ``kill -INT`` must still stop it cleanly."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -31,6 +42,7 @@ def test_cli_prints_the_url_first_serves_and_exits_cleanly(tmp_path: Path, stop_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if as_background_job else None,
     )
     try:
         assert proc.stdout is not None
@@ -41,7 +53,11 @@ def test_cli_prints_the_url_first_serves_and_exits_cleanly(tmp_path: Path, stop_
         client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune")
     finally:
         proc.send_signal(stop_signal)
-        _out, err = proc.communicate(timeout=20)
+        try:
+            _out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
     assert proc.returncode == 0, err
     assert (tmp_path / "state" / "state.json").is_file()
     assert len(json.loads((tmp_path / "state" / "state.json").read_text())["files"]) == 1

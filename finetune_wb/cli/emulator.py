@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     emu = Emulator(pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port)
     emu.start()
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Handle SIGINT ourselves too: a shell starts a background job (`finetune-wb emulator &`) with SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt, so `kill -INT` would not stop the server.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         print(emu.base_url, flush=True)
         print(
@@ -58,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         emu.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
