@@ -9,8 +9,10 @@ from finetune_wb.evaluation.cache import CachedAnswer
 
 def raw_response_class() -> Any:
     """The ``Response`` class of the HTTP library the installed ``openai`` uses (httpx or httpx2)."""
-    import openai._base_client as base_client
-
+    try:
+        import openai._base_client as base_client
+    except ImportError:  # pragma: no cover - a future openai layout
+        return None
     module = getattr(base_client, "httpx2", None) or getattr(base_client, "httpx", None)
     return getattr(module, "Response", None)
 
@@ -21,9 +23,15 @@ class DirectPost:
     Why: with hundreds of requests in flight the client's generic request machinery (option building,
     parameter transformation, response models) costs more CPU than everything else in the engine, and on a
     small machine CPU, not the server, then limits throughput. This sends the same request — same transport
-    (proxies, custom ``http_client``), headers, API key — and raises the same ``openai`` exceptions (with
-    the response headers the retry policy reads). It is used only for plain API-key clients (not Azure, not
-    token providers); anything unusual falls back to the client's public ``post``.
+    (proxies, custom ``http_client``), the client's default headers (``OpenAI-Organization``,
+    ``OpenAI-Project``, ``default_headers=``), API key and timeout — and raises the same ``openai`` status
+    exceptions (with the response headers the retry policy reads). It is used only for plain API-key
+    clients (not Azure, not token providers or workload identity); anything unusual uses the client's
+    public ``post``.
+
+    It leans on ``openai`` internals (``_client``, ``_make_status_error_from_response``). If a future
+    ``openai`` changes them, the first ``AttributeError`` or ``TypeError`` from this path switches it off
+    for good (``disabled``) and that request — and every later one — goes through the public path.
     """
 
     def __init__(self, aclient: Any) -> None:
@@ -31,19 +39,26 @@ class DirectPost:
         self.url = str(aclient.base_url).rstrip("/") + "/chat/completions"
         headers = {**aclient.default_headers, **aclient.auth_headers}
         self.headers = {k: v for k, v in headers.items() if isinstance(v, str)}
+        self.timeout = _http_timeout(self.http, aclient.timeout)
+        read = getattr(self.timeout, "read", self.timeout)
+        if read is not None:
+            self.headers.setdefault("X-Stainless-Read-Timeout", str(read))
         self.make_error = aclient._make_status_error_from_response
+        self.disabled = False
 
     @classmethod
     def for_client(cls, aclient: Any) -> DirectPost | None:
-        import openai
-
-        if (
-            type(aclient) is not openai.AsyncOpenAI
-            or not isinstance(aclient.api_key, str)
-            or aclient.default_query
-        ):
-            return None
         try:
+            import openai
+
+            if (
+                type(aclient) is not openai.AsyncOpenAI
+                or not isinstance(aclient.api_key, str)
+                or aclient.default_query
+                or aclient.custom_auth is not None
+                or any(getattr(aclient, a, None) is not None for a in _AUTH_HOOKS)
+            ):
+                return None
             direct = cls(aclient)
         except Exception:  # a future openai without these internals: use the public path
             return None
@@ -52,10 +67,36 @@ class DirectPost:
         return direct
 
     async def __call__(self, body: dict[str, Any]) -> Any:
-        response = await self.http.post(self.url, json=body, headers=self.headers)
-        if response.status_code >= 400:
-            raise self.make_error(response)
-        return response.json()
+        try:
+            response = await self.http.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
+            if response.status_code >= 400:
+                error = self.make_error(response)
+            else:
+                return response.json()
+        except (AttributeError, TypeError) as exc:
+            self.disabled = True
+            raise DirectPathUnavailable(str(exc)) from exc
+        if not isinstance(error, BaseException):
+            self.disabled = True
+            raise DirectPathUnavailable(f"error mapping returned {type(error).__name__}")
+        raise error
+
+
+# Attributes of AsyncOpenAI that mean "this client authenticates per request" (token providers, workload
+# identity, provider runtimes): such clients take the public path, which knows how to run those hooks.
+_AUTH_HOOKS = ("_provider_runtime", "_api_key_provider", "workload_identity", "_workload_identity_auth")
+
+
+class DirectPathUnavailable(Exception):
+    """The direct path does not fit the installed ``openai`` (internals changed); use the public one."""
+
+
+def _http_timeout(http: Any, timeout: Any) -> Any:
+    """The client's timeout as the HTTP library of ``http`` (httpx or httpx2) expects it."""
+    if timeout is None or isinstance(timeout, (int, float)):
+        return timeout
+    timeout_class = type(http.timeout)
+    return timeout_class(connect=timeout.connect, read=timeout.read, write=timeout.write, pool=timeout.pool)
 
 
 async def send(
@@ -69,14 +110,24 @@ async def send(
     import openai
 
     body = {"model": model, "messages": messages, **params}
-    if direct is not None:
-        return await direct(body)
-    if isinstance(aclient, openai.AsyncOpenAI):
+    if direct is not None and not direct.disabled:
+        try:
+            return await direct(body)
+        except DirectPathUnavailable:
+            pass  # ``direct`` is now disabled; this request and all later ones take the public path
+    if isinstance(aclient, openai.AsyncOpenAI) and _RAW_POST["usable"]:
         response_class = raw_response_class()
         if response_class is not None:
-            raw = await aclient.post("/chat/completions", body=body, cast_to=response_class)
-            return raw.json()
+            try:
+                raw = await aclient.post("/chat/completions", body=body, cast_to=response_class)
+                return raw.json()
+            except (AttributeError, TypeError):
+                _RAW_POST["usable"] = False  # a future openai refuses a raw cast: typed calls from now on
     return await aclient.chat.completions.create(**body)
+
+
+# Whether ``client.post(..., cast_to=<http Response>)`` works with the installed openai (decided at first use).
+_RAW_POST = {"usable": True}
 
 
 def parse_completion(response: Any) -> CachedAnswer:
