@@ -27,21 +27,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import ConfigError, JobError
+from finetune_wb.errors import ConfigError
 from finetune_wb.session_state import (
     DEFAULT_MODEL,
-    TERMINAL_STATUSES,
     SessionState,
     WandbMode,
     dump_obj,
-    eval_summary,
     load_state,
     save_state,
     sha256_file,
 )
 from finetune_wb.session_tracking import (
-    artifact_ref,
-    log_session_datasets,
     start_session_run,
     tracking_enabled,
 )
@@ -357,89 +353,10 @@ class FineTuneSession:
         Calling it again — or after :meth:`resume` — returns the session's existing job instead of creating
         another one. A different spec for a session that already has a job raises :class:`ConfigError`.
         """
-        from finetune_wb.jobs import create_job
-        from finetune_wb.schema import JobSpec
-        from finetune_wb.upload import upload_file
+        from finetune_wb.session_job import fine_tune_step
 
         with self._step("fine_tune"):
-            if isinstance(spec, dict):
-                spec = JobSpec(**spec)
-            spec_json = spec.model_dump(mode="json")
-            st = self.state
-            if st.job_id:
-                if st.spec is not None and st.spec != spec_json:
-                    raise ConfigError(
-                        f"session {st.session_id} already has job {st.job_id} with another spec; start a new "
-                        "session for a different job"
-                    )
-                logger.info("session already has job %s; not creating another", st.job_id)
-                return self._retrieve_job()
-
-            train_path = self._require_path("train")
-            validation = st.validation or {}
-            if (
-                not validation
-                or validation.get("model") != spec.model
-                or validation.get("digest") != st.train_digest
-            ):
-                self.validate(
-                    model=spec.model, n_epochs=spec.n_epochs if isinstance(spec.n_epochs, int) else None
-                )
-            elif not validation.get("ok"):
-                from finetune_wb.errors import DataValidationError
-
-                raise DataValidationError(
-                    f"{train_path} has {validation.get('n_errors')} validation errors; fix them and prepare again",
-                    self._report,
-                )
-            st.spec = spec_json
-            self._record_base_url()
-            self._save()
-
-            if not st.training_file_id:
-                file = upload_file(
-                    train_path, client=self.client, model=spec.model, validate=False, progress=self.progress
-                )
-                st.training_file_id = file.id
-                self._save()
-                logger.info("training file %s uploaded as %s", train_path, file.id)
-
-            if st.train_artifact is None and self._tracking:
-                log_session_datasets(
-                    st,
-                    self.state_path,
-                    train_path=train_path,
-                    test_path=self._require_path("test") if st.test_path else None,
-                    report=self._report,
-                    mode=self.wandb_mode,
-                    wandb_dir=self.wandb_dir,
-                )
-                self._save()
-
-            if not st.job_request_id:
-                st.job_request_id = f"{st.session_id}-{uuid.uuid4().hex[:8]}"
-                self._save()
-            job = create_job(
-                spec, training_file=st.training_file_id, client=self.client, request_id=st.job_request_id
-            )
-            st.job_id = job.id
-            st.job_status = job.status
-            self._save()
-            logger.info("fine-tuning job %s created (%s)", job.id, job.status)
-            return job
-
-    def _record_base_url(self) -> None:
-        from finetune_wb._client import base_url_of
-
-        base_url = base_url_of(self.client)
-        if self.state.base_url and self.state.base_url != base_url:
-            logger.warning(
-                "session %s was started against %s; this process talks to %s",
-                self.state.session_id,
-                self.state.base_url,
-                base_url,
-            )
-        self.state.base_url = base_url
+            return fine_tune_step(self, spec)
 
     def _retrieve_job(self) -> FineTuningJob:
         if not self.state.job_id:
@@ -479,71 +396,10 @@ class FineTuneSession:
         Returns the finished job; raises :class:`JobFailed` / :class:`JobCancelled` (the run records the
         error) or :class:`JobTimeout` (the job keeps running; call ``wait`` again later).
         """
-        from finetune_wb.jobs import wait_for_job
+        from finetune_wb.session_job import wait_step
 
         with self._step("wait"):
-            st = self.state
-            if not st.job_id:
-                raise ConfigError("no job to wait for: call session.fine_tune(JobSpec(...)) first")
-            if st.job_status in TERMINAL_STATUSES and (st.tracked or not self._tracking):
-                return self._finish_job(self._retrieve_job())
-
-            tracker = None
-            if self._tracking:
-                from finetune_wb.tracking import FineTuneTracker
-
-                run = self._init_run("fine-tune", name=st.job_id, config={"job_id": st.job_id})
-                datasets = [r for r in (artifact_ref(st.train_artifact),) if r is not None]
-                tracker = FineTuneTracker(
-                    run,
-                    job_id=st.job_id,
-                    spec=self._spec(),
-                    datasets=datasets,
-                    estimated_billed_tokens=(st.validation or {}).get("billed_tokens"),
-                    owns_run=True,
-                )
-            try:
-                job = wait_for_job(
-                    st.job_id,
-                    client=self.client,
-                    on_event=tracker,
-                    progress=self.progress,
-                    timeout=timeout,
-                    poll_interval=self.poll_interval,
-                )
-            except JobError as exc:
-                if tracker is not None:
-                    from finetune_wb.errors import JobTimeout
-
-                    if isinstance(exc, JobTimeout):
-                        tracker.finish(exit_code=0)
-                    else:
-                        with contextlib.suppress(Exception):
-                            tracker.finalize(self._retrieve_job(), client=self.client)
-                        st.tracked = True
-                with contextlib.suppress(Exception):
-                    st.job_status = self._retrieve_job().status
-                self._save()
-                raise
-            except BaseException:
-                if tracker is not None:
-                    tracker.finish(exit_code=1)
-                raise
-            if tracker is not None:
-                tracked = tracker.finalize(job, client=self.client)
-                if tracked.model_artifact is not None:
-                    st.model_artifact = tracked.model_artifact.model_dump(mode="json")
-                st.tracked = True
-            return self._finish_job(job)
-
-    def _finish_job(self, job: FineTuningJob) -> FineTuningJob:
-        st = self.state
-        st.job_status = job.status
-        st.fine_tuned_model = job.fine_tuned_model
-        st.trained_tokens = getattr(job, "trained_tokens", None)
-        self._save()
-        logger.info("job %s %s -> %s", job.id, job.status, job.fine_tuned_model)
-        return job
+            return wait_step(self, timeout=timeout)
 
     def _spec(self) -> JobSpec | None:
         if not self.state.spec:
@@ -575,69 +431,21 @@ class FineTuneSession:
         evaluation that was interrupted asks only for what is missing when it runs again. For a label task,
         a small ``max_tokens`` keeps a chatty baseline cheap.
         """
-        from finetune_wb.evaluation import evaluate
-        from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
+        from finetune_wb.session_eval import evaluate_step
 
         with self._step("evaluate"):
-            st = self.state
-            if models is None:
-                if not st.fine_tuned_model:
-                    raise ConfigError(
-                        "no fine-tuned model yet: call session.wait() first, or pass models=[...] explicitly"
-                    )
-                models = [st.fine_tuned_model]
-            models = [*models, *baselines]
-            if examples is None:
-                examples = self._require_path("test")
-            if not st.eval_cache_path:
-                st.eval_cache_path = str(self.data_dir / "eval-cache.sqlite")
-            st.eval_models = [getattr(m, "name", m) for m in models]
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._save()
-
-            run = None
-            lineage: list[Any] = []
-            if self._tracking:
-                lineage = [
-                    r
-                    for r in (artifact_ref(st.model_artifact), artifact_ref(st.test_artifact))
-                    if r is not None
-                ]
-                run = self._init_run(
-                    "eval",
-                    name=f"eval-{st.job_id or st.session_id}",
-                    config={
-                        "models": st.eval_models,
-                        "job_id": st.job_id,
-                        "fine_tuned_model": st.fine_tuned_model,
-                    },
-                )
-            try:
-                report = evaluate(
-                    examples,
-                    models=list(models),
-                    evaluators=evaluators,
-                    client=self.client,
-                    concurrency=concurrency or DEFAULT_CONCURRENCY,
-                    rpm=rpm,
-                    tpm=tpm,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    cache=st.eval_cache_path,
-                    run=run,
-                    progress=self.progress,
-                    lineage=lineage,
-                )
-            except BaseException:
-                if run is not None:
-                    run.finish(exit_code=1)
-                raise
-            if run is not None:
-                run.finish()
-            self._last_eval = report
-            st.eval_summary = eval_summary(report)
-            self._save()
-            return report
+            return evaluate_step(
+                self,
+                baselines=baselines,
+                evaluators=evaluators,
+                models=models,
+                examples=examples,
+                concurrency=concurrency,
+                rpm=rpm,
+                tpm=tpm,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
 
     # -- convenience ----------------------------------------------------------------------------------------
 
