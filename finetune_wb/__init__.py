@@ -7,9 +7,14 @@ The public API is everything in ``__all__``. Names are resolved lazily (PEP 562)
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# A library logs, it does not print: without this, Python's last-resort handler writes our WARNING records
+# to stderr when the application has configured no logging. Applications (and the CLI) add their own handlers.
+logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 
 # public name -> submodule that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
@@ -60,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "evaluation",
     "evaluator": "evaluation",
     "exact_match": "evaluation",
+    "get_job": "jobs",
     "instruction_from_prompt": "data",
     "job_metrics": "jobs",
     "json_match": "evaluation",

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb.errors import ConfigError, JobError
 from finetune_wb.events import JobEvent, parse_metrics
 from finetune_wb.upload import _no_retry_client, _policy
-from finetune_wb.waiting import TERMINAL_STATUSES, EventCursor, job_id_of, wait_for_job
+from finetune_wb.waiting import (
+    TERMINAL_STATUSES,
+    EventCursor,
+    job_id_of,
+    retrieve_job,
+    unknown_job_error,
+    wait_for_job,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -45,6 +52,7 @@ __all__ = [
     "cancel_job",
     "create_job",
     "find_job_by_request_id",
+    "get_job",
     "job_metrics",
     "list_checkpoints",
     "list_jobs",
@@ -228,7 +236,21 @@ def find_job_by_request_id(
     return None
 
 
-# --------------------------------------------------------------------------------------------- cancel/list
+# --------------------------------------------------------------------------------------------- get/cancel/list
+
+
+def get_job(
+    job_id: str | FineTuningJob, *, client: openai.OpenAI | None = None, retry: RetryPolicy | None = None
+) -> FineTuningJob:
+    """The job as the server has it now (retried on transient failures).
+
+    Raises:
+        JobError: the server does not know ``job_id`` (the message names it and says how to find jobs).
+    """
+    from finetune_wb._client import get_client
+
+    policy = _policy(retry, time.sleep)
+    return retrieve_job(job_id, client=_no_retry_client(get_client(client)), policy=policy)
 
 
 def cancel_job(
@@ -246,8 +268,8 @@ def cancel_job(
         return policy.call(raw.fine_tuning.jobs.cancel, job_id)  # type: ignore[no-any-return]
     except openai.APIStatusError as exc:
         if exc.status_code == 404:
-            raise JobError(f"no fine-tuning job {job_id} on this server", job_id=job_id) from exc
-        job = policy.call(raw.fine_tuning.jobs.retrieve, job_id)
+            raise unknown_job_error(job_id, exc, client=raw) from exc
+        job = retrieve_job(job_id, client=raw, policy=policy)
         if job.status in TERMINAL_STATUSES:
             return job  # type: ignore[no-any-return]
         raise JobError(
@@ -327,7 +349,12 @@ def list_checkpoints(
     def fetch(**query: Any) -> Any:
         return policy.call(raw.fine_tuning.jobs.checkpoints.list, job_id, **query)
 
-    return _paginate(fetch, limit=None, page_size=100)
+    import openai
+
+    try:
+        return _paginate(fetch, limit=None, page_size=100)
+    except openai.NotFoundError as exc:
+        raise unknown_job_error(job_id, exc, client=raw) from exc
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -376,7 +403,7 @@ def job_metrics(
     raw = _no_retry_client(get_client(client))
     final: Any = job
     if isinstance(job, str) or not getattr(job, "result_files", None):
-        final = policy.call(raw.fine_tuning.jobs.retrieve, job if isinstance(job, str) else job.id)
+        final = retrieve_job(job, client=raw, policy=policy)
     result_files = list(getattr(final, "result_files", None) or [])
     if not result_files:
         if final.status not in TERMINAL_STATUSES:

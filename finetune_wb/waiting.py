@@ -6,7 +6,9 @@ delivered, then hands the new ones over oldest first. A set of delivered ids gua
 re-orders events, so no callback ever sees the same event twice within one wait.
 
 Attaching to a job that is already running (after a restart, from another process) is the same call:
-``wait_for_job("ftjob-...")``. Pass ``after_event_id`` to skip events a previous wait already delivered.
+``wait_for_job("ftjob-...")``. The cursor crosses processes as one string: the id of the last event the
+caller handled (``event.id`` in a callback, or ``JobTimeout.last_event_id``). Pass it back as
+``after_event_id`` and only the events after it are delivered, each once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
+from finetune_wb.errors import JobCancelled, JobError, JobFailed, JobTimeout
 from finetune_wb.events import JobEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +37,33 @@ EventCallback = Callable[[JobEvent], Any]
 def job_id_of(job: str | Any) -> str:
     """A job id from an id or a job object."""
     return job if isinstance(job, str) else str(job.id)
+
+
+def unknown_job_error(job_id: str, exc: BaseException, *, client: Any) -> JobError:
+    """The error for a job id the server does not know (404), naming the id, the server and what to do."""
+    from finetune_wb._client import base_url_of
+
+    server = base_url_of(client) or "the server"
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    reason = error.get("message") if isinstance(error, dict) else None
+    return JobError(
+        f"no fine-tuning job {job_id} on {server} (the server answered 404: {reason or exc}); check the id with "
+        "`finetune-wb jobs` or list_jobs(), and that OPENAI_BASE_URL / the client point at the server "
+        "and organisation that created the job",
+        job_id=job_id,
+    )
+
+
+def retrieve_job(job_id: str | Any, *, client: Any, policy: RetryPolicy) -> FineTuningJob:
+    """``jobs.retrieve`` with the retry policy; an unknown id raises :class:`JobError` naming it."""
+    import openai
+
+    job_id = job_id_of(job_id)
+    try:
+        return policy.call(client.fine_tuning.jobs.retrieve, job_id)  # type: ignore[no-any-return]
+    except openai.NotFoundError as exc:
+        raise unknown_job_error(job_id, exc, client=client) from exc
 
 
 def _callbacks(on_event: EventCallback | Sequence[EventCallback] | None) -> list[EventCallback]:
@@ -182,7 +211,10 @@ def wait_for_job(
     Raises:
         JobFailed: the job failed (``.code`` / ``.error_message`` from the job's error).
         JobCancelled: the job was cancelled.
-        JobTimeout: ``timeout`` passed first; re-attach with ``wait_for_job(job_id)``.
+        JobTimeout: ``timeout`` passed first; the job keeps running. Its ``last_event_id`` attribute is the
+            id of the last event delivered (None if none was): re-attach with
+            ``wait_for_job(job_id, after_event_id=exc.last_event_id)`` to get only the events after it.
+        JobError: the server does not know ``job_id`` (404).
     """
     from finetune_wb._client import get_client
     from finetune_wb.upload import _no_retry_client, _policy
@@ -195,18 +227,20 @@ def wait_for_job(
     raw = _no_retry_client(get_client(client))
     callbacks = _callbacks(on_event)
     cursor = EventCursor(job_id, after_event_id=after_event_id, policy=policy, client=raw)
-    bar = _JobProgress(job_id, enabled=progress)
+    bar: _JobProgress | None = None
     start = clock()
     interval = poll_interval
     last_status: str | None = None
     try:
         while True:
-            job = policy.call(raw.fine_tuning.jobs.retrieve, job_id)
+            job = retrieve_job(job_id, client=raw, policy=policy)
             # Events are fetched after the job: once the job is terminal, its last events are in this batch.
             events = cursor.fetch_new()
             for event in events:
                 for callback in callbacks:
                     callback(event)
+            if bar is None:  # only once the job is known, so a wrong id shows no empty bar
+                bar = _JobProgress(job_id, enabled=progress)
             bar.update(job, events)
             if job.status in TERMINAL_STATUSES:
                 _raise_for_terminal(job)
@@ -216,24 +250,39 @@ def wait_for_job(
                 interval = poll_interval
             elapsed = clock() - start
             if timeout is not None and elapsed >= timeout:
-                raise JobTimeout(
-                    f"stopped waiting for fine-tuning job {job_id} after {elapsed:.0f} s (status: "
-                    f"{job.status}); the job keeps running on the server. Re-attach with "
-                    f'wait_for_job("{job_id}") or `finetune-wb wait {job_id}`, or stop it with '
-                    f"`finetune-wb cancel {job_id}`.",
-                    job_id=job_id,
-                )
+                raise _timeout_error(job_id, job.status, elapsed, cursor.last_id)
             delay = interval if timeout is None else max(0.0, min(interval, timeout - elapsed))
             sleep(delay)
             interval = min(interval * backoff, max_poll_interval)
     except KeyboardInterrupt:
         logger.warning(
-            "stopped waiting for %s; the job keeps running. Re-attach with wait_for_job(%r) or "
-            "`finetune-wb wait %s`.",
+            "stopped waiting for %s; the job keeps running. %s",
             job_id,
-            job_id,
-            job_id,
+            _reattach_hint(job_id, cursor.last_id),
         )
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+
+
+def _reattach_hint(job_id: str, last_event_id: str | None) -> str:
+    if last_event_id is None:
+        return f'Re-attach with wait_for_job("{job_id}") or `finetune-wb wait {job_id}`.'
+    return (
+        f'Re-attach with wait_for_job("{job_id}", after_event_id="{last_event_id}") or '
+        f"`finetune-wb wait {job_id} --after-event {last_event_id}` to receive only the events after the "
+        "last one delivered (without it, every event is delivered again)."
+    )
+
+
+def _timeout_error(job_id: str, status: str, elapsed: float, last_event_id: str | None) -> JobTimeout:
+    """JobTimeout saying how to re-attach; ``.last_event_id`` is the cursor to pass back."""
+    error = JobTimeout(
+        f"stopped waiting for fine-tuning job {job_id} after {elapsed:.0f} s (status: {status}); the job "
+        f"keeps running on the server. {_reattach_hint(job_id, last_event_id)} Stop it with "
+        f"`finetune-wb cancel {job_id}`.",
+        job_id=job_id,
+    )
+    error.last_event_id = last_event_id  # type: ignore[attr-defined]
+    return error

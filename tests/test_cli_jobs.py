@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,59 @@ def test_wait_timeout_says_how_to_reattach(
     emu.fail_job(job_id, code="quota_exceeded", message="Out of training quota")
     code, _, err = _run(capsys, "wait", job_id, "--no-progress")
     assert code == 1 and "quota_exceeded" in err and "Out of training quota" in err
+
+
+def _event_lines(err: str) -> list[str]:
+    return [line.split("] ", 1)[1] for line in err.splitlines() if re.match(r"^\[\d\d:\d\d:\d\d\] ", line)]
+
+
+def test_wait_timeout_then_reattach_with_the_cursor_prints_each_event_once(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu.pace = 1.0
+    code, out, _ = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", str(_train_file(tmp_path))
+    )
+    job_id = out.strip()
+    client = emu.client()
+    while not list(client.fine_tuning.jobs.list_events(job_id)):  # the job has said something
+        pass
+    code, _, err = _run(capsys, "wait", job_id, "--timeout", "0.05", "--poll-interval", "0.01")
+    first = _event_lines(err)
+    match = re.search(r"--after-event ([\w-]+)", err)
+    assert code == 1 and first and match, err
+    emu.fail_job(job_id, code="quota_exceeded", message="Out of training quota")
+    code, _, err = _run(capsys, "wait", job_id, "--after-event", match.group(1), "--poll-interval", "0.01")
+    second = _event_lines(err)
+    server = [f"{e.level}: {e.message}" for e in reversed(list(client.fine_tuning.jobs.list_events(job_id)))]
+    client.close()
+    assert code == 1 and "quota_exceeded" in err
+    assert first + second == server  # every event printed once, in order, across the two processes
+
+
+def test_unknown_job_id_exits_1_naming_it(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("status", "wait", "cancel"):
+        for extra in ([], ["--json"]):
+            code, out, err = _run(capsys, command, "ftjob-missing", *extra)
+            assert code == 1, (command, extra)
+            assert "no fine-tuning job ftjob-missing" in err and "finetune-wb jobs" in err
+            assert "Traceback" not in err and out == "" and "step" not in err  # no empty progress bar
+
+
+def test_upload_json_of_an_invalid_file_prints_the_report(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "upload", str(_train_file(tmp_path, broken=True)), "--json")
+    report = json.loads(out)
+    assert code == 1 and "validator found" in err
+    assert report["ok"] is False and any(issue["line"] == 4 for issue in report["issues"])
+    assert not any(e.method == "POST" for e in emu.journal)
+
+
+def test_jobs_refuses_an_unknown_status(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["jobs", "--status", "finished"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2_and_api_errors_exit_1(

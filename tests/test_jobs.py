@@ -171,14 +171,41 @@ def test_timeout_then_reattach_delivers_remaining_events_once(emu: Any, client: 
             sleep=frozen_sleep,
             clock=lambda: waited[0],
         )
-    assert f'wait_for_job("{job.id}")' in str(info.value) and f"finetune-wb wait {job.id}" in str(info.value)
     assert info.value.job_id == job.id and first
+    # The exception carries the cursor (the last delivered event) and the message spells out the re-attach.
+    cursor = info.value.last_event_id  # type: ignore[attr-defined]
+    assert cursor == first[-1].id
+    message = str(info.value)
+    assert f'wait_for_job("{job.id}", after_event_id="{cursor}")' in message
+    assert f"finetune-wb wait {job.id} --after-event {cursor}" in message
     assert client.fine_tuning.jobs.retrieve(job.id).status not in ("succeeded", "failed", "cancelled")
 
+    # A restarted process knows only the job id and the cursor string it saved: a fresh client, no state.
+    fresh = emu.client()
     second: list[JobEvent] = []
-    final = _wait(emu, client, job.id, on_event=second.append, after_event_id=first[-1].id)
+    final = _wait(emu, fresh, job.id, on_event=second.append, after_event_id=cursor)
+    fresh.close()
     assert final.status == "succeeded"
     assert [e.id for e in first + second] == _server_events(client, job.id)
+    assert len({e.id for e in first + second}) == len(first) + len(second)
+
+
+def test_unknown_job_id_is_named(emu: Any, client: Any) -> None:
+    from finetune_wb.errors import JobError
+    from finetune_wb.jobs import get_job
+
+    for call in (
+        lambda: get_job("ftjob-missing", client=client, retry=FAST_RETRY),
+        lambda: _wait(emu, client, "ftjob-missing"),
+        lambda: cancel_job("ftjob-missing", client=client, retry=FAST_RETRY),
+        lambda: list_checkpoints("ftjob-missing", client=client, retry=FAST_RETRY),
+        lambda: job_metrics("ftjob-missing", client=client, retry=FAST_RETRY),
+    ):
+        with pytest.raises(JobError) as info:
+            call()
+        assert info.value.job_id == "ftjob-missing"
+        assert "no fine-tuning job ftjob-missing on http://127.0.0.1" in str(info.value)
+        assert "finetune-wb jobs" in str(info.value)
 
 
 def test_twenty_percent_faults_across_the_whole_flow(emu: Any, client: Any, tmp_path: Path) -> None:

@@ -456,7 +456,10 @@ def test_timeout_then_reattach_without_repeating_events() -> None:
             sleep=clock.sleep,
             clock=clock,
         )
-    assert f'wait_for_job("{job.id}")' in str(info.value) and f"finetune-wb wait {job.id}" in str(info.value)
+    cursor = info.value.last_event_id  # type: ignore[attr-defined]
+    assert cursor == first[-1].id
+    assert f'wait_for_job("{job.id}", after_event_id="{cursor}")' in str(info.value)
+    assert f"finetune-wb wait {job.id} --after-event {cursor}" in str(info.value)
     assert server.jobs[0].status == "running"
     second: list[JobEvent] = []
     final = wait_for_job(

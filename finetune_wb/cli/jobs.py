@@ -20,6 +20,7 @@ from finetune_wb.cli._common import add_json_flag, client_from_env, describe_con
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -55,11 +56,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = _job_command(subparsers, "wait", "wait for a job to end (re-attaches to a running job)", cmd_wait)
     p.add_argument("--timeout", type=float, default=None, help="stop waiting after S seconds (exit 1)")
     p.add_argument("--poll-interval", type=float, default=1.0, help="first polling interval in seconds")
+    p.add_argument(
+        "--after-event",
+        default=None,
+        metavar="EVENT_ID",
+        help="print only events after this one (the id a timed-out wait reported), so none repeats",
+    )
     _add_progress_flag(p)
     _job_command(subparsers, "cancel", "cancel a fine-tuning job", cmd_cancel)
 
     p = subparsers.add_parser("jobs", help="list fine-tuning jobs (all pages)")
-    p.add_argument("--status", action="append", default=None, help="only jobs with this status (repeatable)")
+    p.add_argument(
+        "--status",
+        action="append",
+        default=None,
+        choices=JOB_STATUSES,
+        help="only jobs with this status (repeatable)",
+    )
     p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
     p.add_argument("--limit", type=int, default=None, help="at most N jobs")
     add_json_flag(p)
@@ -165,20 +178,27 @@ class _UsageError(Exception):
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    from finetune_wb.errors import DataValidationError
     from finetune_wb.upload import upload_file
 
     path = Path(args.path)
     if not path.is_file():
         raise _UsageError(f"cannot read {path}: no such file")
-    file_obj = upload_file(
-        path,
-        client=client_from_env(),
-        purpose=args.purpose,
-        validate=not args.no_validate,
-        model=args.model,
-        reuse=not args.force,
-        progress=not args.no_progress,
-    )
+    try:
+        file_obj = upload_file(
+            path,
+            client=client_from_env(),
+            purpose=args.purpose,
+            validate=not args.no_validate,
+            model=args.model,
+            reuse=not args.force,
+            progress=not args.no_progress,
+        )
+    except DataValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json and exc.report is not None:
+            print_json(exc.report)  # the same document `finetune-wb validate --json` prints
+        return EXIT_FAILED
     if args.json:
         print_json(file_obj)
     else:
@@ -188,7 +208,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from finetune_wb.errors import FineTuneError
-    from finetune_wb.jobs import create_job
+    from finetune_wb.jobs import create_job, get_job
     from finetune_wb.schema import JobSpec
 
     training_file = _file_arg(args.training_file)
@@ -229,7 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except FineTuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print_json(client.fine_tuning.jobs.retrieve(job.id))
+            print_json(get_job(job.id, client=client))
         return EXIT_FAILED
     _print_final(final, args)
     return EXIT_OK
@@ -246,6 +266,7 @@ def _wait(job_id: str, *, client: Any, args: argparse.Namespace) -> Any:
         poll_interval=getattr(args, "poll_interval", 1.0),
         on_event=None if (quiet or args.json) else _print_event,
         progress=not quiet,
+        after_event_id=getattr(args, "after_event", None),
     )
 
 
@@ -257,21 +278,24 @@ def _print_final(job: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    job = client_from_env().fine_tuning.jobs.retrieve(args.job)
+    from finetune_wb.jobs import get_job
+
+    job = get_job(args.job, client=client_from_env())
     _print_final(job, args)
     return EXIT_OK
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from finetune_wb.errors import JobError
+    from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
+    from finetune_wb.jobs import get_job
 
     client = client_from_env()
     try:
         final = _wait(args.job, client=client, args=args)
-    except JobError as exc:
+    except (JobFailed, JobCancelled, JobTimeout) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print_json(client.fine_tuning.jobs.retrieve(args.job))
+            print_json(get_job(args.job, client=client))
         return EXIT_FAILED
     _print_final(final, args)
     return EXIT_OK
