@@ -262,3 +262,46 @@ def test_wait_timeout_leaves_the_job_to_wait_for_again(finetune_emulator: Any, t
     assert session.wait().status == "succeeded"
     assert session.state.job_status == "succeeded" and session.state.fine_tuned_model
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+
+QUIET_SCRIPT = """
+import sys
+from openai import OpenAI
+from finetune_wb import FineTuneSession, JobSpec
+from finetune_wb.demo_data import demo_template, load_demo_records
+
+session = FineTuneSession(
+    project="quiet", client=OpenAI(base_url=sys.argv[1], api_key="sk-test"), state_path=sys.argv[2],
+    poll_interval=0.05,
+)
+session.prepare(load_demo_records()[:40], template=demo_template(), n_train=15, seed=3)
+session.validate()
+session.fine_tune(JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=2))
+session.wait()
+session.evaluate(baselines=["gpt-4o-mini-2024-07-18"])
+assert len(session.state.wandb_runs) == 3, session.state.wandb_runs
+"""
+
+
+def test_a_session_prints_nothing_in_a_plain_process(finetune_emulator: Any, tmp_path: Path) -> None:
+    """No stdout, no stderr: no progress bars by default, no W&B run banners, and our W&B-offline warning
+    goes to the logger only (a plain process has no logging configured, so Python would print WARNINGs)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "quiet.py"
+    script.write_text(QUIET_SCRIPT, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}  # conftest silences W&B; undo that
+    env["WANDB_DISABLE_WEAVE"] = (
+        "true"  # wandb's own once-per-process "use Weave" hint (see docs/concepts.md)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script), finetune_emulator.base_url, str(tmp_path / "state.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == ("", "")
