@@ -508,3 +508,6 @@ def test_a_validator_that_cannot_run_fails_the_job_with_the_reason(
     job = wait_job(client, client.fine_tuning.jobs.create(model=BASE, training_file=file.id).id)
     assert job.status == "failed"
     assert job.error is not None and "TIKTOKEN_CACHE_DIR" in job.error.message
+    assert job.error.code == "validation_unavailable" and job.error.param == "training_file"
+    assert "could not validate training_file" in job.error.message
+    assert "invalid training file" not in job.error.message  # the data is not to blame

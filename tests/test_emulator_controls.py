@@ -350,3 +350,73 @@ def test_corrupt_persisted_state_is_reported(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
     with pytest.raises(EmulatorError, match="not a valid emulator state file"):
         Emulator(persist_dir=tmp_path)
+
+
+def test_admin_routes_reject_bad_settings_with_400_and_the_reason(finetune_emulator: Emulator) -> None:
+    admin = finetune_emulator.url + "/_emulator"
+    bad = [
+        ("/rate_limit", {"rpm": "many"}, "rpm"),
+        ("/faults", {"status": 429, "count": 0}, "count"),
+        ("/faults", {"status": 500, "probability": 3}, "probability"),
+        ("/faults", {"status": 429, "retry_after_ms": -1}, "retry_after_ms"),
+        ("/latency", {"seconds": -1}, "seconds"),
+    ]
+    for route, body, word in bad:
+        r = httpx.post(admin + route, json=body)
+        assert r.status_code == 400, (route, body, r.text)
+        assert word in r.json()["error"]["message"] and "\n" not in r.json()["error"]["message"]
+    assert httpx.get(admin + "/state").json()["faults"] == []
+    with pytest.raises(EmulatorError, match="seconds"):
+        finetune_emulator.inject_latency(-0.5)
+    with pytest.raises(EmulatorError, match="count"):
+        finetune_emulator.inject_fault(count=0)
+    with pytest.raises(EmulatorError, match="rpm"):
+        finetune_emulator.rate_limit(rpm=1.5)  # type: ignore[arg-type]
+
+
+def test_admin_latency_and_clock_routes_work() -> None:
+    clock = ManualClock()
+    with run_emulator(clock=clock) as emu:
+        admin = emu.url + "/_emulator"
+        client = emu.client(max_retries=0)
+        train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+        r = httpx.post(admin + "/clock/advance", json={"seconds": 60})
+        assert r.status_code == 200 and r.json()["now"] == clock.now()
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
+        for seconds in (-1, "soon"):
+            r = httpx.post(admin + "/clock/advance", json={"seconds": seconds})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "seconds"
+        httpx.post(admin + "/latency", json={"seconds": 0.2, "path": "/v1/models"}).raise_for_status()
+        start = time.perf_counter()
+        client.models.list()
+        assert time.perf_counter() - start >= 0.2
+        start = time.perf_counter()
+        client.files.list()
+        assert time.perf_counter() - start < 0.2
+
+
+def test_injected_409_is_retried_by_the_client(finetune_emulator: Emulator) -> None:
+    client = finetune_emulator.client(max_retries=2)
+    finetune_emulator.inject_fault("/v1/models", "GET", status=409, count=2, retry_after_ms=1)
+    assert client.models.list().data
+    assert [e.status for e in finetune_emulator.journal] == [409, 409, 200]
+    finetune_emulator.inject_fault("/v1/models", "GET", status=409, count=1)
+    with pytest.raises(openai.ConflictError) as info:
+        finetune_emulator.client(max_retries=0).models.list()
+    assert set(info.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
+
+
+def test_a_bad_validation_file_fails_the_job_with_param_validation_file(
+    finetune_emulator_client: openai.OpenAI,
+) -> None:
+    client = finetune_emulator_client
+    train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
+    good = jsonl(yes_no_examples(6, offset=50)).decode().splitlines()
+    bad = [*good[:2], '{"messages": [{"role": "user", "content": "unanswered"}]}', *good[2:]]
+    valid = client.files.create(file=("v.jsonl", "\n".join(bad).encode()), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id, validation_file=valid.id)
+    job = wait_job(client, job.id)
+    assert job.status == "failed" and job.error is not None
+    assert (job.error.param, job.error.code) == ("validation_file", "invalid_validation_file")
+    assert "line 3" in job.error.message and valid.id in job.error.message

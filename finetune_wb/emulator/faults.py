@@ -8,11 +8,21 @@ import threading
 from collections import deque
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from finetune_wb.emulator.clock import Clock
 
 JOURNAL_LIMIT = 100_000
+
+
+def reason_of(exc: ValueError) -> str:
+    """A one-line reason for a bad argument (pydantic's multi-line report reduced to 'field: message')."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}".lstrip(": ") for e in errors()
+        )
+    return str(exc)
 
 
 class JournalEntry(BaseModel):
@@ -40,6 +50,27 @@ class FaultRule(BaseModel):
     code: str | None = None
     message: str | None = None
 
+    @field_validator("count")
+    @classmethod
+    def _count_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"count must be >= 1 (or None for every matching request), got {value}")
+        return value
+
+    @field_validator("probability")
+    @classmethod
+    def _probability_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 < value <= 1.0:
+            raise ValueError(f"probability must be in (0, 1], got {value}")
+        return value
+
+    @field_validator("retry_after_ms")
+    @classmethod
+    def _retry_after_non_negative(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError(f"retry_after_ms must be >= 0, got {value}")
+        return value
+
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
             return False
@@ -50,6 +81,13 @@ class LatencyRule(BaseModel):
     seconds: float
     path: str | None = None
     method: str | None = None
+
+    @field_validator("seconds")
+    @classmethod
+    def _seconds_non_negative(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError(f"latency seconds must be >= 0, got {value}")
+        return value
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -108,6 +146,10 @@ class Faults:
             self.latencies.append(rule)
 
     def set_rate_limit(self, path: str, rpm: int | None) -> None:
+        if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int)):
+            raise ValueError(
+                f"rate_limit: rpm must be an integer >= 1 (or None to remove the limit), got {rpm!r}"
+            )
         with self._lock:
             if rpm is None:
                 self.limits.pop(path, None)

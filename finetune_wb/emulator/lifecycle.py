@@ -103,6 +103,19 @@ def _validate(store: Store, job: dict[str, Any], t: float) -> bool:
             validation=param == "validation_file",
             method=job["method"]["type"],
         )
+        if not check.ok and check.code == "validation_unavailable":
+            # The emulator's environment, not the file, is at fault: say so instead of blaming the data.
+            _fail(
+                store,
+                job,
+                t,
+                code="validation_unavailable",
+                param=param,
+                message=f"The job failed: the emulator could not validate {param} {file_id}: "
+                f"{check.message}. Fix the emulator's environment and create the job again; the file "
+                "itself was not checked.",
+            )
+            return False
         if not check.ok:
             which = "training" if param == "training_file" else "validation"
             where = f"line {check.line}" if check.line else "the file as a whole"

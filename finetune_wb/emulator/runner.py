@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.emulator.clock import Clock
-from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule
+from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, reason_of
 from finetune_wb.errors import EmulatorError
 
 if TYPE_CHECKING:
@@ -168,11 +168,14 @@ class Emulator:
                 )
             )
         except ValueError as exc:
-            raise EmulatorError(str(exc)) from exc
+            raise EmulatorError(f"inject_fault: {reason_of(exc)}") from exc
 
     def inject_latency(self, seconds: float, path: str | None = None, method: str | None = None) -> None:
         """Delay every matching request by ``seconds`` (real time) until :meth:`reset`."""
-        self.core.faults.add_latency(LatencyRule(seconds=seconds, path=path, method=method))
+        try:
+            self.core.faults.add_latency(LatencyRule(seconds=seconds, path=path, method=method))
+        except ValueError as exc:
+            raise EmulatorError(f"inject_latency: {reason_of(exc)}") from exc
 
     def rate_limit(self, rpm: int | None = None, path: str = "/v1/chat/completions") -> None:
         """Allow ``rpm`` requests per minute (by the emulator's clock) on ``path``; beyond: 429 with

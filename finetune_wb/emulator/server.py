@@ -19,7 +19,7 @@ from starlette.routing import Route
 from finetune_wb.emulator.api import json_body, routes
 from finetune_wb.emulator.clock import ManualClock
 from finetune_wb.emulator.core import Core
-from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, RateDecision
+from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, RateDecision, reason_of
 from finetune_wb.emulator.state import ApiError
 
 ADMIN_PREFIX = "/_emulator"
@@ -126,20 +126,20 @@ def admin_routes(core: Core) -> list[Route]:
             rule = FaultRule.model_validate(await json_body(request))
             core.faults.add_fault(rule)
         except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
+            raise ApiError(400, f"Invalid fault: {reason_of(exc)}") from None
         return JSONResponse(core.faults.describe())
 
     async def add_latency(request: Request) -> Response:
         try:
             core.faults.add_latency(LatencyRule.model_validate(await json_body(request)))
         except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
+            raise ApiError(400, f"Invalid latency: {reason_of(exc)}") from None
         return JSONResponse(core.faults.describe())
 
     async def rate_limit(request: Request) -> Response:
         body = await json_body(request)
         try:
-            core.faults.set_rate_limit(body.get("path", "/v1/chat/completions"), body.get("rpm"))
+            core.faults.set_rate_limit(str(body.get("path", "/v1/chat/completions")), body.get("rpm"))
         except ValueError as exc:
             raise ApiError(400, str(exc), param="rpm") from None
         return JSONResponse(core.faults.describe())
@@ -161,8 +161,10 @@ def admin_routes(core: Core) -> list[Route]:
                 "This emulator runs on the wall clock; start it with clock=ManualClock() "
                 "to advance time by hand.",
             )
-        body = await json_body(request)
-        return JSONResponse({"now": core.clock.advance(float(body.get("seconds", 0)))})
+        seconds = (await json_body(request)).get("seconds", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ApiError(400, f"'seconds' must be a number >= 0, got {seconds!r}.", param="seconds")
+        return JSONResponse({"now": core.clock.advance(float(seconds))})
 
     async def state(request: Request) -> Response:
         return JSONResponse({**core.faults.describe(), "pace": core.pace, "now": core.now()})
