@@ -5,8 +5,10 @@
 1. the file (or a list of examples, written to JSONL first) is validated, and refused with the validator's
    report when it has errors (``validate=False`` skips this);
 2. its SHA-256 is computed; a local registry (``state_dir()/uploads.json``) maps
-   ``(digest, purpose, server)`` to the file id it was uploaded as. A hit is confirmed with ``files.retrieve``
-   before it is re-used; a file that was deleted on the server is uploaded again;
+   ``(digest, purpose, server)`` to the file id it was uploaded as, and for fine-tuning data the W&B
+   dataset artifact record (``openai_file_id`` in the artifact's metadata) is the second place the mapping
+   lives. A hit is confirmed with ``files.retrieve`` before it is re-used; a file that was deleted on the
+   server is uploaded again;
 3. small files go through ``files.create``; files above ``multipart_threshold`` (default 512 MB, the Files
    API's limit) go through the Uploads API in parts (default 64 MB) sent by a small thread pool, each part
    retried on its own when it fails;
@@ -308,10 +310,28 @@ def upload_file(
             clock=clock,
         )
 
+    def remember(file_obj: FileObject) -> None:
+        remember_upload(
+            UploadRecord(
+                sha256=sha256,
+                purpose=purpose,
+                base_url=base_url,
+                file_id=file_obj.id,
+                filename=path.name,
+                bytes=size,
+                uploaded_at=float(getattr(file_obj, "created_at", None) or time.time()),
+            )
+        )
+        if purpose == "fine-tune":
+            _record_in_artifacts(sha256, file_obj.id)
+
     if reuse:
-        existing = _reusable_file(client, sha256, purpose=purpose, base_url=base_url, policy=policy)
+        existing = _reusable_file(
+            client, sha256, size=size, purpose=purpose, base_url=base_url, policy=policy
+        )
         if existing is not None:
             logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
+            remember(existing)
             return processed(existing)
 
     if size > multipart_threshold:
@@ -331,17 +351,7 @@ def upload_file(
     else:
         file_obj = _upload_single(client, path, purpose=purpose, policy=policy)
 
-    remember_upload(
-        UploadRecord(
-            sha256=sha256,
-            purpose=purpose,
-            base_url=base_url,
-            file_id=file_obj.id,
-            filename=path.name,
-            bytes=size,
-            uploaded_at=time.time(),
-        )
-    )
+    remember(file_obj)
     return processed(file_obj)
 
 
@@ -355,26 +365,67 @@ def _policy(retry: RetryPolicy | None, sleep: Callable[[float], None]) -> RetryP
     return replace(DEFAULT_RETRY, sleep=sleep)
 
 
+def _artifact_file_id(sha256: str) -> str | None:
+    """The OpenAI file id recorded with a W&B dataset artifact of this content, if tracking knows one."""
+    try:
+        from finetune_wb.tracking.datasets import find_artifact
+
+        ref = find_artifact(digest=sha256, type_="dataset")
+    except Exception as exc:  # tracking's record is a second source only: never let it break an upload
+        logger.debug("could not read the dataset artifact record: %s", exc)
+        return None
+    return ref.file_id if ref is not None else None
+
+
+def _record_in_artifacts(sha256: str, file_id: str) -> None:
+    """Tell tracking's record that the dataset artifact with this content was uploaded as ``file_id``, so
+    the artifact metadata carries ``openai_file_id`` (see :func:`finetune_wb.tracking.record_file_id`)."""
+    try:
+        from finetune_wb.tracking.datasets import find_artifact, record_file_id
+
+        ref = find_artifact(digest=sha256, type_="dataset")
+        if ref is not None and ref.file_id != file_id:
+            record_file_id(ref, file_id)
+    except Exception as exc:
+        logger.debug("could not record %s with its dataset artifact: %s", file_id, exc)
+
+
 def _reusable_file(
-    client: Any, sha256: str, *, purpose: str, base_url: str, policy: RetryPolicy
+    client: Any, sha256: str, *, size: int, purpose: str, base_url: str, policy: RetryPolicy
 ) -> FileObject | None:
-    """The registry's file for this content if the server still has it in a usable state."""
+    """A file the server already has for this content, found through the local registry or (for
+    fine-tuning data) the W&B dataset artifact record, and confirmed with ``files.retrieve``."""
     import openai
 
     record = lookup_upload(sha256, purpose=purpose, base_url=base_url)
-    if record is None:
-        return None
-    try:
-        file_obj = policy.call(_no_retry_client(client).files.retrieve, record.file_id)
-    except openai.NotFoundError:
-        logger.info("%s is gone from the server; uploading again", record.file_id)
-        forget_upload(sha256, purpose=purpose, base_url=base_url)
-        return None
-    status = getattr(file_obj, "status", None)
-    if status in ("error", "deleted") or getattr(file_obj, "bytes", record.bytes) != record.bytes:
-        forget_upload(sha256, purpose=purpose, base_url=base_url)
-        return None
-    return file_obj  # type: ignore[no-any-return]
+    candidates: list[tuple[str, bool]] = []  # (file id, from the registry)
+    if record is not None:
+        candidates.append((record.file_id, True))
+    if purpose == "fine-tune":
+        from_artifact = _artifact_file_id(sha256)
+        if from_artifact is not None and (record is None or from_artifact != record.file_id):
+            candidates.append((from_artifact, False))
+    for file_id, in_registry in candidates:
+        try:
+            file_obj = policy.call(_no_retry_client(client).files.retrieve, file_id)
+        except (openai.NotFoundError, openai.BadRequestError):
+            # Gone (deleted, expired), or an id from another server (an artifact logged elsewhere).
+            logger.info("%s is not on %s; not re-using it", file_id, _safe_base_url(base_url))
+            if in_registry:
+                forget_upload(sha256, purpose=purpose, base_url=base_url)
+            continue
+        status = getattr(file_obj, "status", None)
+        usable = (
+            status not in ("error", "deleted")
+            and getattr(file_obj, "bytes", size) == size
+            and getattr(file_obj, "purpose", purpose) == purpose
+        )
+        if not usable:
+            if in_registry:
+                forget_upload(sha256, purpose=purpose, base_url=base_url)
+            continue
+        return file_obj  # type: ignore[no-any-return]
+    return None
 
 
 def _upload_single(client: Any, path: Path, *, purpose: str, policy: RetryPolicy) -> FileObject:

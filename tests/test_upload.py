@@ -377,3 +377,47 @@ def test_emulator_lost_complete_answer_finds_the_file(
     files = finetune_emulator_client.files.list().data
     assert [f.id for f in files] == [file_obj.id]  # the file the first attempt made, and no other
     assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
+
+
+def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    import wandb
+
+    from finetune_wb.tracking import find_artifact, log_dataset
+
+    path = _write_jsonl(tmp_path / "train.jsonl")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    run = wandb.init(project="upload-tests", reinit="create_new")
+    try:
+        logged = log_dataset(path, run=run, split="train", validate=False)
+    finally:
+        run.finish()
+    assert logged.file_id is None  # logged before it was uploaded
+
+    first = upload_file(path, client=finetune_emulator_client, progress=False)
+    ref = find_artifact(digest=digest, type_="dataset")
+    assert ref is not None and ref.file_id == first.id and ref.metadata["openai_file_id"] == first.id
+
+    run = wandb.init(project="upload-tests", reinit="create_new")  # a later run logging the same data
+    try:
+        again = log_dataset(path, run=run, split="train", validate=False)
+    finally:
+        run.finish()
+    assert again.file_id == first.id and again.metadata["openai_file_id"] == first.id
+
+    # The local registry is lost (another machine, a wiped cache): the artifact record still knows the id.
+    registry_path().unlink()
+    second = upload_file(path, client=finetune_emulator_client, progress=False)
+    assert second.id == first.id
+    assert len([e for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]) == 1
+    assert lookup_upload(digest, purpose="fine-tune", base_url=finetune_emulator.base_url) is not None
+
+    # An artifact id the server does not have (logged against another server) is checked, then ignored.
+    registry_path().unlink()
+    finetune_emulator_client.files.delete(first.id)
+    third = upload_file(path, client=finetune_emulator_client, progress=False)
+    assert third.id != first.id
+    assert len([e for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]) == 2
+    ref = find_artifact(digest=digest, type_="dataset")
+    assert ref is not None and ref.file_id == third.id
