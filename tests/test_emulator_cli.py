@@ -75,6 +75,8 @@ def test_cli_reports_a_busy_port() -> None:
         )
     assert proc.returncode == 1
     assert proc.stdout == "" and "could not start the emulator" in proc.stderr
+    assert "port is in use" in proc.stderr and "--port 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_importing_the_emulator_loads_no_server_or_client_packages() -> None:

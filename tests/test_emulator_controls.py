@@ -261,11 +261,17 @@ def test_wait_helper_sees_a_fast_job(finetune_emulator_client: openai.OpenAI) ->
     assert time.perf_counter() - start < 5  # fast test pace
 
 
-def test_bad_emulator_arguments() -> None:
+def test_bad_emulator_arguments(tmp_path: Path) -> None:
     with pytest.raises(EmulatorError):
         Emulator(pace=0)
-    with run_emulator() as emu, pytest.raises(EmulatorError):
+    with run_emulator() as emu, pytest.raises(EmulatorError, match=r"port is in use.*--port 0"):
         Emulator(port=emu.port).start()
+    with pytest.raises(EmulatorError, match="between 0 and 65535"):
+        Emulator(port=70000)
+    not_a_dir = tmp_path / "state.txt"
+    not_a_dir.write_text("x")
+    with pytest.raises(EmulatorError, match=r"persist_dir.*state\.txt.*writable directory"):
+        Emulator(persist_dir=not_a_dir)
 
 
 def test_objects_validate_strictly_against_the_openai_types(finetune_emulator: Emulator) -> None:

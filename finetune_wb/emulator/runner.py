@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -39,10 +40,17 @@ class Emulator:
     ) -> None:
         from finetune_wb.emulator.core import Core
 
+        if not 0 <= port <= 65535:
+            raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
             self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir)
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
+        except OSError as exc:
+            raise EmulatorError(
+                f"cannot keep the emulator's state in persist_dir {os.fspath(persist_dir or '')!r}: {exc}. "
+                "Pass a writable directory (it is created if missing)."
+            ) from exc
         self._host, self._port = host, port
         self._server: ServerThread | None = None
 
@@ -64,9 +72,12 @@ class Emulator:
             server = ServerThread(self.core, host=self._host, port=self._port)
             server.start()
         except (OSError, RuntimeError) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+                hint = "the port is in use: pick another port (port=0, or --port 0, picks a free one)"
+            else:
+                hint = "check the host and port (use a local address such as 127.0.0.1; port=0 picks a free port)"
             raise EmulatorError(
-                f"could not start the emulator on {self._host}:{self._port}: {exc}. Pick another port "
-                "(port=0 picks a free one)."
+                f"could not start the emulator on {self._host}:{self._port}: {exc}; {hint}"
             ) from exc
         self._server = server
         return self
