@@ -160,17 +160,30 @@ def create_job(
         except Exception as exc:
             if not policy.retry_on(exc):
                 raise
-            # The server may have created the job before failing: look before sending the create again.
+            delay = policy.wait_seconds(exc, attempt)
+            last = attempt >= policy.max_attempts
+            if not last:
+                if policy.on_retry is not None:
+                    policy.on_retry(exc, attempt, delay)
+                logger.warning("creating the job failed (%s); retrying in %.1f s", exc, delay)
+            # The server may have created the job before failing. Wait first (a job list can lag behind a
+            # create that just happened), then look for the tagged job before sending the create again.
+            sleep(delay)
             existing = _adopt_existing(client, request_id, policy=policy, since=started - _LOOKBACK_SECONDS)
             if existing is not None:
                 return existing
-            if attempt >= policy.max_attempts:
+            if last:
+                logger.error(
+                    "creating the job failed %d times (%s) and no job tagged %s=%s exists yet; to adopt one "
+                    "that appears later instead of starting another, call create_job again with "
+                    "request_id=%r",
+                    attempt,
+                    exc,
+                    REQUEST_ID_KEY,
+                    request_id,
+                    request_id,
+                )
                 raise
-            delay = policy.wait_seconds(exc, attempt)
-            if policy.on_retry is not None:
-                policy.on_retry(exc, attempt, delay)
-            logger.warning("creating the job failed (%s); retrying in %.1f s", exc, delay)
-            sleep(delay)
 
 
 def _adopt_existing(

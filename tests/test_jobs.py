@@ -118,6 +118,16 @@ def test_a_500_after_the_job_was_created_does_not_start_a_second_job(
     assert _wait(emu, client, job.id).status == "succeeded"
 
 
+def test_a_client_with_its_own_retries_still_starts_one_job(emu: Any, tmp_path: Path) -> None:
+    eager = emu.client(max_retries=5)  # a user's client that would re-send the POST five times by itself
+    train = upload_file(_training_file(tmp_path), client=eager, progress=False)
+    emu.inject_fault(path="/v1/fine_tuning/jobs", method="POST", status=500, after_handler=True, count=3)
+    job = create_job(SPEC, training_file=train.id, client=eager, retry=FAST_RETRY)
+    assert [e.status for e in _creates(emu)] == [500]
+    assert [j.id for j in list_jobs(client=eager)] == [job.id]
+    eager.close()
+
+
 def test_a_429_before_creation_is_retried_once(emu: Any, client: Any, tmp_path: Path) -> None:
     train = upload_file(_training_file(tmp_path), client=client, progress=False)
     emu.inject_fault(path="/v1/fine_tuning/jobs", method="POST", status=429, retry_after_ms=1)

@@ -66,6 +66,7 @@ class FakeJob:
     fine_tuned_model: str | None = None
     result_files: list[str] = field(default_factory=list)
     trained_tokens: int | None = None
+    visible_at: float = 0.0  # when the job starts to show up in job lists (see FakeServer.list_lag)
 
 
 class FakeServer:
@@ -86,6 +87,8 @@ class FakeServer:
         self.rng = random.Random(seed)
         self.rng_faults = rng_faults
         self.max_retries_seen: list[int] = []
+        self.now = 0.0  # advanced by the tests' injected sleep
+        self.list_lag = 0.0  # seconds before a new job appears in job lists (eventual consistency)
 
     def maybe_fault(self) -> None:
         if self.rng_faults and self.rng.random() < self.rng_faults:
@@ -176,6 +179,7 @@ class FakeClient:
             model=params["model"],
             training_file=params["training_file"],
             metadata=params.get("metadata"),
+            visible_at=s.now + s.list_lag,
         )
         s.jobs.insert(0, job)
         s.add_event(job.id, "Created fine-tuning job")
@@ -200,7 +204,7 @@ class FakeClient:
         s = self.server
         s.calls.append(("list", {"after": after, "limit": limit, "metadata": metadata}))
         s.maybe_fault()
-        jobs = s.jobs
+        jobs = [j for j in s.jobs if j.visible_at <= s.now]
         if metadata:
             if s.reject_metadata_filter:
                 raise _error(400)
@@ -315,6 +319,30 @@ def test_create_job_adopts_job_created_before_a_500() -> None:
     job = create_job(_spec(), training_file="file-abc", client=FakeClient(server), retry=NO_JITTER)  # type: ignore[arg-type]
     assert len(server.jobs) == 1 and job.id == server.jobs[0].id
     assert sum(1 for c in server.calls if c[0] == "create") == 1
+
+
+def test_create_job_waits_before_looking_so_a_lagging_job_list_still_finds_the_job() -> None:
+    server = FakeServer()
+    server.create_faults = [(500, True)]
+    server.list_lag = 0.5  # the new job shows up in lists half a second after it was made
+
+    def sleep(seconds: float) -> None:
+        server.now += seconds
+
+    policy = RetryPolicy(max_attempts=4, initial_wait=1.0, jitter=False, sleep=sleep)
+    job = create_job(_spec(), training_file="file-abc", client=FakeClient(server), retry=policy, sleep=sleep)  # type: ignore[arg-type]
+    assert len(server.jobs) == 1 and job.id == server.jobs[0].id
+    assert sum(1 for c in server.calls if c[0] == "create") == 1
+
+
+def test_create_job_looks_once_more_after_the_last_attempt() -> None:
+    server = FakeServer()
+    server.create_faults = [(500, False), (500, True)]  # the second (last allowed) attempt made the job
+    policy = RetryPolicy(max_attempts=2, initial_wait=0.01, jitter=False, sleep=lambda _s: None)
+    job = create_job(
+        _spec(), training_file="file-abc", client=FakeClient(server), retry=policy, sleep=lambda _s: None
+    )  # type: ignore[arg-type]
+    assert len(server.jobs) == 1 and job.id == server.jobs[0].id
 
 
 def test_create_job_adopts_job_after_a_timeout() -> None:
