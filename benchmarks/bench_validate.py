@@ -4,11 +4,14 @@ Generates a synthetic chat file (200,000 examples, ~124 MB, in a temporary direc
 fresh Python process so that peak memory is measured on its own:
 
 * the seed's approach: read the whole file with ``json.loads`` into a list, run the format checks, then
-  tiktoken ``encode`` every message value one at a time to get token counts;
+  tiktoken ``encode`` every message value one at a time to get token counts (the encoding is the one
+  ``validate_file`` picks for the model, loaded with ``tiktoken.get_encoding``; the child imports nothing
+  from finetune_wb);
 * ``validate_file`` (streaming, each distinct string counted once through a bounded cache).
 
 Wall time is measured around each child process (start-up and imports included); peak memory is the
-child's maximum resident set size from ``os.wait4``. The two are run ``--repeat`` times, interleaved, and
+child's maximum resident set size from ``os.wait4``. A third child that only imports tiktoken and loads
+the encoding shows the floor both approaches share. The two are run ``--repeat`` times, interleaved, and
 the fastest run of each is compared, because other work on a shared machine only ever adds time. Usage::
 
     python benchmarks/bench_validate.py [--examples 200000] [--model gpt-4o-mini-2024-07-18] [--json]
@@ -25,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from finetune_wb.tokens import encoding_name_for_model
 
 SYSTEM_PROMPTS = [
     "You are a careful contract analyst. Answer Yes or No: does the clause require that all confidential "
@@ -112,11 +117,10 @@ SEED_SCRIPT = r"""
 import json, sys, time
 from collections import defaultdict
 import tiktoken
-from finetune_wb.tokens import encoding_name_for_model
 
-path, model = sys.argv[1], sys.argv[2]
+path, model, encoding_name = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
-encoding = tiktoken.get_encoding(encoding_name_for_model(model))
+encoding = tiktoken.get_encoding(encoding_name)
 with open(path, encoding="utf-8") as f:
     dataset = [json.loads(line) for line in f]
 format_errors = defaultdict(int)
@@ -165,9 +169,22 @@ from finetune_wb.validate import validate_file
 path, model = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 report = validate_file(path, model=model)
+assert report.tokens.encoding == sys.argv[3], report.tokens.encoding
 elapsed = time.perf_counter() - t0
 per = report.tokens.per_example
 print(json.dumps({"n": report.n_examples, "tokens": report.tokens.total, "assistant": round(report.tokens.assistant_per_example.mean * report.n_examples), "errors": report.n_errors, "inner_seconds": elapsed}))
+"""
+
+
+# The floor both share: a fresh interpreter that imports tiktoken and loads the same encoding as the seed
+# does, and nothing else.
+BASELINE_SCRIPT = r"""
+import json, sys, time
+import tiktoken
+
+t0 = time.perf_counter()
+encoding = tiktoken.get_encoding(sys.argv[3])
+print(json.dumps({"n": 0, "tokens": 0, "assistant": 0, "errors": 0, "inner_seconds": time.perf_counter() - t0}))
 """
 
 
@@ -175,7 +192,9 @@ def run_child(script: str, path: Path, model: str) -> dict[str, float]:
     """Run ``script`` in a fresh interpreter; return its output plus wall seconds and peak RSS (MiB)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(path), model], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", script, str(path), model, encoding_name_for_model(model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read()
@@ -212,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):  # interleaved, so background load hits both alike
             seed_runs.append(run_child(SEED_SCRIPT, path, args.model))
             our_runs.append(run_child(OURS_SCRIPT, path, args.model))
+        baseline = run_child(BASELINE_SCRIPT, path, args.model)
     seed = min(seed_runs, key=lambda r: r["wall_seconds"])
     ours = min(our_runs, key=lambda r: r["wall_seconds"])
     if seed["tokens"] != ours["tokens"]:
@@ -226,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate_file_wall_seconds_all": [r["wall_seconds"] for r in our_runs],
         "speedup": seed["wall_seconds"] / ours["wall_seconds"],
         "memory_ratio": ours["peak_rss_mib"] / seed["peak_rss_mib"],
+        "baseline_peak_rss_mib": baseline["peak_rss_mib"],
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -239,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:14s} wall {r['wall_seconds']:6.2f} s (work {r['inner_seconds']:6.2f} s)"
             f"   peak RSS {r['peak_rss_mib']:7.1f} MiB   tokens {int(r['tokens']):,}"
         )
+    print(
+        f"  {'floor':14s} peak RSS {baseline['peak_rss_mib']:7.1f} MiB (python + tiktoken + the"
+        f" {encoding_name_for_model(args.model)} encoding, as the seed loads it)"
+    )
     print(
         f"  validate_file is {figures['speedup']:.2f}x faster and uses {figures['memory_ratio']:.2f}x"
         f" the peak memory (target: >= 2x faster, <= 0.25x memory)"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from finetune_wb.report import Severity
+if TYPE_CHECKING:
+    from finetune_wb.report import Severity
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
@@ -21,7 +22,7 @@ DPO_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
 DPO_INPUT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
 
 Format = Literal["chat", "dpo"]
-Add = Callable[[str, Severity, str], None]
+Add = Callable[[str, "Severity", str], None]
 
 
 def format_of(obj: Mapping[str, Any]) -> Format | None:

@@ -24,11 +24,10 @@ import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune_wb import costs
 from finetune_wb.format_checks import PLAIN_ROLES, Add, Format, check_chat, check_dpo, format_of
-from finetune_wb.report import Distribution, Severity, TokenStats, ValidationIssue, ValidationReport
 from finetune_wb.tokens import (
     TOKENS_PER_EXAMPLE,
     TOKENS_PER_MESSAGE,
@@ -37,7 +36,21 @@ from finetune_wb.tokens import (
     is_known_model,
 )
 
+if TYPE_CHECKING:
+    from finetune_wb.report import Severity, ValidationIssue, ValidationReport
+
 __all__ = ["ValidationIssue", "ValidationReport", "validate_examples", "validate_file"]
+
+
+def __getattr__(name: str) -> Any:
+    # The report models (pydantic) are imported when a report is built, after the tokenizer has loaded, so
+    # the two biggest fixed costs of a validation never stack at the peak (see docs/data.md).
+    if name in ("ValidationIssue", "ValidationReport"):
+        from finetune_wb import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 MIN_EXAMPLES = 10
@@ -49,7 +62,7 @@ class _Collector:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.issues: list[ValidationIssue] = []
+        self.issues: list[tuple[int | None, str, Severity, str]] = []
         self.counts: dict[str, int] = {}
         self.n_errors = 0
         self.n_warnings = 0
@@ -62,9 +75,17 @@ class _Collector:
         else:
             self.n_warnings += 1
         if len(self.issues) < self.limit:
-            self.issues.append(ValidationIssue(line=line, code=code, severity=severity, message=message))
+            self.issues.append((line, code, severity, message))
         else:
             self.omitted += 1
+
+    def built(self) -> list[ValidationIssue]:
+        from finetune_wb.report import ValidationIssue
+
+        return [
+            ValidationIssue(line=line, code=code, severity=severity, message=message)
+            for line, code, severity, message in self.issues
+        ]
 
     def at(self, line: int | None) -> Add:
         return lambda code, severity, message: self.add(line, code, severity, message)
@@ -118,6 +139,30 @@ def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iter
 
 
 _UNPARSED = object()
+_SNIFF_BYTES = 65_536
+
+
+def _not_utf8_text(path: Path) -> str | None:
+    """Why the file is not UTF-8 text at all (a UTF-16/32 file, a binary or compressed file), else None.
+
+    JSON text can never hold a raw NUL byte (strings must escape it), so a NUL in the first 64 KiB means the
+    file is not JSONL in UTF-8; listing thousands of per-line errors for it would hide the one real problem.
+    """
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    for bom, name in (
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\xfe\xff", "UTF-16"),
+        (b"\xff\xfe", "UTF-16"),
+    ):
+        if head.startswith(bom):
+            return f"it starts with a {name} byte-order mark"
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        line = head.count(b"\n", 0, nul) + 1
+        return f"it has a NUL byte at line {line}, byte {nul + 1} (is it binary, compressed or UTF-16?)"
+    return None
 
 
 class _Accumulator:
@@ -289,6 +334,15 @@ def _run(
             fast_ok = file_format in (None, "chat")
         except Exception as exc:  # never raise on data; a crash here is our bug, reported as an issue
             add("internal_error", "error", f"the validator failed on this line ({type(exc).__name__}: {exc})")
+    # Not one line decoded as UTF-8: the file as a whole cannot be read as text.
+    not_text = n_examples > 0 and collector.counts.get("invalid_utf8", 0) == n_examples
+    if not_text:
+        collector.add(
+            None,
+            "file_unreadable",
+            "error",
+            f"{path}: no line is valid UTF-8; save the file as UTF-8 JSONL (one JSON object per line)",
+        )
     return _finish(
         acc,
         n_examples=n_examples,
@@ -300,6 +354,7 @@ def _run(
         prices=prices,
         collector=collector,
         n_lines=file_stats.get("lines", n_examples),
+        unreadable=not_text,
     )
 
 
@@ -315,6 +370,7 @@ def _finish(
     prices: Mapping[str, float] | None,
     collector: _Collector,
     n_lines: int,
+    unreadable: bool = False,
 ) -> ValidationReport:
     if n_examples == 0:
         collector.add(None, "empty_file", "error", "there are no examples; add at least 10")
@@ -346,6 +402,8 @@ def _finish(
                 f"estimated cost ${cost:,.2f} ({billed:,} tokens) is over max_cost ${max_cost:,.2f};"
                 " use fewer or shorter examples or fewer epochs",
             )
+    from finetune_wb.report import Distribution, TokenStats, ValidationReport
+
     tokens = TokenStats(
         total=int(sum(acc.tokens)),
         billed=billed,
@@ -363,7 +421,7 @@ def _finish(
         format=fmt,
         n_examples=n_examples,
         n_lines=n_lines,
-        issues=collector.issues,
+        issues=collector.built(),
         issue_counts=dict(collector.counts),
         n_issues_omitted=collector.omitted,
         n_errors=collector.n_errors,
@@ -374,6 +432,7 @@ def _finish(
         price_per_million_tokens=rate,
         n_missing_system=acc.n_missing_system,
         n_missing_user=acc.n_missing_user,
+        unreadable=unreadable,
     )
 
 
@@ -406,6 +465,14 @@ def validate_file(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
     try:
+        reason = _not_utf8_text(p)
+        if reason is not None:
+            return _unreadable_report(
+                path,
+                model,
+                max_issues,
+                f"{path} is not a UTF-8 text file: {reason}; save it as UTF-8 JSONL",
+            )
         return _run(
             _iter_file(p, collector, file_stats),
             collector=collector,
@@ -419,17 +486,24 @@ def validate_file(
             if isinstance(exc, FileNotFoundError)
             else f"cannot be read ({exc.strerror or exc})"
         )
-        fresh = _Collector(max_issues)
-        fresh.add(None, "file_unreadable", "error", f"{path} {what}; check the path and permissions")
-        report = ValidationReport(
-            path=str(path),
-            model=model,
-            issues=fresh.issues,
-            issue_counts=fresh.counts,
-            n_errors=1,
-            unreadable=True,
-        )
-        return report
+        return _unreadable_report(path, model, max_issues, f"{path} {what}; check the path and permissions")
+
+
+def _unreadable_report(
+    path: str | os.PathLike[str], model: str, max_issues: int, message: str
+) -> ValidationReport:
+    from finetune_wb.report import ValidationReport
+
+    fresh = _Collector(max_issues)
+    fresh.add(None, "file_unreadable", "error", message)
+    return ValidationReport(
+        path=str(path),
+        model=model,
+        issues=fresh.built(),
+        issue_counts=fresh.counts,
+        n_errors=1,
+        unreadable=True,
+    )
 
 
 def validate_examples(

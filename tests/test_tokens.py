@@ -149,3 +149,54 @@ def test_malformed_values_do_not_raise() -> None:
         {},
     ):
         counter.example_tokens(weird)
+
+
+LEAN_CHECK = r"""
+import json, pickle, sys
+from finetune_wb.tokens import get_encoding
+import tiktoken
+
+out = {}
+texts = ["Hello wörld, 1234 漢字\n\t  spaced", "<|endoftext|> is plain text here", "", "a" * 5000]
+for name in ("o200k_base", "cl100k_base"):
+    lean = get_encoding(name)
+    full = tiktoken.get_encoding(name)  # tiktoken's own instance, loaded separately
+    again = pickle.loads(pickle.dumps(lean))
+    out[name] = {
+        "separate": lean is not full,
+        "holds_python_ranks": "_mergeable_ranks" in vars(lean),
+        "same_ranks": lean._mergeable_ranks == full._mergeable_ranks,
+        "same_tokens": all(lean.encode_ordinary(t) == full.encode_ordinary(t) for t in texts),
+        "same_encode": lean.encode("x <|endoftext|>", allowed_special="all") == full.encode("x <|endoftext|>", allowed_special="all"),
+        "n_vocab": lean.n_vocab == full.n_vocab,
+        "pickles_to_itself": again is lean,
+    }
+print(json.dumps(out))
+"""
+
+
+def test_encodings_do_not_keep_tiktokens_python_copy_of_the_ranks() -> None:
+    """The validator's memory margin rests on this: the ~25 MiB Python dict of token ranks is not kept,
+    while encoding, ``_mergeable_ranks`` (re-read on demand) and pickling behave like tiktoken's own."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", LEAN_CHECK], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name, checks in json.loads(proc.stdout).items():
+        assert checks == {
+            "separate": True,
+            "holds_python_ranks": False,
+            "same_ranks": True,
+            "same_tokens": True,
+            "same_encode": True,
+            "n_vocab": True,
+            "pickles_to_itself": True,
+        }, name
+
+
+def test_an_encoding_tiktoken_already_loaded_is_shared() -> None:
+    from finetune_wb.tokens import _lean_encoding
+
+    full = tiktoken.get_encoding("cl100k_base")
+    assert _lean_encoding("cl100k_base") is full

@@ -660,15 +660,20 @@ def test_leading_and_trailing_whitespace_is_fine(tmp_path: Path) -> None:
 def test_tokenizer_that_cannot_load_is_a_config_error_not_an_unreadable_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import tiktoken.load
+    import tiktoken.registry
+
     from finetune_wb.errors import ConfigError
     from finetune_wb.tokens import get_encoding
 
-    def offline(name: str) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
         raise OSError("Name or service not known")  # what requests raises without network
 
     path = write(tmp_path, [])
     get_encoding.cache_clear()
-    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+    # Nothing loaded yet in this process, no cached file, no network.
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", offline)
     try:
         with pytest.raises(ConfigError, match="TIKTOKEN_CACHE_DIR"):
             validate_file(path)
