@@ -1,7 +1,12 @@
 """``finetune-wb eval``: evaluate and compare models on a chat JSONL file.
 
 Exit codes: 0 when every model answered every row; 1 when some rows stayed unanswered (their count goes to
-stderr; run the same command again to retry only those, the rest come from the cache); 2 on bad input.
+stderr; run the same command again to retry only those, the rest come from the cache) or the evaluation
+failed; 2 on bad input (options, the data file, an evaluator spec).
+
+``--json`` prints :meth:`EvalReport.to_json`: ``metrics[model][evaluator]`` is a number (the mean score; the
+accuracy for ``classification``), ``metric_details`` holds the intervals and details, ``rows`` one object per
+example and model with ``model``, ``output``, ``error`` and ``scores`` ({evaluator: number}).
 """
 
 from __future__ import annotations
@@ -38,16 +43,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--evaluator",
         action="append",
         dest="evaluators",
-        metavar="NAME",
-        help="built-in evaluator (repeatable; default exact_match): exact_match, contains, regex, json_valid, "
-        "json_match, classification, llm_judge",
+        metavar="SPEC",
+        help="how to score answers (repeatable; default exact_match). A built-in: exact_match, contains, regex, "
+        "json_valid, json_match, classification, llm_judge; with arguments after a colon: 'contains:Yes', "
+        "'classification:Yes|No', 'regex:pattern=^yes,ignore_case=true', 'llm_judge:model=gpt-4o-mini', "
+        "'NAME:{json}'. A custom one: MODULE:FUNCTION or path/to/file.py:FUNCTION",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=64, help="most requests in flight (default 64; lowered on 429s)"
+        "--concurrency",
+        type=_positive(int),
+        default=None,
+        help="most requests in flight (default: the library default, 64; lowered on 429s)",
     )
-    parser.add_argument("--rpm", type=float, default=None, help="client-side requests-per-minute limit")
-    parser.add_argument("--tpm", type=float, default=None, help="client-side tokens-per-minute limit")
-    parser.add_argument("--max-tokens", type=int, default=256, help="answer length limit (default 256)")
+    parser.add_argument(
+        "--rpm", type=_positive(float), default=None, help="client-side requests-per-minute limit"
+    )
+    parser.add_argument(
+        "--tpm", type=_positive(float), default=None, help="client-side tokens-per-minute limit"
+    )
+    parser.add_argument(
+        "--max-tokens", type=_positive(int), default=256, help="answer length limit (default 256)"
+    )
     parser.add_argument("--temperature", type=float, default=0.0)
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
@@ -60,12 +76,36 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def run(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
+    from finetune_wb.errors import EvaluationError
     from finetune_wb.evaluation import evaluate
+    from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
+    from finetune_wb.evaluation.evaluators import resolve_evaluators
+    from finetune_wb.evaluation.inputs import load_eval_examples
 
     if not args.data.exists():
-        print(f"error: {args.data} does not exist", file=sys.stderr)
+        print(f"error: {args.data} does not exist; --data takes a chat JSONL file", file=sys.stderr)
+        return 2
+    try:  # check the inputs before any request or W&B run
+        load_eval_examples(args.data)
+        evaluators = resolve_evaluators(args.evaluators) if args.evaluators else None
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     cache: Any = None if args.no_cache else (args.cache or True)
     wandb_run = None
@@ -77,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate(
             args.data,
             models=args.models,
-            evaluators=args.evaluators or None,
+            evaluators=evaluators,
             client=client_from_env(),
-            concurrency=args.concurrency,
+            concurrency=args.concurrency or DEFAULT_CONCURRENCY,
             rpm=args.rpm,
             tpm=args.tpm,
             max_tokens=args.max_tokens,
@@ -92,13 +132,20 @@ def run(args: argparse.Namespace) -> int:
         if wandb_run is not None:
             wandb_run.finish()
     if args.json:
-        print_json(report)
+        print_json(report.to_json())
     else:
         print(report.summary())
     unanswered = report.n_unanswered
     if unanswered:
+        total = len(report.rows)
+        first = next(r for r in report.rows if r.output is None)
         print(
-            f"{unanswered} row(s) unanswered (see their errors); run the same command again to retry them",
+            f"first unanswered: example {first.example_index}, model {first.model}: {first.error}",
+            file=sys.stderr,
+        )
+        print(
+            f"{unanswered} of {total} row(s) unanswered (their errors are in the report); run the same command "
+            "again to retry only them",
             file=sys.stderr,
         )
         return 1

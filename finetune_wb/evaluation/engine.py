@@ -262,11 +262,34 @@ class JudgeContext:
 
 
 def _targets(models: Any) -> list[ModelTarget]:
-    items = [models] if isinstance(models, (str, ModelTarget)) else list(models or [])
+    """``models=``: a name, a ModelTarget, a ``(name, client)`` pair, a list of those, or ``{name: client}``."""
+    if isinstance(models, dict):
+        items: list[Any] = [ModelTarget(str(name), client=c) for name, c in models.items()]
+    elif isinstance(models, (str, ModelTarget)) or _is_pair(models):
+        items = [models]
+    else:
+        items = list(models or [])
     if not items:
         raise EvaluationError("models= is empty; pass a model name, a list of names or ModelTarget objects")
-    out = [m if isinstance(m, ModelTarget) else ModelTarget(str(m)) for m in items]
+    out: list[ModelTarget] = []
+    for m in items:
+        if isinstance(m, ModelTarget):
+            out.append(m)
+        elif isinstance(m, str):
+            out.append(ModelTarget(m))
+        elif _is_pair(m):
+            out.append(ModelTarget(m[0], client=m[1]))
+        else:
+            raise EvaluationError(
+                f"models= item {m!r} is not a model: pass a name, (name, client) or ModelTarget(name, client=...)"
+            )
     return out
+
+
+def _is_pair(obj: Any) -> bool:
+    return (
+        isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and not isinstance(obj[1], str)
+    )
 
 
 def _unique_labels(targets: Sequence[ModelTarget]) -> list[str]:
@@ -406,7 +429,9 @@ def evaluate(
         examples: ``ChatExample`` objects (or dicts), a JSONL path, or a W&B dataset artifact
             (``wandb.Artifact`` or ``finetune_wb.tracking.ArtifactRef``). The prompt is every message before
             the last assistant message; the target is that message.
-        models: a model name, a list of names, or :class:`ModelTarget` objects (each with its own client).
+        models: a model name, or several: a list of names, ``(name, client)`` pairs or :class:`ModelTarget`
+            objects, or a ``{name: client}`` dict (a client of None means ``client``). Each model may so
+            live on its own OpenAI-compatible server.
         evaluators: evaluator functions/objects, built-in names or factories (default: ``exact_match``).
         client: the default OpenAI client (sync or async); None builds one from the environment.
         concurrency: the most requests in flight (lowered automatically after 429 answers).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -68,13 +69,20 @@ class Evaluator(Protocol):
 def to_score(value: Any, *, name: str) -> Score:
     """Coerce an evaluator's return value (bool, number, Score, None) into a :class:`Score`."""
     if isinstance(value, Score):
+        if value.value is not None and (math.isnan(value.value) or math.isinf(value.value)):
+            return value.model_copy(update={"value": None})
         return value
     if value is None:
         return Score(value=None)
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy scalars (np.bool_, np.float32, ...) -> bool / int / float
     if isinstance(value, bool):
         return Score(value=1.0 if value else 0.0, binary=True)
     if isinstance(value, (int, float)):
-        return Score(value=float(value))
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            return Score(value=None, explanation=f"evaluator returned {number} (not scored)")
+        return Score(value=number)
     raise EvaluationError(
         f"evaluator {name!r} returned {type(value).__name__}; return a bool, a number or a Score"
     )
@@ -164,7 +172,7 @@ def evaluator(fn: Callable[..., Any] | None = None, *, name: str | None = None, 
 
 def resolve_evaluators(items: Any) -> list[Any]:
     """Normalise the ``evaluators=`` argument: names, factories, functions and Evaluator objects."""
-    from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS, exact_match
+    from finetune_wb.evaluation.builtin_evaluators import exact_match
 
     if items is None:
         items = [exact_match]
@@ -173,12 +181,9 @@ def resolve_evaluators(items: Any) -> list[Any]:
     out: list[Any] = []
     for item in items:
         if isinstance(item, str):
-            factory = BUILTIN_EVALUATORS.get(item)
-            if factory is None:
-                raise EvaluationError(
-                    f"unknown evaluator {item!r}; built-ins are {', '.join(BUILTIN_EVALUATORS)}"
-                )
-            out.append(factory())
+            from finetune_wb.evaluation.specs import parse_evaluator_spec
+
+            out.extend(resolve_evaluators([parse_evaluator_spec(item)]))
         elif getattr(item, "_finetune_wb_factory", False):
             out.append(item())
         elif hasattr(item, "ascore") and hasattr(item, "name"):

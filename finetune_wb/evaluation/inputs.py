@@ -134,7 +134,10 @@ def load_eval_examples(examples: Any) -> LoadedExamples:
 
     if isinstance(examples, (str, Path)):
         path = Path(examples).expanduser()
-        return LoadedExamples(_from_path(path), source=str(path))
+        loaded = _from_path(path)
+        if not loaded:
+            raise EvaluationError(f"{path} holds no examples; each line needs a chat example to evaluate on")
+        return LoadedExamples(loaded, source=str(path))
     if _is_wandb_artifact(examples):
         return LoadedExamples(
             _from_wandb_artifact(examples), source=f"artifact {examples.name}", artifacts=[examples]

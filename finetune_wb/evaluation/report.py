@@ -78,7 +78,10 @@ class RowResult(BaseModel):
     model: str = Field(description="the model's label")
     output: str | None
     error: str | None = Field(description="why the row has no answer (it is retried on the next run)")
-    scores: dict[str, float | None] = Field(default_factory=dict)
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="evaluator -> score, for the evaluators that could score this answer (none when unanswered)",
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="predicted labels per evaluator")
     notes: dict[str, str] = Field(default_factory=dict, description="explanations per evaluator")
     cached: bool = False
@@ -93,7 +96,12 @@ class ExampleInfo(BaseModel):
 
 
 class EvalReport(BaseModel):
-    """The result of :func:`finetune_wb.evaluate`; ``model_dump(mode="json")`` is what the CLI prints."""
+    """The result of :func:`finetune_wb.evaluate`.
+
+    ``metrics[model][evaluator]`` is a :class:`Metric` (value, 95 % interval, counts, details);
+    :meth:`metric` and :attr:`metric_values` give the headline numbers; :meth:`to_json` is what
+    ``finetune-wb eval --json`` prints (there ``metrics`` holds the numbers, ``metric_details`` the objects).
+    """
 
     source: str
     params: dict[str, Any]
@@ -117,7 +125,29 @@ class EvalReport(BaseModel):
         return self.n_unanswered == 0
 
     def metric(self, model: str, evaluator: str) -> float | None:
+        """The headline number of one evaluator for one model (None when no row could be scored)."""
         return self.metrics[model][evaluator].value
+
+    @property
+    def metric_values(self) -> dict[str, dict[str, float | None]]:
+        """``{model label: {evaluator: headline number}}`` — what ``--json`` prints as ``metrics``.
+
+        The headline number is the mean score over the scored rows: for pass/fail evaluators the pass rate,
+        for ``classification`` the accuracy (macro/micro F1 and the rest are in ``metrics[m][e].details``).
+        """
+        return {m: {e: metric.value for e, metric in per.items()} for m, per in self.metrics.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the JSON object ``finetune-wb eval --json`` prints.
+
+        Same keys as ``model_dump(mode="json")`` except that ``metrics`` maps model -> evaluator -> headline
+        number (:attr:`metric_values`), and the full metric objects (value, ci_low, ci_high, n, n_unscored,
+        details) move to ``metric_details``.
+        """
+        out = self.model_dump(mode="json")
+        out["metric_details"] = out.pop("metrics")
+        out["metrics"] = self.metric_values
+        return out
 
     def comparison(self, model_a: str, model_b: str, evaluator: str) -> Comparison:
         for c in self.comparisons:
@@ -287,9 +317,13 @@ def build_report(
                     model=r.label,
                     output=a.output,
                     error=a.error,
-                    scores={n: s.value for n, s in sc.items()},
+                    scores={n: s.value for n, s in sc.items() if s.value is not None},
                     labels={n: s.label for n, s in sc.items() if s.label is not None},
-                    notes={n: s.explanation for n, s in sc.items() if s.explanation},
+                    notes={
+                        n: s.explanation or ("not scored" if s.value is None else "")
+                        for n, s in sc.items()
+                        if s.explanation or s.value is None
+                    },
                     cached=a.cached,
                     prompt_tokens=a.prompt_tokens,
                     completion_tokens=a.completion_tokens,
