@@ -227,3 +227,28 @@ def test_usage_errors_exit_2_and_api_errors_exit_1(
         capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", "file-missing"
     )
     assert code == 1 and "error:" in err
+
+
+def test_commands_use_azure_variables_when_no_openai_ones_are_set(
+    finetune_emulator: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", finetune_emulator.base_url.removesuffix("/v1"))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
+    code, out, err = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", str(_train_file(tmp_path)),
+        "--wait", "--json", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    job = json.loads(out)
+    assert job["status"] == "succeeded"
+    code, out, _ = _run(capsys, "status", job["id"], "--json")
+    assert code == 0 and json.loads(out)["id"] == job["id"]
+    assert finetune_emulator.journal and all(
+        "api-version=2024-10-21" in (e.query or "") for e in finetune_emulator.journal
+    )

@@ -239,3 +239,20 @@ def test_twenty_percent_faults_across_the_whole_flow(emu: Any, client: Any, tmp_
     ]
     assert events == server_events  # none lost, none repeated, in order
     assert len(set(events)) == len(events)
+
+
+def test_the_whole_flow_through_an_azure_client(emu: Any, tmp_path: Path) -> None:
+    import openai
+
+    endpoint = emu.base_url.removesuffix("/v1")  # AzureOpenAI adds /openai/... and ?api-version=
+    azure = openai.AzureOpenAI(azure_endpoint=endpoint, api_key="azure-key", api_version="2024-10-21")
+    path = _training_file(tmp_path)
+    train = upload_file(path, client=azure, progress=False)
+    assert upload_file(path, client=azure, progress=False).id == train.id
+    emu.inject_fault(path="/v1/fine_tuning/jobs", method="POST", status=500, after_handler=True)
+    job = create_job(SPEC, training_file=train.id, client=azure, retry=FAST_RETRY)
+    assert [e.status for e in _creates(emu)] == [500]  # (the emulator journals /openai/... as /v1/...)
+    assert [j.id for j in list_jobs(client=azure)] == [job.id]
+    assert all("api-version=2024-10-21" in (e.query or "") for e in emu.journal)  # really the Azure client
+    assert _wait(emu, azure, job.id).status == "succeeded"
+    azure.close()
