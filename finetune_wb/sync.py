@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from finetune_wb.tracking._common import is_disabled, is_offline, scrub, updating_record
+from finetune_wb.tracking._common import (
+    is_disabled,
+    is_offline,
+    register_client_secrets,
+    scrub,
+    updating_record,
+)
 
 logger = logging.getLogger("finetune_wb.sync")
 
@@ -46,6 +52,9 @@ class SyncResult(BaseModel):
     fine_tuned_model: str | None = None
     n_steps_logged: int = 0
     error: str | None = None
+    message: str | None = Field(
+        default=None, description="what happened, in words (e.g. why nothing was written and what to do)"
+    )
 
 
 class SyncReport(BaseModel):
@@ -121,6 +130,37 @@ def is_synced(job_id: str, *, project: str | None = None, entity: str | None = N
     return False if is_offline() else _synced_online(job_id, project, entity)
 
 
+def _server(client: Any) -> str:
+    """The client's base URL without user-info or query (either may hold a key)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(getattr(client, "base_url", "") or ""))
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the API server"
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/") if host else "the API server"
+
+
+def _describe_api_error(exc: Exception, client: Any, what: str) -> str:
+    """``what`` failed: the server's answer plus what to check, with no credential in it."""
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, openai.APIConnectionError):
+        hint = f"could not reach {_server(client)}: check OPENAI_BASE_URL, that the server is running, and the network"
+    elif status == 401:
+        hint = "the server refused the API key: check OPENAI_API_KEY (or the Azure key)"
+    elif status == 403:
+        hint = "the API key may not read fine-tuning jobs of this organization/project"
+    elif status == 404:
+        hint = "no such job on this server: list the jobs with `finetune-wb jobs`"
+    else:
+        hint = f"server {_server(client)}"
+    return str(scrub(f"{what}: {type(exc).__name__}: {exc} ({hint})"))
+
+
 def _raw(client: Any) -> Any:
     """The client with its own retries off: DEFAULT_RETRY is the one layer that repeats requests."""
     with_options = getattr(client, "with_options", None)
@@ -132,6 +172,8 @@ def _retrieve(job: Any, client: Any) -> Any:
 
     if isinstance(job, str):
         return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job)
+    if getattr(job, "status", None) not in TERMINAL:  # a listing can be stale: ask again
+        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job.id)
     return job
 
 
@@ -156,21 +198,27 @@ def _all_events(job_id: str, client: Any) -> list[Any]:
     return [JobEvent.from_openai(e, job_id=job_id) for e in events]
 
 
-def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) -> list[str]:
+def _dataset_inputs(
+    run: Any, job: Any, client: Any, *, table_rows: int | None
+) -> tuple[list[str], list[Any]]:
     """Link (if known locally) or download-and-log the job's training and validation files.
 
-    Returns the file ids that could not be read (a deleted file must not stop the sync).
+    Returns the file ids that could not be read (a deleted file must not stop the sync) and the
+    ArtifactRefs of the files that could.
     """
     from finetune_wb._retry import DEFAULT_RETRY
     from finetune_wb.tracking.datasets import cached_copy, find_artifact, link_input, log_dataset
 
-    missing = []
+    missing: list[str] = []
+    refs: list[Any] = []
     for split, file_id in (("train", job.training_file), ("validation", job.validation_file)):
         if not file_id:
             continue
         known = find_artifact(file_id=file_id, type_="dataset")
         if known is not None:
-            link_input(run, known)
+            # its role in this job (the bytes may have been logged under another split)
+            known = known.model_copy(update={"metadata": {**known.metadata, "split": split}})
+            refs.append(link_input(run, known))
             continue
         try:
             response = DEFAULT_RETRY.call(_raw(client).files.content, file_id)
@@ -180,7 +228,7 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
             missing.append(file_id)
             continue
         same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
-        log_dataset(
+        ref = log_dataset(
             cached_copy(data),
             run=run,
             split=split,
@@ -191,7 +239,8 @@ def _dataset_inputs(run: Any, job: Any, client: Any, *, table_rows: int | None) 
             table_rows=table_rows,
             as_input=True,
         )
-    return missing
+        refs.append(ref)
+    return missing, refs
 
 
 def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float) -> Any:
@@ -241,16 +290,34 @@ def sync_job(
         )
     try:
         client = get_client(client)
+    except Exception as exc:  # no credentials: ConfigError says which variables to set
+        return SyncResult(outcome="failed", error=str(scrub(str(exc))), **base)
+    register_client_secrets(client)
+    try:
         job = _retrieve(job_id, client)
     except Exception as exc:
-        return SyncResult(outcome="failed", error=scrub(f"could not retrieve job {jid}: {exc}"), **base)
+        error = _describe_api_error(exc, client, f"could not retrieve job {jid}")
+        return SyncResult(outcome="failed", error=error, message=error, **base)
     base["job_id"] = jid = job.id
     if job.status not in TERMINAL and not wait:
-        return SyncResult(outcome="not_finished", job_status=job.status, **base)
+        return SyncResult(
+            outcome="not_finished",
+            job_status=job.status,
+            message=f"job {jid} is {job.status}: nothing written; sync it again once it has ended, or "
+            f"follow it live with `finetune-wb sync --id {jid} --wait` (wait=True)",
+            **base,
+        )
     if not overwrite and is_synced(jid, project=project, entity=entity):
         previous = synced_record(project=project, entity=entity).get(jid, {})
         return SyncResult(
-            outcome="already_synced", job_status=job.status, run_id=previous.get("run_id"), **base
+            outcome="already_synced",
+            job_status=job.status,
+            run_id=previous.get("run_id"),
+            run_dir=previous.get("run_dir"),
+            fine_tuned_model=job.fine_tuned_model,
+            message=f"job {jid} was synced to {_record_key(project, entity).lstrip('/')} before; "
+            "--overwrite (overwrite=True) syncs it again",
+            **base,
         )
 
     tracker = None
@@ -258,7 +325,8 @@ def sync_job(
         tracker = FineTuneTracker.start(job, project=project, entity=entity)
         run = tracker.run
         if log_data:
-            missing = _dataset_inputs(run, job, client, table_rows=table_rows)
+            missing, refs = _dataset_inputs(run, job, client, table_rows=table_rows)
+            tracker.datasets.extend(refs)
             if missing:
                 run.summary["unavailable_files"] = missing
         if job.status not in TERMINAL:
@@ -271,15 +339,24 @@ def sync_job(
             tracker.record_error({"message": f"sync failed: {type(exc).__name__}: {exc}"})
             tracker.finish(exit_code=1)
         logger.error("could not sync job %s: %s", jid, exc)
+        error = str(scrub(f"{type(exc).__name__}: {exc}"))
         return SyncResult(
             outcome="failed",
             job_status=job.status,
             run_id=getattr(tracker.run, "id", None) if tracker else None,
-            error=scrub(f"{type(exc).__name__}: {exc}"),
+            run_dir=_run_dir_of(tracker),
+            error=error,
+            message=f"the sync of job {jid} failed ({error}); its run records the error and ends with "
+            "exit code 1; fix the cause and sync again",
             **base,
         )
+    if tracked.status == "succeeded":
+        message = f"job {jid} synced: run {tracked.run_id}, model {tracked.fine_tuned_model}"
+    else:
+        message = f"job {jid} {tracked.status}: its run records the error and ends with exit code 1"
     result = SyncResult(
         outcome="synced",
+        message=message,
         job_status=tracked.status,
         run_id=tracked.run_id,
         run_dir=tracked.run_dir,
@@ -292,6 +369,11 @@ def sync_job(
     return result
 
 
+def _run_dir_of(tracker: Any) -> str | None:
+    files_dir = getattr(getattr(tracker, "run", None), "dir", None)
+    return os.path.dirname(files_dir) if files_dir else None
+
+
 def sync_jobs(
     *,
     project: str | None = None,
@@ -301,18 +383,40 @@ def sync_jobs(
     client: Any = None,
     page_size: int = 100,
     log_data: bool = True,
+    wait: bool = False,
+    poll_interval: float = 5.0,
 ) -> SyncReport:
-    """Sync every job (all pages, newest first; the first ``limit`` when given), skipping synced ones."""
+    """Sync every job (all pages, newest first; the first ``limit`` when given), skipping synced ones.
+
+    Running jobs are ``not_finished`` (nothing written) unless ``wait``: then each is followed live until
+    it ends, one after the other. A job whose sync fails is reported and the others go on.
+    """
     from finetune_wb._client import get_client
+    from finetune_wb.errors import ConfigError, FineTuneError, JobError
     from finetune_wb.jobs import list_jobs
 
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be 0 or more (the number of most recent jobs to sync), got {limit}")
     project, entity = _project(project), _entity(entity)
     client = get_client(client)
-    jobs = list_jobs(client=client, limit=limit, page_size=page_size)
+    register_client_secrets(client)
+    try:
+        jobs = list_jobs(client=client, limit=limit, page_size=page_size)
+    except FineTuneError:
+        raise
+    except Exception as exc:
+        raise JobError(_describe_api_error(exc, client, "could not list the fine-tuning jobs")) from exc
     report = SyncReport(project=project, entity=entity)
     for job in jobs:
         result = sync_job(
-            job, project=project, entity=entity, overwrite=overwrite, client=client, log_data=log_data
+            job,
+            project=project,
+            entity=entity,
+            overwrite=overwrite,
+            client=client,
+            log_data=log_data,
+            wait=wait,
+            poll_interval=poll_interval,
         )
         report.results.append(result)
     return report

@@ -170,13 +170,14 @@ class FakeFineTuneAPI:
             self.files[f"file-result-{job.id}"] = result_csv(range(1, job.total_steps + 1))
         return job
 
-    def client(self, api_key: str = API_KEY) -> Any:
+    def client(
+        self, api_key: str = API_KEY, base_url: str = "http://fake-openai.invalid/v1", **kwargs: Any
+    ) -> Any:
+        """An ``openai.OpenAI`` served by this fake (extra keyword arguments go to the client)."""
         import openai
 
         http = httpx.Client(transport=httpx.MockTransport(self.handle))
-        return openai.OpenAI(
-            api_key=api_key, base_url="http://fake-openai.invalid/v1", http_client=http, max_retries=0
-        )
+        return openai.OpenAI(api_key=api_key, base_url=base_url, http_client=http, max_retries=0, **kwargs)
 
     def _page(self, items: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
         limit = int(params.get("limit", 20))

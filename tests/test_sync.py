@@ -225,7 +225,10 @@ def test_live_tracking_on_the_emulator_then_sync_skips_it(
     assert ft.config["spec"]["n_epochs"] == 1 and ft.config["job"]["training_file"] == file.id
     assert ft.config["lineage"]["inputs"][0]["sha256"] == ref.digest
     assert ft.summary["fine_tuned_model"] == final.fine_tuned_model
-    assert ft.summary["estimated_billed_tokens"] == ref.metadata["estimated_billed_tokens"]
+    # The estimate: billed tokens per epoch (validator) x the epochs the job ran (1, not the default 8).
+    assert ref.metadata["estimated_billed_tokens"] != ref.metadata["tokens"]["billed_per_epoch"]
+    assert ft.summary["estimated_billed_tokens"] == ref.metadata["tokens"]["billed_per_epoch"]
+    assert ft.summary["billed_tokens"] == final.trained_tokens
     assert ft.artifact("model")["metadata"]["checkpoints"]
     assert len(read_runs()) == 2  # the data run and the fine-tune run: sync added none
     roots = [os.environ[v] for v in ("WANDB_DIR", "WANDB_DATA_DIR", "FINETUNE_WB_HOME")]

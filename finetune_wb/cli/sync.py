@@ -25,16 +25,34 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--project", help="W&B project (default: $WANDB_PROJECT or openai-fine-tunes)")
     parser.add_argument("--entity", help="W&B entity (default: $WANDB_ENTITY or your default entity)")
     parser.add_argument("--overwrite", action="store_true", help="sync again jobs that were already synced")
-    parser.add_argument("--limit", type=int, help="consider only the N most recent jobs")
     parser.add_argument(
-        "--wait", action="store_true", help="with --id: follow a running job live until it ends, then sync it"
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="consider only the N most recent jobs (already-synced ones count among the N); "
+        "ignored with --id",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow running jobs live until they end, one after the other, instead of skipping them",
     )
     add_json_flag(parser)
     parser.set_defaults(handler=run_sync)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of jobs, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def run_sync(args: argparse.Namespace) -> int:
-    """Exit 0 when every requested job is synced (now or before), 1 when any failed to sync."""
+    """Exit 0 unless a job failed to sync (1); running jobs are skipped with a note, not an error."""
     from finetune_wb.sync import SyncReport, sync_job, sync_jobs
 
     client = client_from_env()
@@ -59,12 +77,13 @@ def run_sync(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             limit=args.limit,
             client=client,
+            wait=args.wait,
         )
     if args.json:
         print_json(report)
     else:
         for r in report.results:
-            detail = r.error or r.fine_tuned_model or ""
+            detail = r.error or (r.message if r.outcome == "not_finished" else r.fine_tuned_model) or ""
             run = f" run {r.run_id}" if r.run_id else ""
             print(f"{r.job_id}  {r.job_status or '?':<10} {r.outcome}{run}  {detail}".rstrip())
         counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items())) or "no jobs"

@@ -20,7 +20,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from finetune_wb.errors import TrackingError
-from finetune_wb.tracking._common import init_mode, is_disabled, is_offline, offline_hint, safe_name, scrub
+from finetune_wb.tracking._common import (
+    init_mode,
+    is_disabled,
+    is_offline,
+    offline_hint,
+    register_client_secrets,
+    safe_name,
+    scrub,
+)
 from finetune_wb.tracking.datasets import ArtifactRef, _add_lineage, link_input, recorded_artifacts, remember
 from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
 
@@ -103,6 +111,10 @@ def start_run(
             dir=dir,
             mode=init_mode(),  # type: ignore[arg-type]
             reinit="create_new",
+            # No console capture: whatever the process prints (an httpx INFO line with a gateway's
+            # ?api-key=..., a traceback) would be stored in the run verbatim. Our own messages go through
+            # logging (secrets redacted) and the run's summary holds the errors.
+            settings=wandb.Settings(console="off", silent=True),
         )
     except Exception as exc:
         raise TrackingError(f"could not start a W&B run for {what}: {exc}") from exc
@@ -228,6 +240,7 @@ class FineTuneTracker:
         from finetune_wb._client import get_client
 
         client = get_client(client)
+        register_client_secrets(client)
         if isinstance(job, str):
             job = client.fine_tuning.jobs.retrieve(job)
         try:
@@ -268,7 +281,8 @@ class FineTuneTracker:
             run.log({"checkpoints": table})
 
         final_metrics = {**self.last_metrics, **final_row}
-        summary = _summary(job_json, self.logged_steps, self._estimated_billed_tokens(), final_metrics)
+        estimated = self._estimated_billed_tokens(job_json)
+        summary = _summary(job_json, self.logged_steps, estimated, final_metrics)
         for key, value in scrub(summary).items():
             run.summary[key] = value
 
@@ -318,15 +332,25 @@ class FineTuneTracker:
             )
         )
 
-    def _estimated_billed_tokens(self) -> int | None:
+    def _estimated_billed_tokens(self, job_json: dict[str, Any]) -> int | None:
+        """The caller's estimate, else the training dataset's: billed tokens per epoch x the job's epochs.
+
+        The validator's own ``estimated_billed_tokens`` assumed its default epoch count; once the job says
+        how many epochs it ran, per-epoch tokens times that number is the estimate to compare with the
+        actual ``trained_tokens``.
+        """
         if self.estimated_billed_tokens is not None:
             return self.estimated_billed_tokens
+        n_epochs = hyperparameters_of(job_json).get("n_epochs")
         for ref in self.datasets:
-            if (
-                ref.metadata.get("split") == "train"
-                and ref.metadata.get("estimated_billed_tokens") is not None
-            ):
-                return int(ref.metadata["estimated_billed_tokens"])
+            meta = ref.metadata
+            if meta.get("split") != "train":
+                continue
+            per_epoch = (meta.get("tokens") or {}).get("billed_per_epoch")
+            if isinstance(n_epochs, int) and isinstance(per_epoch, (int, float)):
+                return int(per_epoch * n_epochs)
+            if meta.get("estimated_billed_tokens") is not None:
+                return int(meta["estimated_billed_tokens"])
         return None
 
     def record_error(self, error: dict[str, Any]) -> None:
