@@ -32,15 +32,17 @@ Example (TOML)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from finetune_wb.errors import ConfigError
+from finetune_wb.errors import ConfigError, DataError
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -182,13 +184,43 @@ class RunConfig(BaseModel):
     def from_dict(cls, data: dict[str, Any], *, source: str = "<config>") -> RunConfig:
         """Validate a mapping; pydantic errors become a :class:`ConfigError` listing each bad key."""
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                lines.append(f"  {where}: {err['msg']}")
-            raise ConfigError(f"{source}: invalid run config:\n" + "\n".join(lines)) from exc
+            problems = [(_dotted(err["loc"]), _message(err)) for err in exc.errors()]
+            raise ConfigError(_problems_text(source, problems)) from exc
+        problems = config._content_problems()
+        if problems:
+            raise ConfigError(_problems_text(source, problems))
+        return config
+
+    def _content_problems(self) -> list[tuple[str, str]]:
+        """What the schema alone cannot catch, found before anything is spent: the ``[job]`` table as a
+        JobSpec, the evaluator names and arguments, and a local data file that does not exist."""
+        from finetune_wb.schema import JobSpec
+
+        problems: list[tuple[str, str]] = []
+        try:
+            JobSpec(**self.job)
+        except ValidationError as exc:
+            problems += [
+                (
+                    _dotted(("job", *err["loc"])),
+                    "unknown key; [job] takes the fields of JobSpec: " + ", ".join(JobSpec.model_fields)
+                    if err["type"] == "extra_forbidden"
+                    else err["msg"],
+                )
+                for err in exc.errors()
+            ]
+        except TypeError as exc:
+            problems.append(("job", str(exc)))
+        for i, ev in enumerate(self.evaluation.evaluators):
+            try:
+                resolve_evaluator(ev.name, ev.kwargs)
+            except ConfigError as exc:
+                problems.append((f"evaluation.evaluators[{i}]", str(exc)))
+        if self.data.path and not self.resolve(self.data.path).is_file():
+            problems.append(("data.path", f"{self.resolve(self.data.path)}: no such file"))
+        return problems
 
     # -- helpers used by the runner ----------------------------------------------------------------------
     def resolve(self, path: str) -> Path:
@@ -243,6 +275,42 @@ class RunConfig(BaseModel):
     def build_evaluators(self) -> list[Any]:
         """Resolve ``[evaluation].evaluators`` to evaluator objects from :mod:`finetune_wb.evaluation`."""
         return [resolve_evaluator(e.name, e.kwargs) for e in self.evaluation.evaluators]
+
+
+def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as the key a user would write: ``job.n_epochs``, ``evaluators[1]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    """A pydantic error message; an unknown key also lists the keys its table accepts."""
+    if err["type"] != "extra_forbidden":
+        return str(err["msg"])
+    model: Any = RunConfig
+    for part in err["loc"][:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return "unknown key"
+    allowed = sorted(set(model.model_fields) - {"base_dir", "source_path"})
+    return f"unknown key; this table accepts: {', '.join(allowed)}"
+
+
+def _problems_text(source: str, problems: list[tuple[str, str]]) -> str:
+    lines = [f"  {key}: {msg}" for key, msg in problems]
+    return f"{source}: invalid run config:\n" + "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _config_key(source: str, key: str) -> Iterator[None]:
+    """Re-raise a data or config problem found while running as a :class:`ConfigError` naming file and key."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        raise ConfigError(f"{source}: {key}: {exc}") from exc
 
 
 def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
@@ -320,7 +388,10 @@ def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML ({problem})") from exc
 
 
 class RunResult(BaseModel):
@@ -374,16 +445,24 @@ def run_config(
     )
     st = session.state
     if st.job_id is None:
-        records = config.load_records()
+        from finetune_wb.data import build_examples
+
+        source = config.source_path or "<config>"
+        with _config_key(source, "data"):
+            records = config.load_records()
+        template = config.build_template()
+        with _config_key(source, "template"):
+            build_examples(records, template=template)  # a field the records lack, named before any split
         split = config.split
-        train, test = session.prepare(
-            records,
-            template=config.build_template(),
-            n_train=split.n_train,
-            train_fraction=split.train_fraction,
-            seed=split.seed,
-            stratify=split.stratify,
-        )
+        with _config_key(source, "split"):
+            train, test = session.prepare(
+                records,
+                template=template,
+                n_train=split.n_train,
+                train_fraction=split.train_fraction,
+                seed=split.seed,
+                stratify=split.stratify,
+            )
         say(f"prepared {len(records)} records -> {len(train)} train / {len(test)} test")
         n_epochs = spec.n_epochs if isinstance(spec.n_epochs, int) else None
         report = session.validate(model=spec.model, n_epochs=n_epochs)

@@ -130,3 +130,55 @@ def test_empty_selection_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="no records"):
         cfg.load_records()
+
+
+@pytest.mark.parametrize(
+    ("body", "needles"),
+    [
+        # caught at load, before any data is read or any money is spent
+        ('[data]\ndemo = true\n[job]\nn_epochs = "three"\n', ["job.n_epochs", "'three'"]),
+        ("[data]\ndemo = true\n[job]\nepochs = 3\n", ["job.epochs", "unknown key", "n_epochs"]),
+        (
+            '[data]\ndemo = true\n[evaluation]\nevaluators = ["exact_match", "exact_matc"]\n',
+            ["evaluators[1]"],
+        ),
+        (
+            '[data]\ndemo = true\n[evaluation]\nevaluators = [{ name = "classification", label = ["Y"] }]\n',
+            ["evaluation.evaluators[0]", "classification"],
+        ),
+        ('[data]\npath = "missing.jsonl"\n', ["data.path", "missing.jsonl", "no such file"]),
+        ("[data]\ndemo = true\nbogus = 1\n", ["data.bogus", "unknown key", "hf_dataset"]),
+    ],
+)
+def test_content_errors_name_file_and_key_at_load(tmp_path: Path, body: str, needles: list[str]) -> None:
+    cfg_path = tmp_path / "bad.toml"
+    cfg_path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        RunConfig.load(cfg_path)
+    for needle in ["bad.toml", *needles]:
+        assert needle in str(info.value)
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "bad.yaml"
+    cfg_path.write_text("data:\n  demo: true\n\tjob: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:3:1: invalid YAML"):
+        RunConfig.load(cfg_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ('[template]\nuser = "Clause: {txet}"\n', r"run\.toml: template: .*txet"),
+        ("[split]\nn_train = 500\n", r"run\.toml: split: n_train must be between"),
+        ('[data.where]\nanswer = "Maybe"\n', r"run\.toml: data: .*selected no records"),
+    ],
+)
+def test_problems_found_with_the_data_name_file_and_key(tmp_path: Path, extra: str, needle: str) -> None:
+    from finetune_wb.config import run_config
+
+    cfg_path = tmp_path / "run.toml"
+    cfg_path.write_text('wandb_mode = "disabled"\n[data]\ndemo = true\n' + extra, encoding="utf-8")
+    config = RunConfig.load(cfg_path)
+    with pytest.raises(ConfigError, match=needle):
+        run_config(config, state_path=tmp_path / "s.json")  # the conftest client points at a closed port
