@@ -511,3 +511,53 @@ def test_a_validator_that_cannot_run_fails_the_job_with_the_reason(
     assert job.error.code == "validation_unavailable" and job.error.param == "training_file"
     assert "could not validate training_file" in job.error.message
     assert "invalid training file" not in job.error.message  # the data is not to blame
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"hyperparameters": "fast"}, "hyperparameters"),
+        ({"hyperparameters": {"n_epochs": 2, "epochs": 3}}, "hyperparameters.epochs"),
+        ({"hyperparameters": {"beta": 0.1}}, "hyperparameters.beta"),
+        ({"method": "supervised"}, "method"),
+        ({"method": {"type": "dpo", "dpo": "x"}}, "method.dpo"),
+        (
+            {"method": {"type": "supervised", "supervised": {"hyperparameters": [1]}}},
+            "method.supervised.hyperparameters",
+        ),
+        ({"integrations": "wandb"}, "integrations"),
+        ({"integrations": [{"type": "wandb"}]}, "integrations[0]"),
+        ({"integrations": [{"type": "mlflow", "mlflow": {}}]}, "integrations[0]"),
+        ({"seed": "7"}, "seed"),
+    ],
+)
+def test_malformed_job_parameters_answer_400_naming_the_parameter(
+    finetune_emulator_client: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
+    client = finetune_emulator_client
+    train = upload(client, yes_no_examples(10))
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.jobs.create(model=BASE, training_file=train.id, **extra)
+    assert info.value.param == param  # type: ignore[attr-defined]
+    assert client.fine_tuning.jobs.list().data == []
+
+
+def test_malformed_chat_options_answer_400_naming_the_option(finetune_emulator: Emulator) -> None:
+    import httpx
+
+    url, headers = finetune_emulator.base_url + "/chat/completions", {"Authorization": "Bearer sk-test"}
+    msgs = [{"role": "user", "content": "Yes or no?"}]
+    for option, value in [
+        ("n", "2"),
+        ("n", 0),
+        ("n", 500),
+        ("max_tokens", "x"),
+        ("max_tokens", -3),
+        ("max_completion_tokens", 0),
+    ]:
+        r = httpx.post(url, headers=headers, json={"model": BASE, "messages": msgs, option: value})
+        assert r.status_code == 400, (option, value, r.text)
+        assert r.json()["error"]["param"] == option
+    ok = httpx.post(url, headers=headers, json={"model": BASE, "messages": msgs, "n": 2, "max_tokens": None})
+    assert ok.status_code == 200 and len(ok.json()["choices"]) == 2
+    assert all(e.status < 500 for e in finetune_emulator.journal)

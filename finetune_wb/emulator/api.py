@@ -41,6 +41,18 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _int_option(body: dict[str, Any], key: str, *, default: int | None, low: int, high: int) -> Any:
+    """An optional integer request option within [low, high]; null means the default; else a 400."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(
+            400, f"Invalid '{key}': {value!r}; use an integer between {low} and {high}.", param=key
+        )
+    return value
+
+
 def _reply(answer: Answer, limit: Any) -> tuple[dict[str, Any], str, int]:
     """The assistant message, finish reason and completion tokens for an answer."""
     if isinstance(answer, dict):  # a tool call learned from the training data
@@ -319,12 +331,12 @@ def routes(core: Core) -> list[Route]:
             raise ApiError(400, "'messages' must be a non-empty list of message objects.", param="messages")
         if body.get("stream"):
             raise ApiError(400, "The emulator does not stream; call without stream=True.", param="stream")
+        n = _int_option(body, "n", default=1, low=1, high=128)
+        limit_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+        limit = _int_option(body, limit_key, default=None, low=1, high=1_000_000)
         nn = core.chat_model(model)
         answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
-        message, finish, c_tokens = _reply(
-            answer, body.get("max_completion_tokens") or body.get("max_tokens")
-        )
-        n = body.get("n") or 1
+        message, finish, c_tokens = _reply(answer, limit)
         p_tokens = prompt_tokens(messages)
         choices = [
             {
@@ -333,7 +345,7 @@ def routes(core: Core) -> list[Route]:
                 "finish_reason": finish,
                 "logprobs": None,
             }
-            for i in range(int(n))
+            for i in range(n)
         ]
         return JSONResponse(
             {
@@ -346,8 +358,8 @@ def routes(core: Core) -> list[Route]:
                 "service_tier": "default",
                 "usage": {
                     "prompt_tokens": p_tokens,
-                    "completion_tokens": c_tokens * int(n),
-                    "total_tokens": p_tokens + c_tokens * int(n),
+                    "completion_tokens": c_tokens * n,
+                    "total_tokens": p_tokens + c_tokens * n,
                 },
             }
         )

@@ -8,15 +8,42 @@ from typing import Any
 from finetune_wb.emulator.lifecycle import add_event
 from finetune_wb.emulator.state import FINE_TUNABLE_MODELS, ORG_ID, ORG_SLUG, ApiError, Store, new_id
 
+_HP_KEYS = {
+    "supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
+    "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
+}
+
+
+def _object(value: Any, param: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object (or absent: {}), else a 400 naming ``param``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(400, f"Invalid type for '{param}': expected an object, got {value!r}.", param=param)
+    return value
+
 
 def _hp_of(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    method = params.get("method") or {}
+    method = _object(params.get("method"), "method")
     mtype = method.get("type") or "supervised"
     if mtype not in ("supervised", "dpo", "reinforcement"):
         raise ApiError(400, f"Invalid method type {mtype!r}; use 'supervised' or 'dpo'.", param="method.type")
     if mtype == "reinforcement":
         raise ApiError(400, "The emulator does not run reinforcement fine-tuning.", param="method.type")
-    hp = dict((method.get(mtype) or {}).get("hyperparameters") or params.get("hyperparameters") or {})
+    settings = _object(method.get(mtype), f"method.{mtype}")
+    hp_param = f"method.{mtype}.hyperparameters"
+    raw = _object(settings.get("hyperparameters"), hp_param)
+    if not raw:
+        hp_param = "hyperparameters"
+        raw = _object(params.get("hyperparameters"), hp_param)
+    unknown = sorted(set(raw) - set(_HP_KEYS[mtype]))
+    if unknown:
+        raise ApiError(
+            400,
+            f"Unknown hyperparameter {unknown[0]!r} for a {mtype} job; use {', '.join(_HP_KEYS[mtype])}.",
+            param=f"{hp_param}.{unknown[0]}",
+        )
+    hp = dict(raw)
     for key in ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"):
         hp.setdefault(key, "auto")
     if mtype != "dpo":
@@ -68,6 +95,21 @@ def _file_param(store: Store, file_id: Any, param: str) -> str:
     return file_id
 
 
+def _check_integrations(value: Any) -> None:
+    """Only W&B integrations exist: ``[{"type": "wandb", "wandb": {"project": ..., ...}}]``."""
+    if not isinstance(value, list):
+        raise ApiError(400, "Invalid 'integrations': expected a list.", param="integrations")
+    for i, item in enumerate(value):
+        where = f"integrations[{i}]"
+        if not isinstance(item, dict) or item.get("type") != "wandb":
+            raise ApiError(400, f"Invalid {where}: only {{'type': 'wandb', ...}} is supported.", param=where)
+        wandb = item.get("wandb")
+        if not isinstance(wandb, dict) or not isinstance(wandb.get("project"), str) or not wandb["project"]:
+            raise ApiError(
+                400, f"Invalid {where}.wandb: an object with a non-empty 'project' is required.", param=where
+            )
+
+
 def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float) -> dict[str, Any]:
     model = params.get("model")
     if not isinstance(model, str) or not model:
@@ -100,7 +142,12 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
             raise ApiError(
                 400, "Invalid metadata: at most 16 string keys with string values.", param="metadata"
             )
+        integrations = params.get("integrations")
+        if integrations is not None:
+            _check_integrations(integrations)
         seed = params.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ApiError(400, f"Invalid seed {seed!r}: use a non-negative integer.", param="seed")
         if seed is None:
             seed = random.randint(0, 2**31 - 1)
         job_id = new_id("ftjob-")
@@ -123,7 +170,7 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
             "training_file": training,
             "validation_file": validation,
             "estimated_finish": None,
-            "integrations": params.get("integrations") or None,
+            "integrations": integrations or None,
             "metadata": metadata or None,
             "method": {"type": mtype, mtype: {"hyperparameters": hp}},
             "user_provided_suffix": suffix,
