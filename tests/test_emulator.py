@@ -561,3 +561,36 @@ def test_malformed_chat_options_answer_400_naming_the_option(finetune_emulator: 
     ok = httpx.post(url, headers=headers, json={"model": BASE, "messages": msgs, "n": 2, "max_tokens": None})
     assert ok.status_code == 200 and len(ok.json()["choices"]) == 2
     assert all(e.status < 500 for e in finetune_emulator.journal)
+
+
+def test_async_client_cancel_errors_uploads_and_retried_faults(finetune_emulator: Emulator) -> None:
+    data = jsonl(yes_no_examples(10))
+
+    async def flow() -> None:
+        client = finetune_emulator.async_client(max_retries=2)
+        up = await client.uploads.create(
+            bytes=len(data), filename="t.jsonl", mime_type="text/jsonl", purpose="fine-tune"
+        )
+        part = await client.uploads.parts.create(up.id, data=data)
+        done = await client.uploads.complete(up.id, part_ids=[part.id])
+        assert done.status == "completed" and done.file is not None and done.file.bytes == len(data)
+        finetune_emulator.inject_fault("/v1/fine_tuning/jobs", "POST", status=429, count=1, retry_after_ms=1)
+        finetune_emulator.inject_fault("/v1/fine_tuning/jobs/*", "GET", status=500, count=1, retry_after_ms=1)
+        finetune_emulator.pace = 100.0  # the job stays in validation while we cancel it
+        job = await client.fine_tuning.jobs.create(model=BASE, training_file=done.file.id)
+        assert (await client.fine_tuning.jobs.retrieve(job.id)).status == "validating_files"
+        assert (await client.fine_tuning.jobs.cancel(job.id)).status == "cancelled"
+        with pytest.raises(openai.BadRequestError):
+            await client.fine_tuning.jobs.cancel(job.id)
+        with pytest.raises(openai.BadRequestError) as bad:
+            await client.fine_tuning.jobs.create(model=BASE, training_file="file-missing")
+        assert bad.value.param == "training_file"  # type: ignore[attr-defined]
+        with pytest.raises(openai.NotFoundError):
+            await client.fine_tuning.jobs.retrieve("ftjob-missing")
+        await client.close()
+
+    asyncio.run(flow())
+    statuses = [
+        (e.method, e.path.count("/"), e.status) for e in finetune_emulator.journal if "fine_tuning" in e.path
+    ]
+    assert statuses[:4] == [("POST", 3, 429), ("POST", 3, 200), ("GET", 4, 500), ("GET", 4, 200)]
