@@ -252,3 +252,18 @@ def test_commands_use_azure_variables_when_no_openai_ones_are_set(
     assert finetune_emulator.journal and all(
         "api-version=2024-10-21" in (e.query or "") for e in finetune_emulator.journal
     )
+
+
+def test_bad_job_settings_name_the_flag_and_send_nothing(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(_train_file(tmp_path))
+    code, out, err = _run(
+        capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", path, "--epochs", "0",
+        "--suffix", "x" * 70,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert "--epochs: n_epochs must be" in err and "--suffix:" in err and "errors.pydantic.dev" not in err
+    code, _, err = _run(capsys, "upload", str(tmp_path))
+    assert code == 2 and "is a directory" in err
+    assert not any(e.method == "POST" for e in emu.journal)

@@ -183,7 +183,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     if not path.is_file():
-        raise _UsageError(f"cannot read {path}: no such file")
+        reason = "it is a directory, not a JSONL file" if path.is_dir() else "no such file"
+        raise _UsageError(f"cannot read {path}: {reason}")
     try:
         file_obj = upload_file(
             path,
@@ -204,6 +205,33 @@ def cmd_upload(args: argparse.Namespace) -> int:
     else:
         print(file_obj.id)
     return EXIT_OK
+
+
+_FLAG_OF_FIELD = {
+    "model": "--model",
+    "method": "--method",
+    "n_epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "learning_rate_multiplier": "--learning-rate-multiplier",
+    "suffix": "--suffix",
+    "seed": "--seed",
+    "metadata": "--metadata",
+}
+
+
+def _describe_spec_error(exc: ValueError) -> str:
+    """A pydantic error on JobSpec as '--flag: reason' lines, without pydantic's URLs and type dumps."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for error in errors():
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        where = _FLAG_OF_FIELD.get(field, field or "settings")
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts) or str(exc)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -227,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         spec = JobSpec(**spec_fields)
     except ValueError as exc:
-        raise _UsageError(f"invalid job settings: {exc}") from exc
+        raise _UsageError(f"invalid job settings: {_describe_spec_error(exc)}") from exc
 
     client = client_from_env()
     job = create_job(
