@@ -268,3 +268,101 @@ def test_sync_wait_follows_a_running_job_live(
     steps = [row["step"] for row in run.history() if "step" in row]
     assert max(steps) >= 12 and sorted(steps) == list(range(1, max(steps) + 1))  # every step, once
     assert is_synced(job.id, project=PROJECT)
+
+
+def _dpo_records(n: int) -> list[dict[str, Any]]:
+    """DPO records of several shapes: a system message, a multi-turn input, tools on one of them."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        messages: list[dict[str, Any]] = [{"role": "user", "content": f"Greet visitor {i}"}]
+        if i % 3 == 0:
+            messages = [
+                {"role": "system", "content": "Be polite."},
+                {"role": "user", "content": "Hello?"},
+                {"role": "assistant", "content": "Yes?"},
+                *messages,
+            ]
+        record: dict[str, Any] = {
+            "input": {"messages": messages},
+            "preferred_output": [{"role": "assistant", "content": f"Welcome, visitor {i}!"}],
+            "non_preferred_output": [{"role": "assistant", "content": "Go away."}],
+        }
+        if i == 1:
+            record["input"]["tools"] = [
+                {"type": "function", "function": {"name": "lookup", "parameters": {}}}
+            ]
+        out.append(record)
+    return out
+
+
+def test_dpo_job_synced_from_the_emulator_with_wait_for_all_jobs(
+    finetune_emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DPO job started elsewhere, still running: `finetune-wb sync --wait` follows it, then reads it back."""
+    from finetune_wb.cli import main
+
+    finetune_emulator.pace = 0.2  # slow enough to be caught running
+    client = finetune_emulator.client()
+    records = _dpo_records(12)
+    file = client.files.create(file=("prefs.jsonl", jsonl(records)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini-2024-07-18",
+        training_file=file.id,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2}}},
+    )
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-emulator-dpo-key-0123456789")
+    monkeypatch.setenv("WANDB_PROJECT", PROJECT)
+
+    # Without --wait a running job is skipped with a note saying how to sync it; nothing is written.
+    assert main(["sync", "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)["results"]
+    assert item["outcome"] == "not_finished" and "--wait" in item["message"] and read_runs() == []
+    # --limit counts jobs; it must be a positive number.
+    with pytest.raises(SystemExit) as exited:
+        main(["sync", "--limit", "0"])
+    assert exited.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+
+    monkeypatch.setattr(
+        "finetune_wb.sync.sync_jobs.__kwdefaults__", {**sync_jobs.__kwdefaults__, "poll_interval": 0.05}
+    )
+    assert main(["sync", "--wait", "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)["results"]
+    assert item["outcome"] == "synced" and item["job_status"] == "succeeded"
+
+    final = client.fine_tuning.jobs.retrieve(job.id)
+    (run,) = read_runs()
+    assert run.name == job.id and run.job_type == "fine-tune" and run.exit_code == 0
+    assert run.config["method"] == "dpo" and run.config["hyperparameters"]["beta"] == 0.2
+    steps = [row["step"] for row in run.history() if "step" in row]
+    assert sorted(steps) == list(range(1, max(steps) + 1))  # every step once, events and result file
+    assert {"name": "train_loss", "step_metric": "step"}.items() <= next(
+        m for m in run.metric_definitions() if m.get("name") == "train_loss"
+    ).items()
+
+    data = run.artifact("dataset")
+    meta = data["metadata"]
+    assert meta["format"] == "dpo" and meta["n_examples"] == 12 and meta["openai_file_id"] == file.id
+    assert meta["messages_per_example"] == {"min": 1, "mean": 2.0, "max": 4} and meta["n_with_tools"] == 1
+    table = json.loads(staged_file(data, "examples.table.json").read_text())
+    rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
+    assert [r["format"] for r in rows] == ["dpo"] * 12
+    assert (
+        rows[0]["system"] == "Be polite."
+        and rows[0]["prompt"] == "user: Hello?\nassistant: Yes?\nuser: Greet visitor 0"
+    )
+    assert (rows[1]["completion"], rows[1]["rejected"], rows[1]["tools"]) == (
+        "Welcome, visitor 1!",
+        "Go away.",
+        "lookup",
+    )
+
+    model = run.artifact("model")["metadata"]
+    assert model["method"] == "dpo" and model["hyperparameters"]["beta"] == 0.2
+    assert model["fine_tuned_model"] == final.fine_tuned_model and model["job_id"] == job.id
+    assert model["trained_tokens"] == final.trained_tokens and model["checkpoints"]
+    s = run.summary
+    assert s["status"] == "succeeded" and s["trained_tokens"] == final.trained_tokens
+    # estimated = billed tokens per epoch (validator, on the downloaded file) x the job's 2 epochs
+    assert s["estimated_billed_tokens"] == meta["tokens"]["billed_per_epoch"] * 2
+    assert s["duration_seconds"] == final.finished_at - final.created_at
