@@ -13,6 +13,7 @@ still fails keeps its error, is not scored, and is asked again on the next run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.evaluation.report import EvalReport
 
+
+_PRIVATE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "finetune_wb_private_loop", default=False
+)
+"""True while the sync :func:`evaluate` runs the engine on an event loop of its own."""
 
 DEFAULT_CONCURRENCY = 64
 """Requests in flight by default. A pipe 16 wide cannot make a 100 ms server more than ~16x faster than a
@@ -117,11 +123,33 @@ class _Engine:
                 aclient = get_async_client(source)
                 if built:
                     self._owned.append(aclient)
+                elif _PRIVATE_LOOP.get():
+                    aclient = self._fresh_pool(aclient)
             if hasattr(aclient, "with_options"):
                 aclient = aclient.with_options(max_retries=0)
             self._clients[key] = (aclient, base_url_of(aclient), source)
         aclient, base_url, _ = self._clients[key]
         return aclient, base_url
+
+    def _fresh_pool(self, aclient: Any) -> Any:
+        """The caller's ``AsyncOpenAI`` with a connection pool of its own for this evaluation's event loop.
+
+        The sync :func:`evaluate` runs on a private event loop that is closed when it returns. Connections
+        opened on it must not land in the caller's pool (their next request on their own loop would fail
+        with "Event loop is closed"), and connections the caller opened on their loop must not be used on
+        ours. A client with openai's default HTTP client gets a fresh default one here (closed at the end);
+        a custom ``http_client`` is the caller's to manage and is used as it is.
+        """
+        import openai
+
+        try:
+            if not isinstance(aclient._client, openai.DefaultAsyncHttpxClient):
+                return aclient
+            copy = aclient.copy(http_client=openai.DefaultAsyncHttpxClient())
+        except Exception:  # a future openai without these: share the caller's pool as before
+            return aclient
+        self._owned.append(copy)
+        return copy
 
     def _direct_for(self, aclient: Any) -> DirectPost | None:
         """The direct poster for a client (the client is kept alongside, so its id cannot be reused)."""
@@ -447,7 +475,12 @@ def evaluate(
         lineage: extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run.
     """
     options = {name: value for name, value in locals().items() if name != "examples"}
-    coro = aevaluate(examples, **options)
+
+    async def on_private_loop() -> EvalReport:
+        _PRIVATE_LOOP.set(True)
+        return await aevaluate(examples, **options)
+
+    coro = on_private_loop()
     try:
         asyncio.get_running_loop()
     except RuntimeError:
