@@ -93,8 +93,17 @@ class EventCursor:
         self.client = client
         self.delivered: set[str] = set()
 
-    def fetch_new(self) -> list[JobEvent]:
-        """Events newer than the last delivered one, oldest first (possibly several pages)."""
+    def mark_delivered(self, event: JobEvent) -> None:
+        """Record that ``event`` was handed over: it is never fetched again and becomes the cursor."""
+        self.last_id = event.id
+        self.delivered.add(event.id)
+
+    def fetch_new(self, *, mark: bool = True) -> list[JobEvent]:
+        """Events newer than the last delivered one, oldest first (possibly several pages).
+
+        ``mark=False`` leaves marking to the caller (:meth:`mark_delivered` after each event was really
+        handed over), so an interruption halfway through a batch does not count the rest as delivered.
+        """
         collected: list[Any] = []
         after: str | None = None
         while True:
@@ -118,9 +127,9 @@ class EventCursor:
             logger.warning("event %s not found for %s; delivering all events", self.last_id, self.job_id)
         collected.reverse()
         events = [JobEvent.from_openai(ev, job_id=self.job_id) for ev in collected]
-        if events:
-            self.last_id = events[-1].id
-        self.delivered.update(ev.id for ev in events)
+        if mark:
+            for event in events:
+                self.mark_delivered(event)
         return events
 
 
@@ -235,10 +244,13 @@ def wait_for_job(
         while True:
             job = retrieve_job(job_id, client=raw, policy=policy)
             # Events are fetched after the job: once the job is terminal, its last events are in this batch.
-            events = cursor.fetch_new()
+            events = cursor.fetch_new(mark=False)
             for event in events:
                 for callback in callbacks:
                     callback(event)
+                # Marked only once every callback has it: after Ctrl-C or a callback error mid-batch, the
+                # cursor (and the re-attach hint) point at the last event really delivered.
+                cursor.mark_delivered(event)
             if bar is None:  # only once the job is known, so a wrong id shows no empty bar
                 bar = _JobProgress(job_id, enabled=progress)
             bar.update(job, events)
@@ -254,10 +266,13 @@ def wait_for_job(
             delay = interval if timeout is None else max(0.0, min(interval, timeout - elapsed))
             sleep(delay)
             interval = min(interval * backoff, max_poll_interval)
-    except KeyboardInterrupt:
+    except JobError:
+        raise  # the job ended or the wait timed out: the exception says everything
+    except BaseException as exc:  # Ctrl-C, a callback that raised, a request that kept failing
         logger.warning(
-            "stopped waiting for %s; the job keeps running. %s",
+            "stopped waiting for %s (%s); the job keeps running. %s",
             job_id,
+            type(exc).__name__,
             _reattach_hint(job_id, cursor.last_id),
         )
         raise

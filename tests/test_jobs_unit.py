@@ -428,6 +428,42 @@ def test_wait_delivers_each_event_once_in_order_and_backs_off() -> None:
     assert max(clock.sleeps) == 4.0 and clock.sleeps[-2:] == [4.0, 4.0]
 
 
+def test_interrupted_mid_batch_the_cursor_points_at_the_last_event_really_delivered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import re
+
+    server = FakeServer(total_steps=6)
+    client = FakeClient(server)
+    job = client._create(model="m", training_file="file-1", metadata=None)
+    for _ in range(4):  # several events are waiting before anyone listens: the first poll gets a batch
+        client._retrieve(job.id)
+    first: list[JobEvent] = []
+
+    def handle(event: JobEvent) -> None:
+        if len(first) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the third event of the batch is being handled
+        first.append(event)
+
+    clock = FakeClock()
+    with pytest.raises(KeyboardInterrupt):
+        wait_for_job(job.id, client=client, on_event=handle, progress=False, sleep=clock.sleep, clock=clock)  # type: ignore[arg-type]
+    match = re.search(r'after_event_id="([^"]+)"', caplog.text)
+    assert match and match.group(1) == first[-1].id  # not the last event of the batch
+    second: list[JobEvent] = []
+    final = wait_for_job(
+        job.id,
+        client=client,  # type: ignore[arg-type]
+        on_event=second.append,
+        after_event_id=match.group(1),
+        progress=False,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    assert final.status == "succeeded"
+    assert [e.id for e in first + second] == [e.id for e in reversed(server.events[job.id])]
+
+
 def test_event_cursor_pages_backwards_until_known_event() -> None:
     server = FakeServer()
     client = FakeClient(server)
