@@ -62,6 +62,7 @@ def test_offline_demo_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
     assert (out / "state.json").is_file()
     # progress went to stderr, the JSON alone to stdout
     assert "job ftjob-" in proc.stderr
+    assert "W&B is offline" not in proc.stderr  # the summary says where the runs are and how to sync them
 
     text = format_summary(result)
     for needle in ("validation  ok", result.job_id, "95% confidence interval", "p = ", "wandb sync"):
@@ -163,3 +164,53 @@ def test_run_command_refuses_remote_server_without_yes(
     cfg.write_text(CONFIG, encoding="utf-8")
     assert main(["run", str(cfg)]) == 1
     assert "--yes" in capsys.readouterr().err
+
+
+class _Terminal:
+    """A stdin that is a terminal, so the CLI asks its question (``input`` is patched to answer)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_demo_command_with_a_key_shows_the_cost_asks_and_runs_for_real(
+    finetune_emulator: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`finetune-wb demo` with OPENAI_API_KEY set, the emulator standing in for the real API."""
+    finetune_emulator.pace = 0.01
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-real-looking")
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    asked: list[str] = []
+    answers = iter(["n", "y"])
+
+    def answer(prompt: str = "") -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", answer)
+    out = tmp_path / "demo"
+
+    assert main(["demo", "--out", str(out)]) == 1  # declined: nothing is created
+    err = capsys.readouterr().err
+    assert "estimated cost $" in err and "--yes" in err
+    assert len(asked) == 1 and "estimated $" in asked[0] and asked[0].endswith("[y/N] ")
+    assert _posts(finetune_emulator, "/v1/files") == 0
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 0
+
+    assert main(["demo", "--out", str(out)]) == 0  # accepted: a real run against the configured server
+    captured = capsys.readouterr()
+    assert len(asked) == 2
+    assert f"finetune-wb demo — {finetune_emulator.base_url}" in captured.out
+    assert "fine-tune - baseline" in captured.out and "p = " in captured.out
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+    assert main(["demo", "--out", str(out), "--yes", "--json"]) == 0  # again: resumes, asks nothing
+    again = json.loads(capsys.readouterr().out)
+    assert again["mode"] == "openai" and again["job_status"] == "succeeded"
+    assert len(asked) == 2
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    assert _posts(finetune_emulator, "/v1/files") == 1

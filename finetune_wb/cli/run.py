@@ -7,6 +7,7 @@ cannot be read, 130 interrupted. Progress lines go to stderr; the summary (or ``
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -135,10 +136,19 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drop_offline_hint(record: logging.LogRecord) -> bool:
+    """The demo's summary lists its offline runs and the `wandb sync` command; don't say it twice."""
+    return not (
+        record.name.startswith("finetune_wb.tracking") and str(record.msg).startswith("W&B is offline")
+    )
+
+
 def demo_command(args: argparse.Namespace) -> int:
     from finetune_wb.demo import format_summary, run_demo
 
     _quiet_wandb()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_offline_hint)
     result = run_demo(
         out_dir=args.out,
         yes=args.yes,
