@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import ConfigError, JobError
+from finetune_wb.errors import ConfigError, DataError, JobError
 from finetune_wb.events import JobEvent, parse_metrics
 from finetune_wb.upload import _no_retry_client, _policy
 from finetune_wb.waiting import (
@@ -76,11 +76,14 @@ def _resolve_file(file: str | os.PathLike[str] | None, *, client: Any, model: st
     """A file id as is; a local path is uploaded (validated, de-duplicated) and replaced by its id."""
     if file is None:
         return None
-    if isinstance(file, os.PathLike) or (not str(file).startswith("file-") and Path(str(file)).is_file()):
+    if isinstance(file, os.PathLike) or Path(str(file)).is_file():
         from finetune_wb.upload import upload_file
 
         return upload_file(file, client=client, model=model).id
-    return str(file)
+    text = str(file)
+    if text.endswith((".jsonl", ".json")) or os.sep in text or "/" in text:
+        raise DataError(f"cannot read {text}: no such file (pass a local JSONL path or a file id, file-...)")
+    return text
 
 
 def _create_params(

@@ -612,3 +612,14 @@ def test_cancel_job_of_an_ended_job_returns_it() -> None:
     assert cancel_job(job, client=client).status == "cancelled"  # type: ignore[arg-type]  # a job object works
     with pytest.raises(JobError, match="no fine-tuning job"):
         cancel_job("ftjob-missing", client=client)  # type: ignore[arg-type]
+
+
+def test_create_job_takes_paths_and_ids_and_names_a_missing_file(tmp_path: Any) -> None:
+    from finetune_wb.errors import DataError
+
+    server = FakeServer()
+    with pytest.raises(DataError, match=r"cannot read missing\.jsonl: no such file"):
+        create_job(_spec(), training_file="missing.jsonl", client=FakeClient(server))  # type: ignore[arg-type]
+    assert not server.calls  # nothing was sent
+    job = create_job(_spec(), training_file="file-abc", client=FakeClient(server), retry=NO_JITTER)  # type: ignore[arg-type]
+    assert job.training_file == "file-abc"
