@@ -246,3 +246,36 @@ def test_failed_job_run_records_error_and_exits_nonzero(no_online_wandb: list[st
     assert back.summary["status"] == "failed" and back.summary["error"]["code"] == "invalid_training_file"
     assert [a["type"] for a in back.artifacts()] == []  # no model for a failed job
     assert no_online_wandb == []
+
+
+def test_job_failing_inside_with_is_read_back_and_ends_the_run_failed(
+    finetune_emulator: Any, no_online_wandb: list[str]
+) -> None:
+    """`with FineTuneTracker.start(...)`: wait_for_job raises JobFailed; the run still gets the job's end."""
+    from finetune_wb.errors import JobFailed
+    from finetune_wb.jobs import wait_for_job
+
+    client = finetune_emulator.client()
+    lines = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "Yes"}]}
+        for i in range(12)
+    ]
+    file = client.files.create(file=("t.jsonl", jsonl(lines)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file.id)
+    finetune_emulator.fail_job(job.id, code="server_overloaded", message="capacity exhausted, retry later")
+
+    with (
+        pytest.raises(JobFailed),
+        FineTuneTracker.start(job, project="tracking-tests", client=client) as tracker,
+    ):
+        final = wait_for_job(job.id, client=client, on_event=tracker, progress=False, poll_interval=0.01)
+        tracker.finalize(final)  # never reached
+    (back,) = read_runs()
+    assert back.name == job.id and back.exit_code == 1 and back.state == "failed"
+    assert back.summary["status"] == "failed"  # the job as it ended, not only the exception text
+    assert back.summary["error"] == {
+        "code": "server_overloaded",
+        "message": "capacity exhausted, retry later",
+        "status": "failed",
+    }
+    assert back.config["job"]["status"] == "failed" and no_online_wandb == []

@@ -132,6 +132,7 @@ class FineTuneTracker:
         datasets: Iterable[ArtifactRef] = (),
         estimated_billed_tokens: int | None = None,
         owns_run: bool = False,
+        client: Any = None,
     ) -> None:
         if run is None:
             raise TrackingError(f"FineTuneTracker for job {job_id} needs a W&B run")
@@ -139,6 +140,7 @@ class FineTuneTracker:
         self.job_id = job_id
         self.spec = spec
         self.owns_run = owns_run
+        self._client = client  # for reading the job back when it ends inside ``with`` (None: from env)
         self.datasets = list(datasets)
         self.estimated_billed_tokens = estimated_billed_tokens
         self.logged_steps: set[int] = set()
@@ -172,6 +174,7 @@ class FineTuneTracker:
         estimated_billed_tokens: int | None = None,
         tags: list[str] | None = None,
         dir: str | None = None,
+        client: Any = None,
     ) -> FineTuneTracker:
         """Start a ``fine-tune`` run named after the job (config: spec + job fields) and track on it.
 
@@ -196,15 +199,29 @@ class FineTuneTracker:
             datasets=datasets,
             estimated_billed_tokens=estimated_billed_tokens,
             owns_run=True,
+            client=client,
         )
 
     def __enter__(self) -> FineTuneTracker:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None and not self._finished and self._ended_job(exc):
+            # wait_for_job raised JobFailed / JobCancelled for our job before finalize was called: record
+            # the job as it ended (its own error, steps from the result file, checkpoints), exit code 1.
+            try:
+                self.finalize(self.job_id, client=self._client)
+                return
+            except Exception as inner:  # the API is unreachable too: fall back to the exception itself
+                logger.warning("could not read job %s back after it ended: %s", self.job_id, inner)
         if exc is not None and not self._finished:
             self.record_error({"message": f"{type(exc).__name__}: {exc}"})
         self.finish(exit_code=1 if exc is not None else 0)
+
+    def _ended_job(self, exc: BaseException) -> bool:
+        from finetune_wb.errors import JobCancelled, JobFailed
+
+        return isinstance(exc, (JobFailed, JobCancelled)) and getattr(exc, "job_id", None) == self.job_id
 
     # -- live metrics -------------------------------------------------------------------------------------
 
@@ -239,7 +256,7 @@ class FineTuneTracker:
         """
         from finetune_wb._client import get_client
 
-        client = get_client(client)
+        client = get_client(client if client is not None else self._client)
         register_client_secrets(client)
         if isinstance(job, str):
             job = client.fine_tuning.jobs.retrieve(job)
