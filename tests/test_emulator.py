@@ -105,8 +105,12 @@ def test_full_flow_sync(
     assert job.fine_tuned_model in [m.id for m in client.models.list()]
     assert client.models.retrieve(job.fine_tuned_model or "").owned_by == job.organization_id
     assert client.models.delete(job.fine_tuned_model or "").deleted is True
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as gone:
         client.chat.completions.create(model=job.fine_tuned_model or "", messages=examples[0]["messages"][:2])
+    assert gone.value.code == "model_not_found"  # type: ignore[attr-defined]
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(job.fine_tuned_model or "")
+    assert job.fine_tuned_model not in [m.id for m in client.models.list()]
     with pytest.raises(openai.PermissionDeniedError):
         client.models.delete(BASE)
 
@@ -281,6 +285,11 @@ def test_unknown_objects_are_404(finetune_emulator_client: openai.OpenAI) -> Non
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
     assert info.value.code == "model_not_found"  # type: ignore[attr-defined]
+    never = "ft:gpt-4o-mini-2024-07-18:emulator-org:ghost:abcd1234"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model=never, messages=[{"role": "user", "content": "hi"}])
+    assert (info.value.code, info.value.param) == ("model_not_found", "model")  # type: ignore[attr-defined]
+    assert never in info.value.message
 
 
 def test_cancel_and_cancelling_a_finished_job(
