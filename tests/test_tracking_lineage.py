@@ -106,13 +106,18 @@ def test_online_use_failure_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFi
     assert "artifact not found" in caplog.text and run.config["lineage"]["inputs"]
 
 
-def test_offline_hint_is_given_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_offline_hint_is_given_once(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     _reset_offline_hint()
+    run = FakeRun("offline")
+    run.dir = str(tmp_path / "wandb" / "offline-run-20260101_000000-fake123" / "files")
     with caplog.at_level(logging.WARNING, logger="finetune_wb.tracking"):
+        offline_hint(run)
         offline_hint()
-        offline_hint()
-    hints = [r for r in caplog.records if "wandb sync" in r.getMessage()]
+    hints = [r.getMessage() for r in caplog.records if "wandb sync" in r.getMessage()]
     assert len(hints) == 1
+    # this run, and every offline run next to it (a sync writes one run per job)
+    assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-20260101_000000-fake123'}`" in hints[0]
+    assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-*'}`" in hints[0]
 
 
 def test_sync_check_online_asks_wandb_runs(monkeypatch: pytest.MonkeyPatch) -> None:

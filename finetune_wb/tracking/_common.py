@@ -210,12 +210,17 @@ def offline_hint(run: Any = None) -> None:
         files_dir = getattr(run, "dir", None)
         run_dir = str(Path(files_dir).parent) if files_dir else None
     wandb_dir = os.environ.get("WANDB_DIR") or "."
-    where = run_dir or os.path.join(wandb_dir, "wandb", "offline-run-*")
+    every = os.path.join(
+        str(Path(run_dir).parent) if run_dir else os.path.join(wandb_dir, "wandb"), "offline-run-*"
+    )
+    this = f"`wandb sync {run_dir}` for this run, " if run_dir else ""
     logger.warning(
-        "W&B is offline: runs are written locally. Upload them later with `wandb login` and then "
-        "`wandb sync %s` (or `wandb sync --sync-all` from the directory holding ./wandb). Lineage edges "
-        "that need the server are kept as ids and digests in each run's config under 'lineage'.",
-        where,
+        "W&B is offline: runs are written locally. Upload them later with `wandb login`, then %s"
+        "`wandb sync %s` for every offline run (or `wandb sync --sync-all` from the directory holding "
+        "./wandb). Lineage edges that need the server are kept as ids and digests in each run's config "
+        "under 'lineage'.",
+        this,
+        every,
     )
 
 
