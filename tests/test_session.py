@@ -188,6 +188,7 @@ def test_failed_job_is_recorded(finetune_emulator: Any, tmp_path: Path) -> None:
 
 def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
     results: dict[int, str] = {}
+    runs: dict[int, dict[str, str]] = {}
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
@@ -196,11 +197,12 @@ def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
                 project=f"t-{i}",
                 client=finetune_emulator.client(),
                 state_path=tmp_path / f"s{i}.json",
-                wandb_mode="disabled",
-            )
+                poll_interval=0.05,
+            )  # W&B offline (conftest): each thread's session has its own runs
             s.prepare(_records(30 + 10 * i), template=demo_template(), n_train=10, seed=i)
             s.fine_tune(SPEC)
             results[i] = s.wait().fine_tuned_model or ""
+            runs[i] = dict(s.state.wandb_runs)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -212,6 +214,9 @@ def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
     assert not errors, errors
     assert len(set(results.values())) == 3
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 3
+    run_dirs = [d for i in range(3) for d in runs[i].values()]
+    assert [sorted(runs[i]) for i in range(3)] == [["dataset", "fine-tune"]] * 3
+    assert len(set(run_dirs)) == 6 and all(Path(d).is_dir() for d in run_dirs)
 
 
 def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
