@@ -48,6 +48,10 @@ def test_state_is_reset_between_tests(finetune_emulator, finetune_emulator_clien
     assert finetune_emulator.journal[-1].path == "/v1/fine_tuning/jobs"
 
 
+def test_the_ini_pace_applies(finetune_emulator):
+    assert finetune_emulator.pace == 0.02
+
+
 def test_one_server_per_session(finetune_emulator):
     with open("ports.txt", "a") as fh:
         fh.write(f"{finetune_emulator.port}\\n")
@@ -61,9 +65,10 @@ def test_one_server_per_session_again(finetune_emulator):
 def test_a_users_project_gets_the_fixtures_from_the_entry_point(pytester: pytest.Pytester) -> None:
     """A separate project with no conftest and no ``-p`` option: the installed plugin provides the fixtures.
     In a subprocess, so nothing of this test session's own plugin registration leaks in."""
+    pytester.makeini("[pytest]\nfinetune_emulator_pace = 0.02\n")
     pytester.makepyfile(test_user_suite=USER_TESTS)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     ports = (pytester.path / "ports.txt").read_text().split()
     assert len(ports) == 2 and ports[0] == ports[1]
 
@@ -74,12 +79,3 @@ def test_the_plugin_can_be_disabled_and_its_fixtures_then_are_missing(pytester: 
     result = pytester.runpytest_subprocess("-q", "-p", "no:finetune_wb", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'finetune_emulator_client' not found*"])
-
-
-def test_the_pace_ini_option_is_honoured(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nfinetune_emulator_pace = 0.5\n")
-    pytester.makepyfile(
-        test_user_suite="def test_pace(finetune_emulator):\n    assert finetune_emulator.pace == 0.5\n"
-    )
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
