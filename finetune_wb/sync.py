@@ -198,6 +198,43 @@ def _all_events(job_id: str, client: Any) -> list[Any]:
     return [JobEvent.from_openai(e, job_id=job_id) for e in events]
 
 
+def spec_from_job(job: Any) -> Any:
+    """A JobSpec describing a job started elsewhere (its hyperparameters as the server resolved them).
+
+    None when the job's fields do not fit a JobSpec (an unknown method, say): the run config still holds
+    every field of the job under ``job``.
+    """
+    from finetune_wb.schema import JobSpec
+    from finetune_wb.tracking.results import dump_job, hyperparameters_of
+
+    data = dump_job(job)
+    method = (data.get("method") or {}).get("type") or "supervised"
+    hyper = hyperparameters_of(data)
+    fields: dict[str, Any] = {
+        "model": data.get("model"),
+        "method": method,
+        "suffix": data.get("user_provided_suffix"),
+        "seed": data.get("seed"),
+        "metadata": data.get("metadata") or {},
+        "integrations": data.get("integrations") or [],
+    }
+    for key in ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"):
+        if hyper.get(key) is not None:
+            fields[key] = hyper[key]
+    if method == "reinforcement":
+        fields["grader"] = ((data.get("method") or {}).get("reinforcement") or {}).get("grader")
+        fields["reinforcement_hyperparameters"] = {
+            k: v for k, v in hyper.items() if k not in ("n_epochs", "batch_size", "learning_rate_multiplier")
+        }
+    try:
+        return JobSpec.model_validate({k: v for k, v in fields.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError: keep syncing without a spec
+        logger.info(
+            "job %s does not fit a JobSpec (%s); config keeps the job's fields only", data.get("id"), exc
+        )
+        return None
+
+
 def _dataset_inputs(
     run: Any, job: Any, client: Any, *, table_rows: int | None
 ) -> tuple[list[str], list[Any]]:
@@ -322,7 +359,7 @@ def sync_job(
 
     tracker = None
     try:
-        tracker = FineTuneTracker.start(job, project=project, entity=entity)
+        tracker = FineTuneTracker.start(job, project=project, entity=entity, spec=spec_from_job(job))
         run = tracker.run
         if log_data:
             missing, refs = _dataset_inputs(run, job, client, table_rows=table_rows)

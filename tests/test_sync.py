@@ -106,6 +106,7 @@ def test_sync_jobs_all_pages_skips_synced_keeps_going(
 
     ra = runs[a.id]
     assert ra.exit_code == 0 and ra.summary["status"] == "succeeded"
+    assert ra.config["spec"]["n_epochs"] == 3 and ra.config["spec"]["metadata"] == {"team": "legal"}
     steps = sorted(row["step"] for row in ra.history() if "step" in row)
     assert steps == [1, 2, 3, 4, 5, 6]  # 1-2 from events, 3-6 from the result file
     datasets = {x["metadata"]["split"]: x for x in ra.artifacts() if x["type"] == "dataset"}
@@ -334,6 +335,8 @@ def test_dpo_job_synced_from_the_emulator_with_wait_for_all_jobs(
     (run,) = read_runs()
     assert run.name == job.id and run.job_type == "fine-tune" and run.exit_code == 0
     assert run.config["method"] == "dpo" and run.config["hyperparameters"]["beta"] == 0.2
+    spec = run.config["spec"]  # a job started elsewhere: the JobSpec it amounts to
+    assert (spec["method"], spec["beta"], spec["n_epochs"], spec["model"]) == ("dpo", 0.2, 2, final.model)
     steps = [row["step"] for row in run.history() if "step" in row]
     assert sorted(steps) == list(range(1, max(steps) + 1))  # every step once, events and result file
     assert {"name": "train_loss", "step_metric": "step"}.items() <= next(
