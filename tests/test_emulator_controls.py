@@ -228,6 +228,18 @@ def test_admin_routes(finetune_emulator: Emulator) -> None:
     journal = httpx.get(admin + "/journal").json()["data"]
     assert [(e["path"], e["status"]) for e in journal] == [("/v1/models", 429), ("/v1/models", 200)]
     assert httpx.post(admin + "/faults", json={"status": 200}).status_code == 400
+    # defaults as in inject_fault: the next POST /v1/fine_tuning/jobs, nothing else
+    httpx.post(admin + "/faults", json={"status": 500}).raise_for_status()
+    client.models.list()
+    with pytest.raises(openai.InternalServerError):
+        client.fine_tuning.jobs.create(model=BASE, training_file="file-x")
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.create(model=BASE, training_file="file-x")
+    httpx.post(
+        admin + "/faults", json={"path": "/v1/models", "method": None, "status": 503}
+    ).raise_for_status()
+    with pytest.raises(openai.InternalServerError):
+        client.models.list()
     httpx.post(admin + "/rate_limit", json={"rpm": 1, "path": "/v1/files"}).raise_for_status()
     client.files.list()
     with pytest.raises(openai.RateLimitError):

@@ -123,7 +123,9 @@ def admin_routes(core: Core) -> list[Route]:
 
     async def add_fault(request: Request) -> Response:
         try:
-            rule = FaultRule.model_validate(await json_body(request))
+            # the same defaults as Emulator.inject_fault; "method": null matches every method
+            body = {"path": "/v1/fine_tuning/jobs", "method": "POST", **(await json_body(request))}
+            rule = FaultRule.model_validate(body)
             core.faults.add_fault(rule)
         except ValueError as exc:
             raise ApiError(400, f"Invalid fault: {reason_of(exc)}") from None
