@@ -281,7 +281,9 @@ class FineTuneTracker:
                 step = _finite(row.get(STEP_KEY))
                 if step is None:
                     continue
-                metrics = {k: f for k, v in row.items() if k != STEP_KEY and (f := _finite(v)) is not None}
+                metrics = _event_names(
+                    {k: f for k, v in row.items() if k != STEP_KEY and (f := _finite(v)) is not None}
+                )
                 final_row = metrics
                 if int(step) not in self.logged_steps and metrics:
                     self._log_step(int(step), metrics)
@@ -381,6 +383,20 @@ class FineTuneTracker:
         if self.owns_run and not self._finished:
             self._finished = True
             self.run.finish(exit_code=exit_code)
+
+
+# The result file calls the training token accuracy ``train_accuracy``; metrics events (and validation
+# columns of both) say ``..._mean_token_accuracy``. One metric, one name, so each chart is one curve.
+_RESULT_FILE_NAMES = {"train_accuracy": "train_mean_token_accuracy"}
+
+
+def _event_names(metrics: dict[str, float]) -> dict[str, float]:
+    """Result-file column names -> the metrics-event names (the column is kept when both are present)."""
+    out = dict(metrics)
+    for column, name in _RESULT_FILE_NAMES.items():
+        if column in out and name not in out:
+            out[name] = out.pop(column)
+    return out
 
 
 def _error_of(job_json: dict[str, Any]) -> dict[str, Any]:
