@@ -3,10 +3,11 @@
 The tables are plain dicts so callers can read and override them (``validate_file(..., prices=...)``).
 Lookup is by longest matching prefix of the base model name (``ft:BASE:...`` uses BASE).
 
-Context limits are the per-example training context lengths OpenAI documents for fine-tuning; an example
-longer than its model's limit is truncated during training (and billed up to the limit). Prices are list
-prices in USD per 1M *training* tokens at the time of writing; check OpenAI's pricing page and pass your own
-table when they change.
+Context limits are the per-example training context lengths documented for fine-tuning; an example longer
+than its model's limit is truncated during training (and billed up to the limit). Prices are list prices in
+USD per 1M *training* tokens. docs/data.md says which entries were checked against which published figures
+and which were not; check OpenAI's pricing page and pass your own table when prices change. Reinforcement
+fine-tuning (o4-mini) is billed per hour of training, not per token, so it has no entry here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ CONTEXT_LIMITS: dict[str, int] = {
     "o4-mini": 65_536,
     "gpt-3.5-turbo": 16_385,
     "gpt-3.5-turbo-0613": 4_096,
+    "gpt-35-turbo": 16_385,  # Azure OpenAI's name for the same models
+    "gpt-35-turbo-0613": 4_096,
     "gpt-4-0613": 8_192,
     "gpt-4": 8_192,
     "davinci-002": 16_384,

@@ -510,6 +510,29 @@ def test_context_limits_and_prices_table() -> None:
     assert costs.price_per_million("gpt-4o-mini", prices={"gpt-4o-mini": 1.0}) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("model", "limit", "price"),
+    [  # the figures docs/data.md cites from published sources
+        ("gpt-4o-mini-2024-07-18", 65_536, 3.00),
+        ("gpt-4o-2024-08-06", 65_536, 25.00),
+        ("gpt-3.5-turbo-0125", 16_385, 8.00),
+        ("gpt-3.5-turbo-1106", 16_385, 8.00),
+        ("gpt-3.5-turbo-0613", 4_096, 8.00),
+        ("gpt-35-turbo-0125", 16_385, None),  # Azure's spelling: limit known, price is Azure's own
+        ("ft:gpt-4o-2024-08-06:acme::abc", 65_536, 25.00),
+    ],
+)
+def test_published_limits_and_prices(model: str, limit: int, price: float | None) -> None:
+    assert costs.context_limit(model) == limit
+    assert costs.price_per_million(model) == price
+
+
+def test_azure_model_name_is_not_unknown(tmp_path: Path) -> None:
+    report = validate_file(write(tmp_path, []), model="gpt-35-turbo-0125")
+    assert report.issues == []
+    assert report.tokens.encoding == "cl100k_base" and report.tokens.context_limit == 16_385
+
+
 # ---- in-memory examples, LegalBench, output
 
 
