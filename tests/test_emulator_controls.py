@@ -42,6 +42,10 @@ def test_uploads_api(finetune_emulator_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.uploads.complete(short.id, part_ids=[part.id])
     assert info.value.code == "upload_size_mismatch"  # type: ignore[attr-defined]
+    for bad_ids in ([{"id": part.id}], part.id, []):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.uploads.complete(short.id, part_ids=bad_ids)  # type: ignore[arg-type]
+        assert info.value.param == "part_ids"  # type: ignore[attr-defined]
     assert client.uploads.cancel(short.id).status == "cancelled"
     with pytest.raises(openai.BadRequestError):
         client.uploads.parts.create(short.id, data=b"more")

@@ -193,8 +193,17 @@ def routes(core: Core) -> list[Route]:
         with store.lock:
             upload = get_upload(upload_id, pending=True)
             part_ids = body.get("part_ids")
-            if not isinstance(part_ids, list) or not part_ids:
-                raise ApiError(400, "Missing required parameter: 'part_ids'.", param="part_ids")
+            if (
+                not isinstance(part_ids, list)
+                or not part_ids
+                or not all(isinstance(p, str) for p in part_ids)
+            ):
+                raise ApiError(
+                    400,
+                    "'part_ids' must be a non-empty list of the part ids returned by "
+                    f"POST /v1/uploads/{upload_id}/parts, got {part_ids!r}.",
+                    param="part_ids",
+                )
             for pid in part_ids:
                 if store.parts.get(pid, {}).get("upload_id") != upload_id:
                     raise ApiError(
