@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from finetune_wb import FineTuneSession, JobSpec, Template
+from finetune_wb import FineTuneError, FineTuneSession, JobSpec, Template
 from finetune_wb.evaluation import classification, exact_match
 
 HF_DATASET = "nguha/legalbench"
@@ -61,7 +61,26 @@ def load_records(data: str | None) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; with no terminal to ask on (CI, a pipe), the answer is no."""
+    if not sys.stdin.isatty():
+        print(f"{question} no terminal to ask on", file=sys.stderr)
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except FineTuneError as exc:  # bad data path, validation errors, a failed job: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -100,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(report.summary())
 
         if session.job_id is None and not args.emulator and not args.yes:
-            answer = input(
-                f"Create a fine-tuning job (estimated ${report.estimated_cost_usd or 0:.2f})? [y/N] "
-            )
-            if answer.strip().lower() not in ("y", "yes"):
-                print("not started")
+            question = f"Create a fine-tuning job (estimated ${report.estimated_cost_usd or 0:.4f})?"
+            if not _confirm(question):
+                print(f"not started; pass --yes to create the job, or --state {session.state_path} to resume")
                 return 1
         job = session.fine_tune(JobSpec(model=args.model, n_epochs=args.n_epochs, suffix="contract-nli"))
         log.info("job %s", job.id)

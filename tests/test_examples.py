@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
@@ -90,3 +91,52 @@ def test_custom_evaluator_example(tmp_path: Path) -> None:
     proc = _run([str(EXAMPLES / "custom_evaluator.py")], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fine-tune vs base [exact_match]" in proc.stdout and "mcnemar_exact" in proc.stdout
+
+
+def test_legalbench_example_against_a_server_asks_then_runs_and_resumes(
+    legalbench_dir: Path, tmp_path: Path, finetune_emulator: Any
+) -> None:
+    """Without --emulator the script talks to OPENAI_BASE_URL (here the emulator standing in for OpenAI)."""
+    import os
+
+    finetune_emulator.pace = 0.01
+    env = {**os.environ, "OPENAI_BASE_URL": finetune_emulator.base_url}
+    base = [str(EXAMPLES / "legalbench_contract_nli.py"), "--data", str(legalbench_dir / "examples.jsonl")]
+    state = str(tmp_path / "state.json")
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *base, "--state", state, *extra],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def posts(path: str) -> int:
+        return sum(
+            1 for e in finetune_emulator.journal if e.method == "POST" and e.path == path and e.status < 400
+        )
+
+    declined = run()  # no terminal to ask on: no job, no traceback, the way forward is named
+    assert declined.returncode == 1 and "Traceback" not in declined.stderr
+    assert "estimated $" in declined.stderr and "--yes" in declined.stdout
+    assert posts("/v1/fine_tuning/jobs") == 0
+
+    done = run("--yes")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Evaluation of 87 examples" in done.stdout
+    again = run()  # the same state file: the job exists, nothing to ask, nothing created
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert posts("/v1/fine_tuning/jobs") == 1 and posts("/v1/files") == 1
+
+    missing = subprocess.run(
+        [sys.executable, str(EXAMPLES / "legalbench_contract_nli.py"), "--emulator", "--data", "nope.jsonl"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "nope.jsonl" in missing.stderr
