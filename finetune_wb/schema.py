@@ -9,6 +9,7 @@ stopping at the first pydantic error.
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -223,7 +224,7 @@ Auto = Literal["auto"]
 _HYPER_RANGES: dict[str, tuple[type, float, float, bool]] = {
     "n_epochs": (int, 1, 50, False),
     "batch_size": (int, 1, 256, False),
-    "learning_rate_multiplier": (float, 0, 10, True),
+    "learning_rate_multiplier": (float, 0, math.inf, True),  # the API sets no upper bound
     "beta": (float, 0, 2, True),
 }
 
@@ -241,7 +242,7 @@ class JobSpec(BaseModel):
     method: Method = "supervised"
     n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
     batch_size: Auto | Annotated[int, Field(ge=1, le=256)] = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=10)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0)] = "auto"
     beta: Auto | Annotated[float, Field(gt=0, le=2)] = "auto"
     suffix: str | None = Field(default=None, max_length=64)
     seed: int | None = Field(default=None, ge=0, le=2147483647)
@@ -263,11 +264,13 @@ class JobSpec(BaseModel):
         number_ok = not isinstance(value, bool) and isinstance(value, (int, float))
         if kind is int:
             number_ok = number_ok and float(value).is_integer()
+        number_ok = number_ok and math.isfinite(value)
         if number_ok and (value > lo if lo_open else value >= lo) and value <= hi:
             return int(value) if kind is int else float(value)
         low = f"> {lo}" if lo_open else f">= {lo}"
         what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{name} must be 'auto' or {what} {low} and <= {hi}, got {value!r}")
+        high = "" if hi == math.inf else f" and <= {hi}"
+        raise ValueError(f"{name} must be 'auto' or {what} {low}{high}, got {value!r}")
 
     @field_validator("model")
     @classmethod

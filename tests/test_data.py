@@ -158,6 +158,23 @@ def test_split_is_the_same_in_another_process() -> None:
     assert outs.pop().strip() == str([e.messages[0].content for e in train])
 
 
+def test_split_is_pinned_to_literal_values() -> None:
+    """The same seed gives the same split on every machine and every version: pinned to literals, so any
+    change of the algorithm (or of Python's seeded shuffle) shows up here instead of in users' results."""
+    recs = [{"text": f"t{i}", "answer": ["a", "b", "c"][i % 3]} for i in range(50)]
+    examples = build_examples(recs, template=Template())
+    train, _ = split_examples(examples, n_train=20, seed=5)
+    assert [e.messages[0].content for e in train] == [
+        "t15", "t18", "t38", "t23", "t7", "t20", "t49", "t31", "t17", "t5",
+        "t27", "t6", "t3", "t32", "t12", "t40", "t43", "t42", "t16", "t46",
+    ]  # fmt: skip
+    train, _ = split_examples(examples, n_train=20, seed=5, stratify=False)
+    assert [e.messages[0].content for e in train] == [
+        "t11", "t18", "t9", "t37", "t28", "t26", "t42", "t46", "t48", "t38",
+        "t21", "t45", "t49", "t31", "t27", "t35", "t17", "t20", "t14", "t19",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{}, {"n_train": 5, "train_fraction": 0.5}, {"n_train": 41}, {"n_train": -1}, {"train_fraction": 1.0}],

@@ -189,6 +189,10 @@ def test_reinforcement_spec_needs_grader() -> None:
         ({"n_epochs": "many"}, "n_epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate_multiplier": 0}, "learning_rate_multiplier"),
+        ({"learning_rate_multiplier": float("inf")}, "learning_rate_multiplier"),
+        ({"learning_rate_multiplier": float("nan")}, "learning_rate_multiplier"),
+        ({"batch_size": 257}, "batch_size"),
+        ({"n_epochs": 2.5}, "n_epochs"),
         ({"method": "dpo", "beta": 3}, "beta"),
         ({"beta": 0.1}, "beta"),
         ({"method": "sft"}, "method"),
@@ -205,3 +209,14 @@ def test_invalid_spec_fails_at_construction_naming_the_field(kwargs: dict[str, o
     with pytest.raises(ValidationError) as info:
         JobSpec(**kwargs)  # type: ignore[arg-type]
     assert field in str(info.value)
+
+
+def test_learning_rate_multiplier_has_no_upper_bound_like_the_api() -> None:
+    # OpenAI's reference gives only "> 0"; a ceiling of our own would refuse jobs the API accepts.
+    spec = JobSpec(learning_rate_multiplier=25)
+    assert spec.to_create_params(training_file="file-1")["method"] == {
+        "type": "supervised",
+        "supervised": {"hyperparameters": {"learning_rate_multiplier": 25.0}},
+    }
+    with pytest.raises(ValidationError, match=r"a number > 0, got -1"):
+        JobSpec(learning_rate_multiplier=-1)
