@@ -72,9 +72,10 @@ class SyncReport(BaseModel):
             out[r.outcome] = out.get(r.outcome, 0) + 1
         return out
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """True when no job failed to sync."""
+        """True when no job failed to sync (the CLI's exit code 0)."""
         return all(r.outcome != "failed" for r in self.results)
 
 

@@ -159,7 +159,9 @@ def test_cli_sync_ids_exit_codes_and_json(
     assert job.id in out.out and "synced" in out.out and "cli-project" in out.err
 
     assert main(["sync", "--id", job.id, "--id", "ftjob-doesnotexist", "--json"]) == 1
-    report = SyncReport.model_validate(json.loads(capsys.readouterr().out))
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["ok"] is False and as_json["counts"] == {"already_synced": 1, "failed": 1}
+    report = SyncReport.model_validate(as_json)
     assert [r.outcome for r in report.results] == ["already_synced", "failed"]
     assert "ftjob-doesnotexist" in (report.results[1].error or "")
 
