@@ -372,6 +372,11 @@ def sync_job(
         for event in _all_events(jid, client):  # steps already logged live are skipped
             tracker(event)
         tracked = tracker.finalize(job, client=client)
+    except KeyboardInterrupt:  # Ctrl-C while following a job: the run must not end as a success
+        if tracker is not None and not tracker._finished:
+            tracker.record_error({"message": f"interrupted before job {jid} was synced to its end"})
+            tracker.finish(exit_code=1)
+        raise
     except Exception as exc:
         if tracker is not None:  # finalize already finished it on its own errors; this covers the rest
             tracker.record_error({"message": f"sync failed: {type(exc).__name__}: {exc}"})

@@ -371,3 +371,21 @@ def test_dpo_job_synced_from_the_emulator_with_wait_for_all_jobs(
     # estimated = billed tokens per epoch (validator, on the downloaded file) x the job's 2 epochs
     assert s["estimated_billed_tokens"] == meta["tokens"]["billed_per_epoch"] * 2
     assert s["duration_seconds"] == final.finished_at - final.created_at
+
+
+def test_interrupted_sync_ends_its_run_failed_and_is_not_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-interrupt001"))
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("finetune_wb.sync._all_events", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sync_job(job.id, project=PROJECT, client=api.client())
+    (run,) = read_runs()
+    assert run.exit_code == 1 and run.state == "failed"
+    assert "interrupted" in run.summary["error"]["message"]
+    assert not is_synced(job.id, project=PROJECT)  # the next sync tries again
