@@ -129,8 +129,37 @@ def _complete(raw: Any, upload: Any, *, part_ids: list[str], md5: str, size: int
 
 def _find_completed_file(raw: Any, upload: Any, *, size: int, policy: RetryPolicy) -> Any:
     """The newest file with this upload's name, purpose and size created since the upload began."""
-    since = int(getattr(upload, "created_at", 0) or 0)
-    purpose = getattr(upload, "purpose", None)
+    return find_uploaded_file(
+        raw,
+        filename=getattr(upload, "filename", None),
+        size=size,
+        purpose=getattr(upload, "purpose", None),
+        since=float(getattr(upload, "created_at", 0) or 0),
+        sha256=None,
+        policy=policy,
+    )
+
+
+def find_uploaded_file(
+    raw: Any,
+    *,
+    filename: str | None,
+    size: int,
+    purpose: str | None,
+    since: float,
+    sha256: str | None,
+    policy: RetryPolicy,
+) -> Any:
+    """The newest file with this name, purpose and size created at or after ``since`` (Unix time), or None.
+
+    Used when an upload's answer was lost, to find the file the server made anyway. With ``sha256``, a
+    candidate whose content the server lets us download must also have that digest (OpenAI refuses to
+    serve ``fine-tune`` files back; then name, size, purpose and creation time decide).
+    """
+    import hashlib
+
+    import openai
+
     kwargs: dict[str, Any] = {"limit": 100, "order": "desc"}
     if purpose:
         kwargs["purpose"] = purpose
@@ -138,8 +167,16 @@ def _find_completed_file(raw: Any, upload: Any, *, size: int, policy: RetryPolic
     for file_obj in page.data:
         if file_obj.created_at < since:
             break
-        if file_obj.filename == getattr(upload, "filename", None) and file_obj.bytes == size:
-            return file_obj
+        if file_obj.filename != filename or file_obj.bytes != size:
+            continue
+        if sha256 is not None:
+            try:
+                content = policy.call(raw.files.content, file_obj.id).content
+            except openai.APIStatusError:
+                content = None  # downloads of this purpose are not allowed: trust name, size and time
+            if content is not None and hashlib.sha256(content).hexdigest() != sha256:
+                continue
+        return file_obj
     return None
 
 

@@ -349,7 +349,7 @@ def upload_file(
             policy=policy,
         )
     else:
-        file_obj = _upload_single(client, path, purpose=purpose, policy=policy)
+        file_obj = _upload_single(client, path, purpose=purpose, sha256=sha256, size=size, policy=policy)
 
     remember(file_obj)
     return processed(file_obj)
@@ -428,19 +428,42 @@ def _reusable_file(
     return None
 
 
-def _upload_single(client: Any, path: Path, *, purpose: str, policy: RetryPolicy) -> FileObject:
+def _upload_single(
+    client: Any, path: Path, *, purpose: str, sha256: str, size: int, policy: RetryPolicy
+) -> FileObject:
+    """``files.create`` with retries that do not leave a second copy behind.
+
+    Like a job create, an upload whose answer was lost (a 500 after the server stored the file, a dropped
+    connection) would be stored twice if simply sent again. Before each retry, after the back-off, the
+    newest files are searched for the one the failed attempt made (see
+    :func:`finetune_wb._multipart.find_uploaded_file`) and that file is used instead.
+    """
     import openai
 
+    from finetune_wb._multipart import find_uploaded_file
+
     raw = _no_retry_client(client)
-
-    def attempt() -> FileObject:
-        with open(path, "rb") as fh:  # reopened for every attempt, so a retry re-sends the whole file
-            return raw.files.create(file=(path.name, fh), purpose=purpose)  # type: ignore[no-any-return]
-
-    try:
-        return policy.call(attempt)
-    except openai.APIError as exc:
-        raise UploadError(f"uploading {path} failed: {exc}") from exc
+    since = time.time() - 60  # slack for the server's clock
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with open(path, "rb") as fh:  # reopened for every attempt, so a retry re-sends the whole file
+                return raw.files.create(file=(path.name, fh), purpose=purpose)  # type: ignore[no-any-return]
+        except Exception as exc:
+            if not policy.retry_on(exc):
+                if isinstance(exc, openai.APIError):
+                    raise UploadError(f"uploading {path} failed: {exc}") from exc
+                raise
+            policy.sleep(policy.wait_seconds(exc, attempt))
+            found = find_uploaded_file(
+                raw, filename=path.name, size=size, purpose=purpose, since=since, sha256=sha256, policy=policy
+            )
+            if found is not None:
+                logger.info("the failed upload of %s had reached the server as %s; using it", path, found.id)
+                return found  # type: ignore[no-any-return]
+            if attempt >= policy.max_attempts:
+                raise UploadError(f"uploading {path} failed after {attempt} attempts: {exc}") from exc
 
 
 def _wait_processed(

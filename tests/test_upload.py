@@ -379,6 +379,34 @@ def test_emulator_lost_complete_answer_finds_the_file(
     assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
 
 
+def test_emulator_lost_upload_answer_leaves_one_file(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    path = _write_jsonl(tmp_path / "train.jsonl")
+    finetune_emulator.inject_fault(path="/v1/files", method="POST", status=500, after_handler=True)
+    file_obj = upload_file(path, client=finetune_emulator_client, progress=False, retry=NO_WAIT)
+    posts = [e.status for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]
+    assert posts == [500]  # the server had stored it: found, not sent again
+    assert [f.id for f in finetune_emulator_client.files.list().data] == [file_obj.id]
+    assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
+
+
+def test_emulator_failed_upload_does_not_adopt_a_lookalike_file(
+    finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
+) -> None:
+    path = _write_jsonl(tmp_path / "train.jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    (tmp_path / "other").mkdir()
+    lookalike = tmp_path / "other" / "train.jsonl"  # same name, size and purpose; other content
+    lookalike.write_bytes(b"".join(reversed(lines)))
+    earlier = upload_file(lookalike, client=finetune_emulator_client, progress=False, retry=NO_WAIT)
+    finetune_emulator.inject_fault(path="/v1/files", method="POST", status=500)  # refused, nothing stored
+    file_obj = upload_file(path, client=finetune_emulator_client, progress=False, retry=NO_WAIT)
+    posts = [e.status for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]
+    assert posts == [200, 500, 200] and file_obj.id != earlier.id
+    assert finetune_emulator_client.files.content(file_obj.id).content == path.read_bytes()
+
+
 def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
     finetune_emulator: Any, finetune_emulator_client: Any, tmp_path: Path
 ) -> None:
