@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,16 @@ def test_log_messages_never_carry_a_key(
             "failed: %s", RuntimeError("bad key sk-in-an-exception-0123456789")
         )
     assert "sk-in-an-exception" not in caplog.text and "[redacted]" in caplog.text
+
+
+def test_offline_hint_reaches_a_script_that_never_configured_logging(tmp_path: Path) -> None:
+    """The package installs a NullHandler; a plain script must still be told how to upload later."""
+    import subprocess
+    import sys
+
+    code = "from finetune_wb.tracking._common import offline_hint\noffline_hint()\noffline_hint()\n"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("wandb sync") == 2 and proc.stderr.count("finetune_wb: W&B is offline") == 1
+    assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-*'}`" in proc.stderr

@@ -10,6 +10,7 @@ import logging
 import netrc
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -214,14 +215,28 @@ def offline_hint(run: Any = None) -> None:
         str(Path(run_dir).parent) if run_dir else os.path.join(wandb_dir, "wandb"), "offline-run-*"
     )
     this = f"`wandb sync {run_dir}` for this run, " if run_dir else ""
-    logger.warning(
-        "W&B is offline: runs are written locally. Upload them later with `wandb login`, then %s"
-        "`wandb sync %s` for every offline run (or `wandb sync --sync-all` from the directory holding "
-        "./wandb). Lineage edges that need the server are kept as ids and digests in each run's config "
-        "under 'lineage'.",
-        this,
-        every,
+    message = (
+        f"W&B is offline: runs are written locally. Upload them later with `wandb login`, then {this}"
+        f"`wandb sync {every}` for every offline run (or `wandb sync --sync-all` from the directory "
+        "holding ./wandb). Lineage edges that need the server are kept as ids and digests in each run's "
+        "config under 'lineage'."
     )
+    if _logging_configured():
+        logger.warning("%s", message)
+    else:  # a script or notebook that never set up logging would see nothing (the package's NullHandler)
+        print(f"finetune_wb: {message}", file=sys.stderr)
+
+
+def _logging_configured() -> bool:
+    """Whether a warning from our logger reaches a real handler (not only the package's NullHandler)."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 def _reset_offline_hint() -> None:
