@@ -460,7 +460,9 @@ def evaluate(
         models: a model name, or several: a list of names, ``(name, client)`` pairs or :class:`ModelTarget`
             objects, or a ``{name: client}`` dict (a client of None means ``client``). Each model may so
             live on its own OpenAI-compatible server.
-        evaluators: evaluator functions/objects, built-in names or factories (default: ``exact_match``).
+        evaluators: evaluator functions/objects, built-in factories, or spec texts such as
+            ``"contains:Yes"``, ``"classification:Yes|No"`` or ``"team_evals:my_score"`` (see the docs page,
+            "Choosing evaluators by name"); default ``exact_match``.
         client: the default OpenAI client (sync or async); None builds one from the environment.
         concurrency: the most requests in flight (lowered automatically after 429 answers).
         rpm, tpm: client-side requests / tokens per minute limits (None: no limit).
