@@ -266,11 +266,15 @@ def _dataset_inputs(
             missing.append(file_id)
             continue
         same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
+        if same is not None:  # these bytes were logged before (under another file id): no new version
+            same = same.model_copy(update={"metadata": {**same.metadata, "split": split}})
+            refs.append(link_input(run, same))
+            continue
         ref = log_dataset(
             cached_copy(data),
             run=run,
             split=split,
-            name=same.name if same is not None else f"{split}-{file_id}",
+            name=f"{split}-{file_id}",
             file_name=f"{file_id}.jsonl",
             file_id=file_id,
             model=job.model,

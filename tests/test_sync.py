@@ -389,3 +389,22 @@ def test_interrupted_sync_ends_its_run_failed_and_is_not_recorded(monkeypatch: p
     assert run.exit_code == 1 and run.state == "failed"
     assert "interrupted" in run.summary["error"]["message"]
     assert not is_synced(job.id, project=PROJECT)  # the next sync tries again
+
+
+def test_identical_bytes_under_another_file_id_make_no_new_dataset_version() -> None:
+    """The same training data uploaded twice (two file ids): the second job's run links the first artifact."""
+    data = jsonl(training_lines())
+    api = FakeFineTuneAPI(files={"file-first": data, "file-again": data})
+    one = api.add_job(FakeJob("ftjob-samebytes001", training_file="file-first", validation_file=None))
+    two = api.add_job(FakeJob("ftjob-samebytes002", training_file="file-again", validation_file="file-first"))
+    client = api.client()
+    assert sync_job(one.id, project=PROJECT, client=client).outcome == "synced"
+    assert sync_job(two.id, project=PROJECT, client=client).outcome == "synced"
+
+    runs = {r.name: r for r in read_runs()}
+    (logged,) = [a for a in runs[one.id].artifacts() if a["type"] == "dataset"]
+    assert [a for a in runs[two.id].artifacts() if a["type"] == "dataset"] == []  # nothing logged again
+    inputs = runs[two.id].config["lineage"]["inputs"]
+    assert {i["sha256"] for i in inputs} == {logged["metadata"]["sha256"]}
+    assert {i["name"] for i in inputs} == {logged["name"]}
+    assert ("GET", "/v1/files/file-again/content", {}) in api.journal  # read once to learn its digest
