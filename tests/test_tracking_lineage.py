@@ -222,3 +222,19 @@ def test_offline_hint_reaches_a_script_that_never_configured_logging(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("wandb sync") == 2 and proc.stderr.count("finetune_wb: W&B is offline") == 1
     assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-*'}`" in proc.stderr
+
+
+def test_online_model_artifact_is_found_from_an_eval_run_in_another_project() -> None:
+    from finetune_wb.tracking import log_model
+
+    ft_run = FakeRun("online")
+    ft_run.project = "fine-tunes"
+    job = {"id": "ftjob-online-model1", "model": "gpt-4o-mini", "fine_tuned_model": "ft:gpt-4o-mini:o::x"}
+    ref = log_model(ft_run, job, final_metrics={"train_loss": 0.1})
+    assert (ref.entity, ref.project) == ("team", "fine-tunes")
+    eval_run = FakeRun("online")
+    eval_run.project = "evals"
+    link_input(eval_run, ref)
+    assert [c[1] for c in eval_run.calls if c[0] == "use_artifact"] == [
+        f"team/fine-tunes/model-ftjob-online-model1:{ref.digest}"
+    ]

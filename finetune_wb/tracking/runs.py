@@ -497,12 +497,16 @@ def log_model(
             raise TrackingError(
                 f"W&B could not log the model artifact of job {job_json.get('id')}: {exc}"
             ) from exc
+    online = not is_offline(run)
     ref = ArtifactRef(
         name=name,
         type="model",
         digest=digest,
         wandb_digest=artifact.digest,
         run_id=getattr(run, "id", None),
+        # online, where it lives: an eval run in another project must still find it by name
+        entity=(getattr(run, "entity", None) or None) if online else None,
+        project=(getattr(run, "project", None) or None) if online else None,
         metadata=card,
     )
     _add_lineage(run, "outputs", ref.lineage_entry())
