@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import ConfigError
+from finetune_wb.errors import ConfigError, DataError
 from finetune_wb.session_state import (
     DEFAULT_MODEL,
     SessionState,
@@ -180,10 +180,16 @@ class FineTuneSession:
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[None]:
+        from finetune_wb.tracking._common import hint_to_logger_only
+
         with self._lock:
             started = time.monotonic()
             logger.info("session %s: %s ...", self.state.session_id, name)
-            yield
+            quiet = hint_to_logger_only.set(True)  # the session prints nothing, the W&B offline hint included
+            try:
+                yield
+            finally:
+                hint_to_logger_only.reset(quiet)
             logger.info(
                 "session %s: %s done in %.1f s", self.state.session_id, name, time.monotonic() - started
             )
@@ -211,8 +217,15 @@ class FineTuneSession:
 
         with self._step("prepare"):
             if isinstance(template, dict):
+                unknown = sorted(set(template) - set(Template.model_fields))
+                if unknown:
+                    raise ConfigError(
+                        f"template has unknown key(s) {unknown}; a template takes {sorted(Template.model_fields)}"
+                    )
                 template = Template(**template)
             examples = build_examples(records, template=template)
+            if not examples:
+                raise DataError("prepare got no records: pass a non-empty list, DataFrame, Dataset or file")
             if n_train is None and train_fraction is None:
                 train_fraction = 0.8
             train, test = split_examples(
@@ -425,6 +438,7 @@ class FineTuneSession:
     ) -> EvalReport:
         """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
 
+        ``baselines``: a model name (or :class:`~finetune_wb.evaluation.ModelTarget`) or a list of them.
         ``models`` replaces the session's fine-tuned model (e.g. an Azure deployment name, or a
         :class:`~finetune_wb.evaluation.ModelTarget` with its own client); the ``baselines`` follow it.
         ``examples`` replaces the test split. Answers are cached in the session's SQLite file, so an

@@ -36,6 +36,10 @@ def evaluate_step(
     from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
 
     st = session.state
+    # one model may be given on its own ("gpt-4o-mini" must not become a model per character)
+    baselines = list(baselines) if isinstance(baselines, (list, tuple)) else [baselines]
+    if models is not None and not isinstance(models, (list, tuple)):
+        models = [models]
     if models is None:
         if not st.fine_tuned_model:
             raise ConfigError(

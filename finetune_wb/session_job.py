@@ -32,7 +32,19 @@ def fine_tune_step(session: FineTuneSession, spec: JobSpec | dict[str, Any]) -> 
     from finetune_wb.upload import upload_file
 
     if isinstance(spec, dict):
-        spec = JobSpec(**spec)
+        from pydantic import ValidationError
+
+        try:
+            spec = JobSpec(**spec)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: "
+                + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+                for err in exc.errors()
+            )
+            raise ConfigError(
+                f"invalid JobSpec ({problems}); its fields are {', '.join(JobSpec.model_fields)}"
+            ) from exc
     spec_json = spec.model_dump(mode="json")
     st = session.state
     if st.job_id:

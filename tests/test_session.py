@@ -11,7 +11,7 @@ import pytest
 from wandb_readback import fresh_wandb, no_online_wandb_fixture  # noqa: F401 (fixtures)
 
 from finetune_wb.demo_data import demo_template, load_demo_records
-from finetune_wb.errors import ConfigError, DataValidationError, JobFailed
+from finetune_wb.errors import ConfigError, DataError, DataValidationError, JobFailed
 from finetune_wb.schema import JobSpec
 from finetune_wb.session import FineTuneSession
 
@@ -310,3 +310,19 @@ def test_a_session_prints_nothing_in_a_plain_process(finetune_emulator: Any, tmp
     )
     assert proc.returncode == 0, proc.stderr
     assert (proc.stdout, proc.stderr) == ("", "")
+
+
+def test_common_input_mistakes_are_caught_or_forgiven(finetune_emulator: Any, tmp_path: Path) -> None:
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['usr'\].*'user'"):
+        session.prepare(_records(20), template={"usr": "Clause: {text}"})
+    with pytest.raises(DataError, match="no records"):
+        session.prepare([], template=demo_template())
+    session.prepare(_records(30), template=demo_template(), n_train=10, seed=2)
+    with pytest.raises(ConfigError, match=r"invalid JobSpec \(epochs: unknown key\).*n_epochs"):
+        session.fine_tune({"model": BASE, "epochs": 3})
+    assert _posts(finetune_emulator, "/v1/files") == 0  # nothing was uploaded for a bad spec
+    # a single model name is one model, not one model per character
+    report = session.evaluate(baselines="gpt-4.1-mini-2025-04-14", models=BASE, evaluators=["exact_match"])
+    assert list(report.metrics) == [BASE, "gpt-4.1-mini-2025-04-14"]
+    assert session.state.eval_models == [BASE, "gpt-4.1-mini-2025-04-14"]

@@ -5,6 +5,7 @@ Nothing here imports wandb at module level; functions that need it import it whe
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import netrc
@@ -197,6 +198,13 @@ def init_mode() -> str | None:
     return "offline" if is_offline() else None
 
 
+# Callers that promise to print nothing (FineTuneSession: "fit for services") set this for the duration of a
+# step, so the hint goes to the logger even when no logging is configured. A ContextVar: per thread / task.
+hint_to_logger_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "finetune_wb_hint_to_logger_only", default=False
+)
+
+
 def offline_hint(run: Any = None) -> None:
     """Tell the user, once per process, how to upload offline runs later."""
     global _hint_given
@@ -221,7 +229,7 @@ def offline_hint(run: Any = None) -> None:
         "holding ./wandb). Lineage edges that need the server are kept as ids and digests in each run's "
         "config under 'lineage'."
     )
-    if _logging_configured():
+    if _logging_configured() or hint_to_logger_only.get():
         logger.warning("%s", message)
     else:  # a script or notebook that never set up logging would see nothing (the package's NullHandler)
         print(f"finetune_wb: {message}", file=sys.stderr)
