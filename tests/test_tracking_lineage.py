@@ -238,3 +238,19 @@ def test_online_model_artifact_is_found_from_an_eval_run_in_another_project() ->
     assert [c[1] for c in eval_run.calls if c[0] == "use_artifact"] == [
         f"team/fine-tunes/model-ftjob-online-model1:{ref.digest}"
     ]
+
+
+def test_online_dataset_without_a_version_yet_keeps_its_project(tmp_path: Path) -> None:
+    from finetune_wb.tracking import log_dataset
+
+    path = tmp_path / "train.jsonl"
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    data_run = FakeRun("online")
+    data_run.project = "data"
+    ref = log_dataset(path, run=data_run, split="train", validate=False)  # W&B gave no version (fake run)
+    assert ref.version is None and (ref.entity, ref.project) == ("team", "data")
+    eval_run = FakeRun("online")
+    link_input(eval_run, ref)
+    assert [c[1] for c in eval_run.calls if c[0] == "use_artifact"] == [f"team/data/train-train:{ref.digest}"]

@@ -327,6 +327,13 @@ def log_dataset(
     )
     if not offline:
         ref = _with_version(ref, artifact)
+        if ref.project is None:  # no version yet: it still lives in the run's project
+            ref = ref.model_copy(
+                update={
+                    "entity": getattr(run, "entity", None) or None,
+                    "project": getattr(run, "project", None) or None,
+                }
+            )
     else:
         offline_hint(run)
     ref = remember(ref)
