@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
+import math
 import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -258,6 +259,35 @@ class _Accumulator:
         return total, assistant, len(messages), has_system, has_user
 
 
+def _check_options(
+    method: str | None, n_epochs: int | str | None, max_cost: float | None, max_issues: int
+) -> None:
+    """Set-up mistakes are ConfigErrors, raised before any work (bad data never raises)."""
+    from finetune_wb.errors import ConfigError
+
+    if method not in (None, "supervised", "dpo", "reinforcement"):
+        raise ConfigError(f"method must be 'supervised', 'dpo' or 'reinforcement', got {method!r}")
+    if not (
+        n_epochs is None
+        or n_epochs == "auto"
+        or (isinstance(n_epochs, int) and not isinstance(n_epochs, bool) and 1 <= n_epochs <= 50)
+    ):
+        raise ConfigError(f"n_epochs must be None, 'auto' or an integer from 1 to 50, got {n_epochs!r}")
+    if max_cost is not None and (
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, (int, float))
+        or not math.isfinite(max_cost)
+        or max_cost < 0
+    ):
+        raise ConfigError(f"max_cost must be a number of US dollars >= 0, got {max_cost!r}")
+    if isinstance(max_issues, bool) or not isinstance(max_issues, int) or max_issues < 0:
+        raise ConfigError(f"max_issues must be an integer >= 0, got {max_issues!r}")
+
+
+def _usd(amount: float) -> str:
+    return f"{amount:,.2f}" if amount >= 1 else f"{amount:.4f}"
+
+
 def _run(
     records: Iterable[tuple[int, Any]],
     *,
@@ -271,10 +301,6 @@ def _run(
     file_stats: dict[str, int],
     counter: TokenCounter,
 ) -> ValidationReport:
-    if method not in (None, "supervised", "dpo", "reinforcement"):
-        from finetune_wb.errors import ConfigError
-
-        raise ConfigError(f"method must be 'supervised', 'dpo' or 'reinforcement', got {method!r}")
     forced: Format | None = None if method is None else ("dpo" if method == "dpo" else "chat")
     file_format: Format | None = forced
     decided_at: int | None = None
@@ -399,7 +425,7 @@ def _finish(
                 None,
                 "over_budget",
                 "error",
-                f"estimated cost ${cost:,.2f} ({billed:,} tokens) is over max_cost ${max_cost:,.2f};"
+                f"estimated cost ${_usd(cost)} ({billed:,} tokens) is over max_cost ${_usd(max_cost)};"
                 " use fewer or shorter examples or fewer epochs",
             )
     from finetune_wb.report import Distribution, TokenStats, ValidationReport
@@ -448,13 +474,15 @@ def validate_file(
 ) -> ValidationReport:
     """Validate a JSONL training file; never raises on bad data (see the module docstring for codes).
 
-    Raises ConfigError only for set-up problems: an unknown ``method``, or a tokenizer that cannot load.
+    Raises ConfigError only for set-up problems: an unknown ``method``, ``n_epochs`` outside 1-50,
+    a negative ``max_cost`` or ``max_issues``, or a tokenizer that cannot load.
 
     ``method`` forces the format ("supervised"/"reinforcement" = chat, "dpo" = preference); by default it
     is detected from the first recognizable line. ``n_epochs`` overrides the default-epochs rule;
     ``max_cost`` (USD) turns an estimate over budget into an error; ``prices`` overrides the price table
     (USD per 1M training tokens, keyed by model-name prefix).
     """
+    _check_options(method, n_epochs, max_cost, max_issues)
     p = Path(path)
     collector = _Collector(max_issues)
     file_stats: dict[str, int] = {}
@@ -530,6 +558,8 @@ def validate_examples(
             prices=prices,
             max_issues=max_issues,
         )
+
+    _check_options(method, n_epochs, max_cost, max_issues)
 
     def records() -> Iterator[tuple[int, Any]]:
         for i, ex in enumerate(examples, start=1):

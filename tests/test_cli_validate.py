@@ -74,3 +74,29 @@ def test_console_script_runs(tmp_path: Path) -> None:
     )
     assert out.returncode == 1, out.stderr
     assert json.loads(out.stdout)["issues"][0]["code"] == "too_few_examples"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--n-epochs", "0"], "--n-epochs: '0' is not an integer from 1 to 50"),
+        (["--n-epochs", "51"], "--n-epochs"),
+        (["--max-cost", "-5"], "--max-cost: '-5' is not a number of US dollars >= 0"),
+        (["--max-cost", "nan"], "--max-cost"),
+        (["--max-issues", "-1"], "--max-issues"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["validate", str(write(tmp_path)), *args])
+    assert info.value.code == 2  # argparse's usage error, before the file is touched
+    assert says in capsys.readouterr().err
+
+
+def test_n_epochs_option_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(write(tmp_path)), "--n-epochs", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n_epochs"] == 4
+    assert data["tokens"]["billed"] == 4 * data["tokens"]["billed_per_epoch"]

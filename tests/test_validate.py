@@ -704,3 +704,33 @@ def test_tokenizer_that_cannot_load_is_a_config_error_not_an_unreadable_file(
         monkeypatch.undo()
         get_encoding.cache_clear()
     assert validate_file(path).ok
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_epochs": 0},
+        {"n_epochs": 51},
+        {"n_epochs": True},
+        {"n_epochs": "3"},
+        {"max_cost": -1.0},
+        {"max_cost": float("nan")},
+        {"max_issues": -1},
+        {"method": "sft"},
+    ],
+)
+def test_bad_options_are_config_errors_before_any_work(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    from finetune_wb.errors import ConfigError
+
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=name):
+        validate_file(tmp_path / "not-even-there.jsonl", **kwargs)
+    with pytest.raises(ConfigError, match=name):
+        validate_examples([good()], **kwargs)
+
+
+def test_over_budget_message_shows_small_amounts(tmp_path: Path) -> None:
+    report = validate_file(write(tmp_path, []), max_cost=0.0001)
+    (issue,) = report.issues
+    assert issue.code == "over_budget"
+    assert "over max_cost $0.0001" in issue.message and "$0.00 " not in issue.message

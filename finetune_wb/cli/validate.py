@@ -12,6 +12,21 @@ from typing import Any
 from finetune_wb.cli._common import add_json_flag, print_json
 
 
+def _bounded(kind: type, low: float, high: float | None, what: str) -> Any:
+    """An argparse type: a number of ``kind`` in [low, high]; argparse turns the error into a usage line."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value or value < low or (high is not None and value > high) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "validate",
@@ -34,13 +49,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="force the file format (default: detect it from the first line)",
     )
     parser.add_argument(
-        "--max-cost", type=float, default=None, metavar="USD", help="fail when the estimated cost is higher"
+        "--max-cost",
+        type=_bounded(float, 0, None, "a number of US dollars >= 0"),
+        default=None,
+        metavar="USD",
+        help="fail when the estimated cost is higher",
     )
     parser.add_argument(
-        "--n-epochs", type=int, default=None, help="epochs to estimate with (default: the rule)"
+        "--n-epochs",
+        type=_bounded(int, 1, 50, "an integer from 1 to 50"),
+        default=None,
+        help="epochs to estimate with (default: the rule)",
     )
     parser.add_argument(
-        "--max-issues", type=int, default=1000, help="list at most this many issues (all are counted)"
+        "--max-issues",
+        type=_bounded(int, 0, None, "an integer >= 0"),
+        default=1000,
+        help="list at most this many issues (all are counted)",
     )
     add_json_flag(parser)
     parser.set_defaults(handler=run)
