@@ -15,6 +15,7 @@ import pytest
 from test_evaluation_engine import FAST_RETRY, FakeChat, make_examples
 
 from finetune_wb.evaluation import evaluate, transport
+from finetune_wb.evaluation.engine import UNREACHED_ATTEMPTS
 from finetune_wb.evaluation.transport import DirectPost
 
 
@@ -198,3 +199,52 @@ def test_raw_public_post_refusal_falls_back_to_typed_calls(monkeypatch: pytest.M
     assert report.ok and refused == ["/chat/completions"]
     assert transport._RAW_POST["usable"] is False
     assert run(client, n=3).ok and len(refused) == 1  # later requests go straight to the typed call
+
+
+def test_a_server_that_never_answers_gives_up_after_a_few_attempts() -> None:
+    """A wrong base URL must not cost minutes of back-off: rows keep a clear error and are retried next run."""
+    attempts: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(str(request.url))
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    client = openai.AsyncOpenAI(
+        api_key="sk-test",
+        base_url="http://wrong-host.test/v1",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+    )
+    report = evaluate(
+        make_examples(2), models="m", client=client, cache=None, progress=False, retry=FAST_RETRY
+    )
+    assert report.n_unanswered == 2
+    assert len(attempts) == 2 * UNREACHED_ATTEMPTS < 2 * FAST_RETRY.max_attempts
+    error = report.rows[0].error or ""
+    assert "ConnectError" in error and "http://wrong-host.test/v1/chat/completions" in error
+
+
+def test_dropped_connections_to_a_server_that_answered_get_every_retry() -> None:
+    fake = FakeChat()
+    calls = {"n": 0}
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if 2 <= calls["n"] <= 5:  # after one answer, four dropped connections in a row
+            raise httpx.ConnectError("connection reset", request=request)
+        return await fake.handler(request)
+
+    client = openai.AsyncOpenAI(
+        api_key="sk-test",
+        base_url="http://fake.test/v1",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(flaky)),
+    )
+    report = evaluate(
+        make_examples(2),
+        models="m",
+        client=client,
+        cache=None,
+        progress=False,
+        retry=FAST_RETRY,
+        concurrency=1,
+    )
+    assert report.ok and calls["n"] == 6

@@ -152,4 +152,11 @@ def describe_error(exc: BaseException) -> str:
     status = status_code_of(exc)
     text = str(exc).strip() or type(exc).__name__
     prefix = f"HTTP {status}: " if status is not None else f"{type(exc).__name__}: "
+    if status is None:
+        try:
+            url = str(exc.request.url)  # type: ignore[attr-defined]
+        except Exception:  # not an HTTP error, or one without its request
+            url = ""
+        if url:
+            text += f" (POST {url}; check the base URL and that the server is up)"
     return (prefix + text)[:500]
