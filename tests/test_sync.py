@@ -408,3 +408,23 @@ def test_identical_bytes_under_another_file_id_make_no_new_dataset_version() -> 
     assert {i["sha256"] for i in inputs} == {logged["metadata"]["sha256"]}
     assert {i["name"] for i in inputs} == {logged["name"]}
     assert ("GET", "/v1/files/file-again/content", {}) in api.journal  # read once to learn its digest
+
+
+def test_unwritable_state_dir_is_an_error_that_names_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finetune_wb.cli import main
+    from finetune_wb.cli import sync as cli_sync
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("FINETUNE_WB_HOME", str(blocker / "home"))
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    api.add_job(FakeJob("ftjob-nohome00001"))
+    monkeypatch.setattr(cli_sync, "client_from_env", lambda: api.client())
+    assert main(["sync", "--project", PROJECT]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot write finetune_wb's local records under" in err and str(blocker) in err
+    assert "set FINETUNE_WB_HOME to a writable directory" in err and "Traceback" not in err

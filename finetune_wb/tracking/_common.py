@@ -266,9 +266,21 @@ def safe_name(text: str, *, fallback: str = "artifact") -> str:
 _record_lock = threading.RLock()
 
 
+def _unwritable(path: Path, exc: OSError) -> Exception:
+    from finetune_wb.errors import ConfigError
+
+    return ConfigError(
+        f"cannot write finetune_wb's local records under {path} ({exc.strerror or exc}); set "
+        "FINETUNE_WB_HOME to a writable directory"
+    )
+
+
 def records_dir() -> Path:
-    path = state_dir() / "tracking"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path = state_dir() / "tracking"
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(Path(exc.filename or os.environ.get("FINETUNE_WB_HOME") or "?"), exc) from exc
     return path
 
 
@@ -287,8 +299,11 @@ def read_record(name: str) -> dict[str, Any]:
 def write_record(name: str, data: dict[str, Any]) -> None:
     path = records_dir() / name
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(scrub(data), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(scrub(data), indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from exc
 
 
 @contextmanager
