@@ -203,3 +203,18 @@ def test_eval_logs_a_wandb_eval_run(emulator_env: Any, tmp_path: Path) -> None:
     assert run.job_type == "eval"
     assert run.state == "finished"  # the CLI started it, so the CLI finished it
     assert f"eval/{BASE}/exact_match" in run.summary
+
+
+def test_eval_cli_reuses_answers_cached_by_the_python_api(
+    emulator_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate(..., temperature=0)`` and the CLI's ``--temperature`` default (0.0) are the same request."""
+    from finetune_wb.evaluation import evaluate
+
+    data = write_data(tmp_path / "test.jsonl", 3)
+    cache = tmp_path / "shared.sqlite3"
+    evaluate(data, models=BASE, cache=cache, progress=False, client=emulator_env.client())
+    before = len(emulator_env.journal)
+    assert main(["eval", "--data", str(data), "--model", BASE, "--cache", str(cache), "--json"]) == 0
+    assert [m["n_cached"] for m in json.loads(capsys.readouterr().out)["models"]] == [3]
+    assert len(emulator_env.journal) == before

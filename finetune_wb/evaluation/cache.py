@@ -49,7 +49,12 @@ def default_cache_path() -> Path:
 
 
 def cache_key(base_url: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """Stable key of one request; any change to the server, model, prompt or parameters misses."""
+    """Stable key of one request; any change to the server, model, prompt or parameters misses.
+
+    Whole-number floats count as the integer (``temperature=0`` from Python and ``0.0`` from the command
+    line are the same request).
+    """
+    params = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in params.items()}
     payload = json.dumps(
         {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "params": params},
         sort_keys=True,
