@@ -84,6 +84,18 @@ def test_random_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
     assert_sane(validate_file(path))
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400).map(lambda b: b.replace(b"\x00", b"")))
+def test_random_bytes_without_nul_reach_the_line_parser_and_never_raise(tmp_path: Path, data: bytes) -> None:
+    # A NUL byte makes the whole file "not UTF-8 text" before any line is parsed, so without this variant
+    # random bytes would seldom reach the per-line checks.
+    path = tmp_path / "random.jsonl"
+    path.write_bytes(data)
+    report = validate_file(path)
+    assert_sane(report)
+    assert report.unreadable == ("file_unreadable" in report.issue_counts)
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(example_like, max_size=6), method=st.sampled_from([None, "supervised", "dpo"]))
 def test_random_json_lines_never_raise(tmp_path: Path, lines: list[Any], method: str | None) -> None:
