@@ -218,3 +218,21 @@ def test_eval_cli_reuses_answers_cached_by_the_python_api(
     assert main(["eval", "--data", str(data), "--model", BASE, "--cache", str(cache), "--json"]) == 0
     assert [m["n_cached"] for m in json.loads(capsys.readouterr().out)["models"]] == [3]
     assert len(emulator_env.journal) == before
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--evaluator", "exact_match", "--evaluator", "contains"],
+        ["--evaluator", "exact_match", "contains"],
+        ["--evaluator", "exact_match,contains"],
+    ],
+)
+def test_eval_several_evaluators_however_they_are_written(
+    emulator_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    data = write_data(tmp_path / "test.jsonl", 2)
+    argv = ["eval", "--data", str(data), *flags, "--model", BASE, "--json", "--cache", str(tmp_path / "c.db")]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["metrics"][BASE]) == ["exact_match", "contains"]

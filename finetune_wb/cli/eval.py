@@ -41,10 +41,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--evaluator",
-        action="append",
+        action="extend",
+        nargs="+",
         dest="evaluators",
         metavar="SPEC",
-        help="how to score answers (repeatable; default exact_match). A built-in: exact_match, contains, regex, "
+        help="how to score answers (repeatable, or several after one flag; default exact_match). A built-in: "
+        "exact_match, contains, regex, "
         "json_valid, json_match, classification, llm_judge; with arguments after a colon: 'contains:Yes', "
         "'classification:Yes|No', 'regex:pattern=^yes,ignore_case=true', 'llm_judge:model=gpt-4o-mini', "
         "'NAME:{json}'. A custom one: MODULE:FUNCTION or path/to/file.py:FUNCTION",
@@ -90,6 +92,17 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _split_specs(specs: list[str]) -> list[str]:
+    """``exact_match,classification`` -> two specs; a spec with arguments (``NAME:...``) stays whole."""
+    out: list[str] = []
+    for spec in specs:
+        if ":" not in spec and "," in spec:
+            out.extend(part.strip() for part in spec.split(",") if part.strip())
+        else:
+            out.append(spec)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
     from finetune_wb.errors import EvaluationError
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:  # check the inputs before any request or W&B run
         load_eval_examples(args.data)
-        evaluators = resolve_evaluators(args.evaluators) if args.evaluators else None
+        evaluators = resolve_evaluators(_split_specs(args.evaluators)) if args.evaluators else None
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
