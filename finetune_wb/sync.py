@@ -285,14 +285,14 @@ def _dataset_inputs(
     return missing, refs
 
 
-def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float) -> Any:
+def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float, progress: bool) -> Any:
     """Follow a running job with the tracker as ``on_event``; the final job whatever its outcome."""
     from finetune_wb.errors import JobCancelled, JobFailed
     from finetune_wb.jobs import wait_for_job
 
     try:
         return wait_for_job(
-            job_id, client=client, on_event=tracker, progress=False, poll_interval=poll_interval
+            job_id, client=client, on_event=tracker, progress=progress, poll_interval=poll_interval
         )
     except (JobFailed, JobCancelled):
         return _retrieve(job_id, client)
@@ -309,6 +309,7 @@ def sync_job(
     table_rows: int | None = 1000,
     wait: bool = False,
     poll_interval: float = 5.0,
+    progress: bool = False,
 ) -> SyncResult:
     """Write one finished job to W&B as a ``fine-tune`` run (see the module docstring).
 
@@ -372,7 +373,7 @@ def sync_job(
             if missing:
                 run.summary["unavailable_files"] = missing
         if job.status not in TERMINAL:
-            job = _wait_live(jid, tracker, client, poll_interval=poll_interval)
+            job = _wait_live(jid, tracker, client, poll_interval=poll_interval, progress=progress)
         for event in _all_events(jid, client):  # steps already logged live are skipped
             tracker(event)
         tracked = tracker.finalize(job, client=client)
@@ -432,6 +433,7 @@ def sync_jobs(
     log_data: bool = True,
     wait: bool = False,
     poll_interval: float = 5.0,
+    progress: bool = False,
 ) -> SyncReport:
     """Sync every job (all pages, newest first; the first ``limit`` when given), skipping synced ones.
 
@@ -464,6 +466,7 @@ def sync_jobs(
             log_data=log_data,
             wait=wait,
             poll_interval=poll_interval,
+            progress=progress,
         )
         report.results.append(result)
     return report

@@ -428,3 +428,31 @@ def test_unwritable_state_dir_is_an_error_that_names_it(
     err = capsys.readouterr().err
     assert "error: cannot write finetune_wb's local records under" in err and str(blocker) in err
     assert "set FINETUNE_WB_HOME to a writable directory" in err and "Traceback" not in err
+
+
+def test_cli_wait_shows_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from finetune_wb.cli import main
+    from finetune_wb.cli import sync as cli_sync
+
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-progress0001", status="running"))
+    seen: list[bool] = []
+
+    def fake_wait(job_id: str, *, progress: bool, client: Any, **kwargs: Any) -> Any:
+        seen.append(progress)
+        job.status = "succeeded"
+        api.files[f"file-result-{job.id}"] = b""
+        return client.fine_tuning.jobs.retrieve(job_id)
+
+    monkeypatch.setattr("finetune_wb.jobs.wait_for_job", fake_wait)
+    monkeypatch.setattr(cli_sync, "client_from_env", lambda: api.client())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["sync", "--id", job.id, "--wait", "--project", PROJECT]) == 0
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    job.status = "running"
+    assert main(["sync", "--id", job.id, "--wait", "--overwrite", "--project", PROJECT, "--json"]) == 0
+    assert seen == [True, False]

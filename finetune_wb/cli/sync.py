@@ -67,6 +67,7 @@ def run_sync(args: argparse.Namespace) -> int:
                     overwrite=args.overwrite,
                     client=client,
                     wait=args.wait,
+                    progress=args.wait and sys.stderr.isatty(),
                 )
             )
         report.project = report.results[0].project if report.results else report.project
@@ -78,6 +79,7 @@ def run_sync(args: argparse.Namespace) -> int:
             limit=args.limit,
             client=client,
             wait=args.wait,
+            progress=args.wait and sys.stderr.isatty(),
         )
     if args.json:
         print_json(report)
