@@ -139,7 +139,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _drop_offline_hint(record: logging.LogRecord) -> bool:
     """The demo's summary lists its offline runs and the `wandb sync` command; don't say it twice."""
     return not (
-        record.name.startswith("finetune_wb.tracking") and str(record.msg).startswith("W&B is offline")
+        record.name.startswith("finetune_wb.tracking") and record.getMessage().startswith("W&B is offline")
     )
 
 
