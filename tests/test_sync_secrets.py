@@ -148,3 +148,37 @@ def test_clients_are_registered_for_scrubbing(monkeypatch: pytest.MonkeyPatch) -
     assert scrub({"note": "sk-registered-key-000111222333 and tok-0123456789ab"}) == {
         "note": "[redacted] and [redacted]"
     }
+
+
+def test_azure_sync_works_and_never_writes_its_key(
+    monkeypatch: pytest.MonkeyPatch, no_online_wandb: list[str]
+) -> None:
+    import httpx
+    import openai
+
+    azure_key = "azure-key-only-in-the-client-0123456789"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-azure000001"))
+    seen_keys: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen_keys.append(request.headers.get("api-key", ""))
+        return api.handle(request)
+
+    client = openai.AzureOpenAI(
+        api_key=azure_key,
+        azure_endpoint="https://my-resource.openai.azure.com",
+        api_version="2024-10-21",
+        http_client=httpx.Client(transport=httpx.MockTransport(handle)),
+        max_retries=0,
+    )
+    result = sync_job(job.id, project="secrets-azure", client=client)
+    assert result.outcome == "synced" and azure_key in seen_keys  # the Azure route and key were used
+    (run,) = read_runs()
+    assert run.summary["status"] == "succeeded" and run.config["job"]["id"] == job.id
+    assert files_containing([azure_key], *_roots()) == []
+    assert no_online_wandb == []
