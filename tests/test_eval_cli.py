@@ -236,3 +236,14 @@ def test_eval_several_evaluators_however_they_are_written(
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out["metrics"][BASE]) == ["exact_match", "contains"]
+
+
+def test_eval_several_models_after_one_flag(
+    emulator_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_data(tmp_path / "test.jsonl", 2)
+    argv = ["eval", "--data", str(data), "--model", BASE, OTHER, "--json", "--no-cache"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["metrics"]) == [BASE, OTHER] and len(out["rows"]) == 4
+    assert [(c["model_a"], c["model_b"]) for c in out["comparisons"]] == [(BASE, OTHER)]

@@ -29,15 +29,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "tests. Uses OPENAI_API_KEY / OPENAI_BASE_URL. Answers are cached, so a re-run asks only for "
             "what is missing."
         ),
+        epilog=(
+            "Exit codes: 0 every row answered; 1 some rows unanswered (count and first error on stderr; run "
+            "again to retry only them); 2 bad input. --json prints one object: metrics[model][evaluator] "
+            "(numbers), metric_details, rows (model, output, error, scores), comparisons, models, warnings."
+        ),
     )
     parser.add_argument("--data", required=True, type=Path, help="chat JSONL file to evaluate on")
     parser.add_argument(
         "--model",
         required=True,
-        action="append",
+        action="extend",
+        nargs="+",
         dest="models",
         metavar="MODEL",
-        help="model id (repeatable)",
+        help="model id (repeatable, or several after one flag; every pair is compared)",
     )
     parser.add_argument(
         "--evaluator",
@@ -66,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--max-tokens", type=_positive(int), default=256, help="answer length limit (default 256)"
     )
-    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache", type=Path, default=None, help="SQLite cache file (default: in the state dir)"
