@@ -255,6 +255,8 @@ def test_admin_routes(finetune_emulator: Emulator) -> None:
     train = client.files.create(file=("t.jsonl", jsonl(yes_no_examples(10))), purpose="fine-tune")
     finetune_emulator.pace = 100.0
     job = client.fine_tuning.jobs.create(model=BASE, training_file=train.id)
+    r = httpx.post(f"{admin}/jobs/{job.id}/fail", json={"code": 7})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "code"
     r = httpx.post(f"{admin}/jobs/{job.id}/fail", json={"code": "quota", "message": "out of quota"})
     assert r.json()["status"] == "failed"
     assert client.fine_tuning.jobs.retrieve(job.id).error.code == "quota"  # type: ignore[union-attr]

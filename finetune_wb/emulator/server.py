@@ -148,12 +148,13 @@ def admin_routes(core: Core) -> list[Route]:
 
     async def fail_job(request: Request) -> Response:
         body = await json_body(request)
-        job = core.fail_job(
-            request.path_params["job_id"],
-            code=body.get("code", "internal_error"),
-            message=body.get("message", "The job failed (injected by the emulator)."),
-            param=body.get("param"),
-        )
+        code = body.get("code", "internal_error")
+        message = body.get("message", "The job failed (injected by the emulator).")
+        param = body.get("param")
+        for key, value in (("code", code), ("message", message), ("param", param)):
+            if not (isinstance(value, str) or (key == "param" and value is None)):
+                raise ApiError(400, f"'{key}' must be a string, got {value!r}.", param=key)
+        job = core.fail_job(request.path_params["job_id"], code=code, message=message, param=param)
         return JSONResponse(job)
 
     async def advance(request: Request) -> Response:
