@@ -254,3 +254,16 @@ def test_online_dataset_without_a_version_yet_keeps_its_project(tmp_path: Path) 
     eval_run = FakeRun("online")
     link_input(eval_run, ref)
     assert [c[1] for c in eval_run.calls if c[0] == "use_artifact"] == [f"team/data/train-train:{ref.digest}"]
+
+
+def test_finalize_of_an_unknown_job_id_says_which_and_what_to_do() -> None:
+    from finetune_wb.errors import JobError
+
+    run = FakeRun("offline")
+    tracker = FineTuneTracker(run, job_id="ftjob-unknown0001")
+    with pytest.raises(JobError) as info:
+        tracker.finalize("ftjob-unknown0001", client=FakeFineTuneAPI().client())
+    assert info.value.job_id == "ftjob-unknown0001"
+    assert "could not read job ftjob-unknown0001 back" in str(info.value)
+    assert "finetune-wb jobs" in str(info.value)  # what to do: check the id
+    assert not [c for c in run.calls if c[0] == "finish"]  # the caller's run is left alone

@@ -259,7 +259,15 @@ class FineTuneTracker:
         client = get_client(client if client is not None else self._client)
         register_client_secrets(client)
         if isinstance(job, str):
-            job = client.fine_tuning.jobs.retrieve(job)
+            try:
+                job = client.fine_tuning.jobs.retrieve(job)
+            except Exception as exc:
+                from finetune_wb.errors import JobError
+                from finetune_wb.sync import _describe_api_error
+
+                raise JobError(
+                    _describe_api_error(exc, client, f"could not read job {job} back"), job
+                ) from exc
         try:
             return self._finalize(job, client, finish=finish)
         except Exception as exc:
