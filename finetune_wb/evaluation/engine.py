@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from finetune_wb.errors import EvaluationError
 from finetune_wb.evaluation.cache import AnswerCache, cache_key, default_cache_path
@@ -301,6 +301,16 @@ class JudgeContext:
         return answer.output or ""
 
 
+ModelsArg = Union[
+    str,
+    ModelTarget,
+    "tuple[str, Any]",
+    Sequence[Union[str, ModelTarget, "tuple[str, Any]"]],
+    Mapping[str, Any],
+]
+"""What ``models=`` takes: a name, a ModelTarget, a (name, client) pair, a list of those, or {name: client}."""
+
+
 def _targets(models: Any) -> list[ModelTarget]:
     """``models=``: a name, a ModelTarget, a ``(name, client)`` pair, a list of those, or ``{name: client}``."""
     if isinstance(models, dict):
@@ -346,7 +356,7 @@ def _unique_labels(targets: Sequence[ModelTarget]) -> list[str]:
 async def aevaluate(
     examples: Any,
     *,
-    models: str | ModelTarget | Sequence[str | ModelTarget],
+    models: ModelsArg,
     evaluators: Any = None,
     client: Any = None,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -447,7 +457,7 @@ async def aevaluate(
 def evaluate(
     examples: Any,
     *,
-    models: str | ModelTarget | Sequence[str | ModelTarget],
+    models: ModelsArg,
     evaluators: Any = None,
     client: Any = None,
     concurrency: int = DEFAULT_CONCURRENCY,
