@@ -326,3 +326,33 @@ def test_common_input_mistakes_are_caught_or_forgiven(finetune_emulator: Any, tm
     report = session.evaluate(baselines="gpt-4.1-mini-2025-04-14", models=BASE, evaluators=["exact_match"])
     assert list(report.metrics) == [BASE, "gpt-4.1-mini-2025-04-14"]
     assert session.state.eval_models == [BASE, "gpt-4.1-mini-2025-04-14"]
+
+
+def test_a_crash_inside_the_create_call_adopts_the_job_it_created(
+    finetune_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server created the job but the process died before the job id reached the state file."""
+    from finetune_wb import jobs
+
+    real_create = jobs.create_job
+    created: list[str] = []
+
+    def create_then_die(*args: Any, **kwargs: Any) -> Any:
+        created.append(real_create(*args, **kwargs).id)
+        raise KeyboardInterrupt  # killed between the server's answer and the state write
+
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    session.prepare(_records(30), template=demo_template(), n_train=10, seed=4)
+    monkeypatch.setattr(jobs, "create_job", create_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        session.fine_tune(SPEC)
+    monkeypatch.undo()
+    state = json.loads(session.state_path.read_text())
+    assert state["job_id"] is None and state["job_request_id"] and state["training_file_id"]
+
+    resumed = FineTuneSession.resume(
+        session.state_path, client=finetune_emulator.client(), wandb_mode="disabled"
+    )
+    assert resumed.fine_tune(SPEC).id == created[0]
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    assert _posts(finetune_emulator, "/v1/files") == 1
