@@ -72,7 +72,7 @@ def evaluate_step(
             models=list(models),
             evaluators=evaluators,
             client=session.client,
-            concurrency=concurrency or DEFAULT_CONCURRENCY,
+            concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
             rpm=rpm,
             tpm=tpm,
             max_tokens=max_tokens,

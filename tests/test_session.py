@@ -356,3 +356,27 @@ def test_a_crash_inside_the_create_call_adopts_the_job_it_created(
     assert resumed.fine_tune(SPEC).id == created[0]
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
     assert _posts(finetune_emulator, "/v1/files") == 1
+
+
+@pytest.mark.parametrize("given", [None, 3])
+def test_evaluation_concurrency_defaults_to_the_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: int | None
+) -> None:
+    from finetune_wb import evaluation
+    from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
+
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_evaluate(examples: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    session = FineTuneSession(project="conc", state_path=tmp_path / "s.json", wandb_mode="disabled")
+    session.prepare(_records(20), template=demo_template(), n_train=10, seed=1)
+    with pytest.raises(Stop):
+        session.evaluate(models=[BASE], concurrency=given)
+    assert seen["concurrency"] == (DEFAULT_CONCURRENCY if given is None else given)
