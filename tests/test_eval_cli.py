@@ -181,6 +181,10 @@ def test_eval_bad_input(emulator_env: Any, tmp_path: Path, capsys: pytest.Captur
     )
     assert main(["eval", "--data", str(bad), "--model", BASE]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
+    no_prompt = tmp_path / "no_prompt.jsonl"
+    no_prompt.write_text('{"messages": [{"role": "assistant", "content": "Yes"}]}\n')
+    assert main(["eval", "--data", str(no_prompt), "--model", BASE]) == 2
+    assert "no_prompt.jsonl:1: nothing to ask" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     assert main(["eval", "--data", str(empty), "--model", BASE]) == 2

@@ -149,3 +149,11 @@ def test_evaluator_spec_strings_work_from_python() -> None:
     )
     assert report.metric_values == {"m": {"contains": 0.5, "classification": 0.5, "em": 0.5}}
     assert report.evaluators[1].params["labels"] == ["Yes", "No"]
+
+
+def test_an_example_without_a_prompt_is_an_input_error() -> None:
+    fake = FakeChat()
+    bad = ChatExample.model_validate({"messages": [{"role": "assistant", "content": "Yes"}]})
+    with pytest.raises(EvaluationError, match=r"examples\[1\]: nothing to ask"):
+        run(fake, [*yes_no_examples(["Yes"]), bad], models="m")
+    assert fake.requests == []

@@ -33,13 +33,23 @@ def read_chat_jsonl(path: Path) -> list[ChatExample]:
             if not line.strip():
                 continue
             try:
-                out.append(ChatExample.model_validate(json.loads(line)))
+                example = ChatExample.model_validate(json.loads(line))
             except (ValueError, ValidationError) as exc:
                 raise EvaluationError(
                     f"{path}:{line_no}: not a chat example ({str(exc).splitlines()[0]}); each line needs "
                     '{"messages": [...]} ending with the assistant answer to compare against'
                 ) from None
+            _check_prompt(example, f"{path}:{line_no}")
+            out.append(example)
     return out
+
+
+def _check_prompt(example: ChatExample, where: str) -> None:
+    if not example.prompt_messages():
+        raise EvaluationError(
+            f"{where}: nothing to ask: no message before the last assistant message; put the prompt (at "
+            "least one user message) before the answer to compare against"
+        )
 
 
 def _jsonl_in(directory: Path, what: str) -> Path:
@@ -163,6 +173,7 @@ def load_eval_examples(examples: Any) -> LoadedExamples:
                 raise EvaluationError(f"examples[{i}] is not a chat example: {exc}") from None
         else:
             raise EvaluationError(f"examples[{i}] is a {type(item).__name__}; expected a ChatExample or dict")
+        _check_prompt(out[-1], f"examples[{i}]")
     if not out:
         raise EvaluationError("no examples to evaluate")
     return LoadedExamples(out, source=f"{len(out)} examples in memory")
