@@ -165,6 +165,10 @@ class TokenCounter:
     ) -> None:
         self.encoding = get_encoding(encoding) if isinstance(encoding, str) else encoding
         self._encode = self.encoding.encode_ordinary
+        # The Rust core's method directly: Encoding.encode_ordinary is a Python wrapper around it whose only
+        # extra is a retry for strings with lone surrogates (done in count below); ~20% faster per call.
+        core = getattr(self.encoding, "_core_bpe", None)
+        self._core_encode = getattr(core, "encode_ordinary", None) or self._encode
         self._cache: dict[str, int] = {}
         self._cached_chars = 0
         self._max_cached_chars = max_cached_chars
@@ -185,7 +189,10 @@ class TokenCounter:
             return n
         # encode_ordinary treats "<|endoftext|>" in user data as plain text instead of raising; the seed's
         # encode() raises on it, but for every ordinary string the two agree.
-        n = len(self._encode(text))
+        try:
+            n = len(self._core_encode(text))
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): tiktoken's wrapper repairs it
+            n = len(self._encode(text))
         size = len(text)
         if size <= self._max_string_chars:
             if self._cached_chars + size > self._max_cached_chars:

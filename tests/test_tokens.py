@@ -200,3 +200,12 @@ def test_an_encoding_tiktoken_already_loaded_is_shared() -> None:
 
     full = tiktoken.get_encoding("cl100k_base")
     assert _lean_encoding("cl100k_base") is full
+
+
+def test_lone_surrogates_are_counted_like_tiktoken() -> None:
+    # JSON may carry a lone surrogate ("\ud800"); the fast path's Rust call refuses it, the fallback repairs.
+    text = json.loads('"caf\\u00e9 \\ud800 end"')
+    counter = TokenCounter("o200k_base")
+    assert counter.count(text) == len(tiktoken.get_encoding("o200k_base").encode_ordinary(text))
+    example = {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "a"}]}
+    assert counter.example_tokens(example)[0] > 0
