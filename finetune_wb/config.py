@@ -33,15 +33,13 @@ Example (TOML)::
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from finetune_wb.config_files import load_hf, parse_toml, parse_yaml, read_records
 from finetune_wb.errors import ConfigError, DataError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -169,9 +167,9 @@ class RunConfig(BaseModel):
             raise ConfigError(f"{path}: cannot read the config file ({exc})") from exc
         suffix = path.suffix.lower()
         if suffix == ".toml":
-            data = _parse_toml(raw_text, path)
+            data = parse_toml(raw_text, path)
         elif suffix in {".yaml", ".yml"}:
-            data = _parse_yaml(raw_text, path)
+            data = parse_yaml(raw_text, path)
         else:
             raise ConfigError(f"{path}: unknown config format {suffix!r}; use .toml, .yaml or .yml")
         if not isinstance(data, dict):
@@ -263,7 +261,7 @@ class RunConfig(BaseModel):
         elif d.path:
             records = read_records(self.resolve(d.path))
         else:
-            records = _load_hf(d.hf_dataset or "", d.hf_config, d.hf_splits)
+            records = load_hf(d.hf_dataset or "", d.hf_config, d.hf_splits)
         if d.where:
             records = [r for r in records if all(r.get(k) == v for k, v in d.where.items())]
         if d.limit is not None:
@@ -327,71 +325,6 @@ def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
         except TypeError as exc:
             raise ConfigError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
     return obj
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records from a JSONL (one object per line), CSV or TSV file (header row = field names)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: data file not found")
-    suffix = path.suffix.lower()
-    if suffix in {".jsonl", ".json"}:
-        records: list[dict[str, Any]] = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(obj, dict):
-                    raise ConfigError(f"{path}:{lineno}: expected a JSON object per line")
-                records.append(obj)
-        return records
-    if suffix in {".csv", ".tsv"}:
-        with path.open(encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
-    raise ConfigError(f"{path}: unsupported data format {suffix!r}; use .jsonl, .csv or .tsv")
-
-
-def _load_hf(name: str, config: str | None, splits: list[str]) -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError as exc:  # pragma: no cover - datasets is a core dependency
-        raise ConfigError("hf_dataset needs the 'datasets' package") from exc
-    records: list[dict[str, Any]] = []
-    try:
-        for split in splits:
-            ds = datasets.load_dataset(name, config, split=split)
-            records.extend(dict(row) for row in ds)
-    except Exception as exc:
-        raise ConfigError(f"cannot load Hugging Face dataset {name!r} ({config}): {exc}") from exc
-    return records
-
-
-def _parse_toml(text: str, path: Path) -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-
-
-def _parse_yaml(text: str, path: Path) -> Any:
-    try:
-        import yaml
-    except ImportError as exc:
-        raise ConfigError(f"{path}: YAML configs need PyYAML: pip install 'finetune-wb[yaml]'") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML ({problem})") from exc
 
 
 class RunResult(BaseModel):
@@ -512,3 +445,17 @@ def run_config(
         evaluation=evaluation,
         evaluation_text=text,
     )
+
+
+__all__ = [
+    "DataConfig",
+    "EvaluationConfig",
+    "EvaluatorConfig",
+    "RunConfig",
+    "RunResult",
+    "SplitConfig",
+    "TemplateConfig",
+    "read_records",
+    "resolve_evaluator",
+    "run_config",
+]
