@@ -48,6 +48,15 @@ def test_state_is_reset_between_tests(finetune_emulator, finetune_emulator_clien
     assert finetune_emulator.journal[-1].path == "/v1/fine_tuning/jobs"
 
 
+def test_the_async_client_across_event_loops(finetune_emulator_async_client):
+    import asyncio
+
+    async def models():
+        return [m.id async for m in finetune_emulator_async_client.models.list()]
+
+    assert asyncio.run(models()) == asyncio.run(models())
+
+
 def test_the_ini_pace_applies(finetune_emulator):
     assert finetune_emulator.pace == 0.02
 
@@ -67,8 +76,9 @@ def test_a_users_project_gets_the_fixtures_from_the_entry_point(pytester: pytest
     In a subprocess, so nothing of this test session's own plugin registration leaks in."""
     pytester.makeini("[pytest]\nfinetune_emulator_pace = 0.02\n")
     pytester.makepyfile(test_user_suite=USER_TESTS)
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5)
+    # -W error: a leaked socket (ResourceWarning) in the user's run would fail their suite
+    result = pytester.runpytest_subprocess("-q", "-W", "error", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
     ports = (pytester.path / "ports.txt").read_text().split()
     assert len(ports) == 2 and ports[0] == ports[1]
 

@@ -83,22 +83,27 @@ def routes(core: Core) -> list[Route]:
 
     # --- files -----------------------------------------------------------------------------------------
     async def create_file(request: Request) -> Response:
-        form = await request.form()
-        purpose = form.get("purpose")
-        upload = form.get("file")
-        if not isinstance(purpose, str) or purpose not in FILE_PURPOSES:
-            raise ApiError(
-                400, f"Invalid purpose {purpose!r}; use one of {', '.join(FILE_PURPOSES)}.", param="purpose"
-            )
-        if upload is None or isinstance(upload, str):
-            raise ApiError(
-                400,
-                "Missing required parameter: 'file' (multipart file field).",
-                param="file",
-                code="missing_required_parameter",
-            )
-        data = await upload.read()
-        obj = store.add_file(data=data, filename=upload.filename or "upload", purpose=purpose, now=core.now())
+        # `async with` closes the uploaded file's spooled temporary file (else a ResourceWarning in the
+        # process that hosts the emulator, e.g. a user's pytest run with -W error)
+        async with request.form() as form:
+            purpose = form.get("purpose")
+            upload = form.get("file")
+            if not isinstance(purpose, str) or purpose not in FILE_PURPOSES:
+                raise ApiError(
+                    400,
+                    f"Invalid purpose {purpose!r}; use one of {', '.join(FILE_PURPOSES)}.",
+                    param="purpose",
+                )
+            if upload is None or isinstance(upload, str):
+                raise ApiError(
+                    400,
+                    "Missing required parameter: 'file' (multipart file field).",
+                    param="file",
+                    code="missing_required_parameter",
+                )
+            data = await upload.read()
+            filename = upload.filename or "upload"
+        obj = store.add_file(data=data, filename=filename, purpose=purpose, now=core.now())
         return JSONResponse(obj)
 
     async def list_files(request: Request) -> Response:
@@ -170,11 +175,13 @@ def routes(core: Core) -> list[Route]:
     async def add_part(request: Request) -> Response:
         upload_id = request.path_params["upload_id"]
         get_upload(upload_id, pending=True)
-        form = await request.form()
-        data = form.get("data")
-        if data is None or isinstance(data, str):
-            raise ApiError(400, "Missing required parameter: 'data' (multipart file field).", param="data")
-        content = await data.read()
+        async with request.form() as form:
+            data = form.get("data")
+            if data is None or isinstance(data, str):
+                raise ApiError(
+                    400, "Missing required parameter: 'data' (multipart file field).", param="data"
+                )
+            content = await data.read()
         part = {
             "id": new_id("part_"),
             "object": "upload.part",
