@@ -339,6 +339,15 @@ def test_objects_validate_strictly_against_the_openai_types(finetune_emulator: E
     part = UploadPart.model_validate(raw.uploads.parts.create(up.id, data=data).http_response.json())
     Upload.model_validate(raw.uploads.complete(up.id, part_ids=[part.id]).http_response.json())
     FileDeleted.model_validate(raw.files.delete(valid.id).http_response.json())
+    for listed_job in raw.fine_tuning.jobs.list().http_response.json()["data"]:
+        FineTuningJob.model_validate(listed_job)
+    for listed_model in raw.models.list().http_response.json()["data"]:
+        Model.model_validate(listed_model)
+    other = client.uploads.create(bytes=1, filename="c.jsonl", mime_type="text/jsonl", purpose="fine-tune")
+    Upload.model_validate(raw.uploads.cancel(other.id).http_response.json())
+    finetune_emulator.pace = 100.0
+    pending = client.fine_tuning.jobs.create(model=BASE, training_file=file.id)
+    FineTuningJob.model_validate(raw.fine_tuning.jobs.cancel(pending.id).http_response.json())
     assert done.integrations is not None and done.integrations[0].wandb.project == "p"
     assert done.seed == 7
 
