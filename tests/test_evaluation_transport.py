@@ -124,6 +124,7 @@ def test_a_type_error_from_the_direct_path_falls_back_to_the_public_path_for_goo
         posts.append(self.http)
 
     monkeypatch.setattr(DirectPost, "__init__", init)
+    monkeypatch.setitem(transport._DIRECT, "usable", True)
     rec = Recorder()
     report = run(rec.client(), n=6)
     assert report.ok and [r.output for r in report.rows] == [
@@ -131,6 +132,9 @@ def test_a_type_error_from_the_direct_path_falls_back_to_the_public_path_for_goo
     ]
     assert len(rec.requests) == 6  # each row asked once, through the public path
     assert [p.calls for p in posts] == [1]  # tried once, then switched off for every later request
+    assert run(rec.client(), n=2).ok and len(rec.requests) == 8
+    assert [p.calls for p in posts] == [1]  # later evaluations in this process do not try it again
+    assert DirectPost.for_client(rec.client()) is None
 
 
 def test_an_attribute_error_from_the_error_mapping_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +150,7 @@ def test_an_attribute_error_from_the_error_mapping_falls_back(monkeypatch: pytes
         self.make_error = gone
 
     monkeypatch.setattr(DirectPost, "__init__", init)
+    monkeypatch.setitem(transport._DIRECT, "usable", True)
     rec = Recorder()
     rec.fake.faults = [(429, {"retry-after-ms": "1"})]
     report = run(rec.client(), n=4)

@@ -31,7 +31,7 @@ class DirectPost:
 
     It leans on ``openai`` internals (``_client``, ``_make_status_error_from_response``). If a future
     ``openai`` changes them, the first ``AttributeError`` or ``TypeError`` from this path switches it off
-    for good (``disabled``) and that request — and every later one — goes through the public path.
+    for the rest of the process (``disabled``) and that request — and every later one — goes through the public path.
     """
 
     def __init__(self, aclient: Any) -> None:
@@ -48,6 +48,8 @@ class DirectPost:
 
     @classmethod
     def for_client(cls, aclient: Any) -> DirectPost | None:
+        if not _DIRECT["usable"]:
+            return None
         try:
             import openai
 
@@ -74,17 +76,26 @@ class DirectPost:
             else:
                 return response.json()
         except (AttributeError, TypeError) as exc:
-            self.disabled = True
+            self._switch_off()
             raise DirectPathUnavailable(str(exc)) from exc
         if not isinstance(error, BaseException):
-            self.disabled = True
+            self._switch_off()
             raise DirectPathUnavailable(f"error mapping returned {type(error).__name__}")
         raise error
+
+    def _switch_off(self) -> None:
+        """This poster, and every one built later in this process, leaves requests to the public path."""
+        self.disabled = True
+        _DIRECT["usable"] = False
 
 
 # Attributes of AsyncOpenAI that mean "this client authenticates per request" (token providers, workload
 # identity, provider runtimes): such clients take the public path, which knows how to run those hooks.
 _AUTH_HOOKS = ("_provider_runtime", "_api_key_provider", "workload_identity", "_workload_identity_auth")
+
+
+# Whether the direct path fits the installed openai; the first misfit switches it off for the process.
+_DIRECT = {"usable": True}
 
 
 class DirectPathUnavailable(Exception):
