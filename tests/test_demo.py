@@ -148,11 +148,24 @@ def test_run_command_runs_and_resumes(
     assert _posts(finetune_emulator, "/v1/chat/completions") == chats
 
 
-def test_run_command_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("[data]\ndemo = true\n[jbo]\n", "jbo"),
+        ('[data]\ndemo = true\n[evaluation]\nevaluators = ["exact_matc"]\n', "evaluation.evaluators[0]"),
+        ("[data]\ndemo = true\n[job]\nn_epochs = 0\n", "job.n_epochs"),
+    ],
+)
+def test_run_command_bad_config_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, key: str
+) -> None:
     cfg = tmp_path / "bad.toml"
-    cfg.write_text("[data]\ndemo = true\n[jbo]\n", encoding="utf-8")
-    assert main(["run", str(cfg)]) == 2
-    assert "jbo" in capsys.readouterr().err
+    cfg.write_text(body, encoding="utf-8")
+    assert main(["run", str(cfg), "--json"]) == 2  # before any request (the conftest server is a closed port)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "bad.toml" in captured.err and key in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "bad.state.json").exists()
 
 
 def test_run_command_refuses_remote_server_without_yes(
