@@ -121,7 +121,13 @@ class FineTuneSession:
             logger.info("session %s continues from %s", self.state.session_id, self.state_path)
         else:
             self.state = SessionState(project=project, entity=entity)
-            self._save()
+            try:
+                self._save()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write the session state file {self.state_path}: {exc.strerror or exc}; "
+                    "pass a state_path in a writable directory"
+                ) from exc
             logger.info("session %s: new state file %s", self.state.session_id, self.state_path)
 
     # -- construction ---------------------------------------------------------------------------------------

@@ -227,3 +227,20 @@ def test_demo_command_with_a_key_shows_the_cost_asks_and_runs_for_real(
     assert len(asked) == 2
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
     assert _posts(finetune_emulator, "/v1/files") == 1
+
+
+def test_unwritable_output_locations_are_named_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    assert main(["demo", "--out", str(blocker / "demo")]) == 1
+    err = capsys.readouterr().err
+    assert str(blocker / "demo") in err and "writable" in err and "Traceback" not in err
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    assert main(["run", str(cfg), "--state", str(blocker / "state.json")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the session state file" in err and str(blocker / "state.json") in err

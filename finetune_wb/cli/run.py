@@ -85,7 +85,21 @@ def _quiet_wandb() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def _os_error(exc: OSError) -> int:
+    """A file the command must write (state, data splits, --out) cannot be written: say which, exit 1."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    print(f"error: {where}{exc.strerror or exc}; choose a writable location", file=sys.stderr)
+    return 1
+
+
 def run_command(args: argparse.Namespace) -> int:
+    try:
+        return _run_command(args)
+    except OSError as exc:
+        return _os_error(exc)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from finetune_wb.config import RunConfig, run_config
     from finetune_wb.errors import ConfigError
 
@@ -144,6 +158,13 @@ def _drop_offline_hint(record: logging.LogRecord) -> bool:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    try:
+        return _demo_command(args)
+    except OSError as exc:
+        return _os_error(exc)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
     from finetune_wb.demo import format_summary, run_demo
 
     _quiet_wandb()
