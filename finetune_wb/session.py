@@ -295,7 +295,10 @@ class FineTuneSession:
                     and old not in (None, digest)
                     and (self.state.training_file_id or self.state.job_id)
                 ):
-                    raise ConfigError(f"session {self.state.session_id} already uploaded other training data")
+                    raise ConfigError(
+                        f"session {self.state.session_id} ({self.state_path}) already uploaded other training "
+                        f"data than {src}; start a new session (another state_path) for new data"
+                    )
                 dest = self.data_dir / f"{split}.jsonl"
                 if src.resolve() != dest.resolve():
                     shutil.copyfile(src, dest)

@@ -380,3 +380,25 @@ def test_evaluation_concurrency_defaults_to_the_engines(
     with pytest.raises(Stop):
         session.evaluate(models=[BASE], concurrency=given)
     assert seen["concurrency"] == (DEFAULT_CONCURRENCY if given is None else given)
+
+
+def test_use_files_then_other_data_after_the_upload_is_refused(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    from finetune_wb.data import build_examples, write_jsonl
+
+    examples = build_examples(_records(30), template=demo_template())
+    train = write_jsonl(examples[:12], tmp_path / "mine-train.jsonl")
+    test = write_jsonl(examples[12:], tmp_path / "mine-test.jsonl")
+    session = _session(finetune_emulator, tmp_path, wandb_mode="disabled")
+    with pytest.raises(ConfigError, match="no such train file"):
+        session.use_files(tmp_path / "missing.jsonl")
+    session.use_files(train, test)
+    assert (session.state.n_train, session.state.n_test) == (12, 18)
+    assert len(session.test_examples) == 18
+    session.fine_tune(SPEC)
+    other = write_jsonl(examples[:11], tmp_path / "other-train.jsonl")
+    with pytest.raises(ConfigError, match=r"already uploaded other training data.*another state_path"):
+        session.use_files(other)
+    session.use_files(train, test)  # the same data again is fine
+    assert _posts(finetune_emulator, "/v1/files") == 1
