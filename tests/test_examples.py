@@ -61,16 +61,21 @@ def test_sample_configs_are_valid() -> None:
     assert yaml_cfg.data.demo and yaml_cfg.evaluation.baselines == ["gpt-4o-mini-2024-07-18"]
 
 
-def test_contract_nli_config_runs_on_the_emulator(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(EXAMPLES / "contract_nli.toml"), "--emulator", "--json"]) == 0
+@pytest.mark.parametrize(
+    ("config", "evaluator"), [("contract_nli.toml", "classification"), ("demo.yaml", "exact_match")]
+)
+def test_sample_configs_run_on_the_emulator(
+    capsys: pytest.CaptureFixture[str], config: str, evaluator: str
+) -> None:
+    assert main(["run", str(EXAMPLES / config), "--emulator", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["job_status"] == "succeeded"
     metrics = result["evaluation"]["metrics"]
     assert (
-        metrics[result["fine_tuned_model"]]["classification"]["value"]
-        > metrics["gpt-4o-mini-2024-07-18"]["classification"]["value"]
+        metrics[result["fine_tuned_model"]][evaluator]["value"]
+        > metrics["gpt-4o-mini-2024-07-18"][evaluator]["value"]
     )
-    assert not (EXAMPLES / "contract_nli.state.json").exists()  # --emulator keeps its state in a temp dir
+    assert not list(EXAMPLES.glob("*.state.json"))  # --emulator keeps its state in a temp dir
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:
