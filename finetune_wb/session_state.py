@@ -110,10 +110,20 @@ def dump_obj(obj: Any) -> dict[str, Any]:
 
 def load_state(path: Path) -> SessionState:
     """Read a state file; a missing or corrupt one is a :class:`ConfigError` naming the file."""
+    from pydantic import ValidationError
+
     try:
         return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ConfigError(
+            f"{path}: not a finetune_wb session state file ({reason}); pass another state_path, or move this "
+            "file away to start a new session"
+        ) from exc
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable finetune_wb session state file ({exc})") from exc
+        raise ConfigError(f"{path}: cannot read the session state file ({exc})") from exc
 
 
 def save_state(state: SessionState, path: Path) -> None:

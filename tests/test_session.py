@@ -402,3 +402,18 @@ def test_use_files_then_other_data_after_the_upload_is_refused(
         session.use_files(other)
     session.use_files(train, test)  # the same data again is fine
     assert _posts(finetune_emulator, "/v1/files") == 1
+
+
+def test_resume_from_a_missing_or_corrupt_state_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot resume: no session state file"):
+        FineTuneSession.resume(tmp_path / "missing.json")
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"corrupt\.json: not a finetune_wb session state file \(Invalid JSON"
+    ):
+        FineTuneSession.resume(corrupt)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"project": 5}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\(project: .*\); pass another state_path"):
+        FineTuneSession.resume(wrong)
