@@ -107,14 +107,29 @@ def test_online_use_failure_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFi
     assert "artifact not found" in caplog.text and run.config["lineage"]["inputs"]
 
 
-def test_offline_hint_is_given_once(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_offline_hint_is_given_once(tmp_path: Path) -> None:
     _reset_offline_hint()
     run = FakeRun("offline")
     run.dir = str(tmp_path / "wandb" / "offline-run-20260101_000000-fake123" / "files")
-    with caplog.at_level(logging.WARNING, logger="finetune_wb.tracking"):
+    # A handler on our own logger: root handlers may carry filters other code added (the demo's).
+    collect = _Collect()
+    tracking_logger = logging.getLogger("finetune_wb.tracking")
+    tracking_logger.addHandler(collect)
+    try:
         offline_hint(run)
         offline_hint()
-    hints = [r.getMessage() for r in caplog.records if "wandb sync" in r.getMessage()]
+    finally:
+        tracking_logger.removeHandler(collect)
+    hints = [m for m in collect.messages if "wandb sync" in m]
     assert len(hints) == 1
     # this run, and every offline run next to it (a sync writes one run per job)
     assert f"wandb sync {tmp_path / 'wandb' / 'offline-run-20260101_000000-fake123'}`" in hints[0]
