@@ -87,6 +87,19 @@ def _backend(use_emulator: bool, *, pace: float, client: Any) -> Iterator[tuple[
         emu_cm.__exit__(None, None, None)
 
 
+def _state_base_url(state_path: Path) -> str | None:
+    """The server a previous demo session in ``state_path`` talked to (None: no such session, or unreadable)."""
+    from finetune_wb.errors import ConfigError
+    from finetune_wb.session_state import load_state
+
+    if not state_path.is_file():
+        return None
+    try:
+        return load_state(state_path).base_url
+    except ConfigError:
+        return None
+
+
 def run_demo(
     *,
     out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
@@ -141,6 +154,12 @@ def run_demo(
     with _backend(use_emulator, pace=pace, client=client) as (api, base_url):
         where = f"local emulator at {base_url}" if use_emulator else base_url
         echo(f"finetune-wb demo: {where}; W&B {wandb_mode}; output in {out}")
+        previous = _state_base_url(state_path)
+        if previous is not None and previous != base_url:
+            # e.g. an offline demo ran here first: its job lives only in that emulator, not at base_url
+            echo(f"  the session in {state_path} ran against {previous}; starting a new one")
+            state_path.unlink(missing_ok=True)
+            shutil.rmtree(out / "state-data", ignore_errors=True)
         session = FineTuneSession(
             DEMO_PROJECT,
             client=api,

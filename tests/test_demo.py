@@ -244,3 +244,25 @@ def test_unwritable_output_locations_are_named_without_a_traceback(
     assert main(["run", str(cfg), "--state", str(blocker / "state.json")]) == 1
     err = capsys.readouterr().err
     assert "cannot write the session state file" in err and str(blocker / "state.json") in err
+
+
+def test_a_real_run_after_an_offline_demo_in_the_same_directory_starts_its_own_session(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    """The README's order: `finetune-wb demo` offline first, then with a key; the offline job is not there."""
+    finetune_emulator.pace = 0.01
+    offline = run_demo(out_dir=tmp_path, emulator=True, pace=0.02, n_train=12)
+    assert offline.mode == "emulator"
+    lines: list[str] = []
+    real = run_demo(
+        out_dir=tmp_path,
+        emulator=False,
+        client=finetune_emulator.client(),
+        confirm=lambda _q: True,
+        n_train=12,
+        echo=lines.append,
+    )
+    assert real.mode == "openai" and real.job_status == "succeeded"
+    assert real.job_id != offline.job_id
+    assert any("starting a new one" in line for line in lines)
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
