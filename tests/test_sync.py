@@ -170,6 +170,13 @@ def test_cli_sync_ids_exit_codes_and_json(
     (run,) = read_runs()  # one run in total: nothing was synced twice
     assert run.name == job.id and run.summary_doc["project"] == "cli-project"
 
+    # --overwrite writes the job again, as a new run, and the record points at it
+    assert main(["sync", "--id", job.id, "--overwrite", "--json"]) == 0
+    (again,) = json.loads(capsys.readouterr().out)["results"]
+    assert again["outcome"] == "synced" and again["run_id"] != run.summary_doc["run_id"]
+    assert [r.name for r in read_runs()] == [job.id, job.id]
+    assert synced_record(project="cli-project")[job.id]["run_id"] == again["run_id"]
+
 
 def test_live_tracking_on_the_emulator_then_sync_skips_it(
     finetune_emulator: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
