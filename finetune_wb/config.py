@@ -156,6 +156,26 @@ class RunConfig(BaseModel):
     base_dir: str = Field(".", description="directory that relative paths are resolved against")
     source_path: str | None = Field(None, description="the file this config was read from (set by load)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _wandb_table(cls, data: Any) -> Any:
+        """``[wandb]`` with ``project``, ``entity``, ``mode`` is the same as the top-level keys."""
+        if not isinstance(data, dict) or "wandb" not in data:
+            return data
+        table = data["wandb"]
+        if not isinstance(table, dict):
+            raise ValueError("[wandb] must be a table of project, entity and mode")
+        data = {k: v for k, v in data.items() if k != "wandb"}
+        for key, top in (("project", "project"), ("entity", "entity"), ("mode", "wandb_mode")):
+            if key in table:
+                if top in data:
+                    raise ValueError(f"{top} is set both at the top level and as wandb.{key}; keep one")
+                data[top] = table[key]
+        unknown = sorted(set(table) - {"project", "entity", "mode"})
+        if unknown:
+            raise ValueError(f"[wandb] takes project, entity and mode, not {unknown}")
+        return data
+
     # -- loading -----------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
@@ -205,7 +225,7 @@ class RunConfig(BaseModel):
                     _dotted(("job", *err["loc"])),
                     "unknown key; [job] takes the fields of JobSpec: " + ", ".join(JobSpec.model_fields)
                     if err["type"] == "extra_forbidden"
-                    else err["msg"],
+                    else str(err["msg"]).removeprefix("Value error, "),
                 )
                 for err in exc.errors()
             ]
@@ -286,7 +306,7 @@ def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
 def _message(err: Any) -> str:
     """A pydantic error message; an unknown key also lists the keys its table accepts."""
     if err["type"] != "extra_forbidden":
-        return str(err["msg"])
+        return str(err["msg"]).removeprefix("Value error, ")
     model: Any = RunConfig
     for part in err["loc"][:-1]:
         field = model.model_fields.get(part) if isinstance(part, str) else None

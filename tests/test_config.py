@@ -182,3 +182,22 @@ def test_problems_found_with_the_data_name_file_and_key(tmp_path: Path, extra: s
     config = RunConfig.load(cfg_path)
     with pytest.raises(ConfigError, match=needle):
         run_config(config, state_path=tmp_path / "s.json")  # the conftest client points at a closed port
+
+
+def test_a_wandb_table_is_the_same_as_the_top_level_keys(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(
+        "data: {demo: true}\nwandb: {project: contracts, entity: team, mode: offline}\n", encoding="utf-8"
+    )
+    cfg = RunConfig.load(cfg_path)
+    assert (cfg.project, cfg.entity, cfg.wandb_mode) == ("contracts", "team", "offline")
+    for body, needle in [
+        ('project = "a"\n[wandb]\nproject = "b"\n[data]\ndemo = true\n', "keep one"),
+        ('[wandb]\nproj = "b"\n[data]\ndemo = true\n', "['proj']"),
+    ]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(body, encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            RunConfig.load(bad)
+        assert "bad.toml" in str(info.value) and needle in str(info.value)
+        assert "Value error" not in str(info.value)
