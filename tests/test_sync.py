@@ -153,10 +153,11 @@ def test_cli_sync_ids_exit_codes_and_json(
     job = api.add_job(FakeJob("ftjob-clijob00001", event_steps=[1, 2, 3, 4, 5, 6]))
     monkeypatch.setattr(cli_sync, "client_from_env", lambda: api.client())
     monkeypatch.setenv("WANDB_PROJECT", "cli-project")
+    monkeypatch.setenv("WANDB_ENTITY", "cli-team")
 
     assert main(["sync", "--id", job.id]) == 0
     out = capsys.readouterr()
-    assert job.id in out.out and "synced" in out.out and "cli-project" in out.err
+    assert job.id in out.out and "synced" in out.out and "cli-team/cli-project" in out.err
 
     assert main(["sync", "--id", job.id, "--id", "ftjob-doesnotexist", "--json"]) == 1
     as_json = json.loads(capsys.readouterr().out)
@@ -169,6 +170,7 @@ def test_cli_sync_ids_exit_codes_and_json(
     assert json.loads(capsys.readouterr().out)["counts"] == {"already_synced": 1}
     (run,) = read_runs()  # one run in total: nothing was synced twice
     assert run.name == job.id and run.summary_doc["project"] == "cli-project"
+    assert run.summary_doc["entity"] == "cli-team"
 
     # --overwrite writes the job again, as a new run, and the record points at it
     assert main(["sync", "--id", job.id, "--overwrite", "--json"]) == 0

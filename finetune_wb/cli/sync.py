@@ -70,7 +70,8 @@ def run_sync(args: argparse.Namespace) -> int:
                     progress=args.wait and sys.stderr.isatty(),
                 )
             )
-        report.project = report.results[0].project if report.results else report.project
+        if report.results:  # defaults resolved by sync_job ($WANDB_PROJECT, $WANDB_ENTITY)
+            report.project, report.entity = report.results[0].project, report.results[0].entity
     else:
         report = sync_jobs(
             project=args.project,
