@@ -131,6 +131,9 @@ def is_synced(job_id: str, *, project: str | None = None, entity: str | None = N
     return False if is_offline() else _synced_online(job_id, project, entity)
 
 
+_DISABLED = "W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to; unset WANDB_MODE or set it to offline"
+
+
 def _server(client: Any) -> str:
     """The client's base URL without user-info or query (either may hold a key)."""
     from urllib.parse import urlsplit
@@ -327,8 +330,7 @@ def sync_job(
     if is_disabled():
         return SyncResult(
             outcome="failed",
-            error="W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to; unset WANDB_MODE or "
-            "set it to offline",
+            error=_DISABLED,
             **base,
         )
     try:
@@ -444,6 +446,8 @@ def sync_jobs(
     from finetune_wb.errors import ConfigError, FineTuneError, JobError
     from finetune_wb.jobs import list_jobs
 
+    if is_disabled():  # before listing: every job would fail the same way
+        raise ConfigError(_DISABLED)
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be 0 or more (the number of most recent jobs to sync), got {limit}")
     project, entity = _project(project), _entity(entity)

@@ -210,6 +210,11 @@ def test_wandb_disabled_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
     job = api.add_job(FakeJob("ftjob-disabled01"))
     result = sync_job(job.id, project="p", client=api.client())
     assert result.outcome == "failed" and "WANDB_MODE=disabled" in (result.error or "")
+    from finetune_wb.errors import ConfigError
+    from finetune_wb.sync import sync_jobs
+
+    with pytest.raises(ConfigError, match="WANDB_MODE=disabled"):  # one error, no job listing
+        sync_jobs(project="p", client=api.client())
     assert api.journal == [] and synced_record(project="p") == {} and read_runs() == []
 
 
