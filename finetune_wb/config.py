@@ -233,7 +233,7 @@ class RunConfig(BaseModel):
             problems.append(("job", str(exc)))
         for i, ev in enumerate(self.evaluation.evaluators):
             try:
-                resolve_evaluator(ev.name, ev.kwargs)
+                resolve_evaluator(ev.name, ev.kwargs, base_dir=self.base_dir)
             except ConfigError as exc:
                 problems.append((f"evaluation.evaluators[{i}]", str(exc)))
         if self.data.path and not self.resolve(self.data.path).is_file():
@@ -292,7 +292,9 @@ class RunConfig(BaseModel):
 
     def build_evaluators(self) -> list[Any]:
         """Resolve ``[evaluation].evaluators`` to evaluator objects from :mod:`finetune_wb.evaluation`."""
-        return [resolve_evaluator(e.name, e.kwargs) for e in self.evaluation.evaluators]
+        return [
+            resolve_evaluator(e.name, e.kwargs, base_dir=self.base_dir) for e in self.evaluation.evaluators
+        ]
 
 
 def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -331,20 +333,44 @@ def _config_key(source: str, key: str) -> Iterator[None]:
         raise ConfigError(f"{source}: {key}: {exc}") from exc
 
 
-def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
-    """A built-in evaluator by name. Factories (``classification(labels=...)``) are called with ``kwargs``."""
+def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None, *, base_dir: str | Path = ".") -> Any:
+    """The evaluator ``name`` stands for.
+
+    A built-in by name (``exact_match``, ``classification``, ...); factories such as ``classification`` are
+    called with ``kwargs``. Any other text is an evaluator spec as ``finetune-wb eval --evaluator`` takes it:
+    ``contains:Yes``, or a custom evaluator ``MODULE:FUNCTION`` / ``path/to/file.py:FUNCTION`` (a relative
+    file path is resolved against ``base_dir``, the config file's directory).
+    """
     from finetune_wb import evaluation
+    from finetune_wb.errors import EvaluationError
 
     builtins = ("exact_match", "contains", "regex", "json_valid", "json_match", "classification", "llm_judge")
-    if name not in builtins or not hasattr(evaluation, name):
-        raise ConfigError(f"unknown evaluator {name!r}; built-ins are: {', '.join(builtins)}")
-    obj = getattr(evaluation, name)
+    if name in builtins and hasattr(evaluation, name):
+        obj = getattr(evaluation, name)
+        if kwargs:
+            try:
+                return obj(**kwargs)
+            except TypeError as exc:
+                raise ConfigError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
+        return obj
+    if ":" not in name:
+        raise ConfigError(
+            f"unknown evaluator {name!r}; built-ins are: {', '.join(builtins)}; a custom one is named "
+            "MODULE:FUNCTION or path/to/file.py:FUNCTION"
+        )
     if kwargs:
-        try:
-            return obj(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
-    return obj
+        raise ConfigError(
+            f"evaluator {name!r}: arguments go in the spec itself, not as extra keys {sorted(kwargs)}"
+        )
+    target, _, attr = name.rpartition(":")
+    if target.endswith(".py") and not Path(target).expanduser().is_absolute():
+        name = f"{Path(base_dir) / target}:{attr}"
+    from finetune_wb.evaluation.specs import parse_evaluator_spec
+
+    try:
+        return parse_evaluator_spec(name)
+    except EvaluationError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 class RunResult(BaseModel):

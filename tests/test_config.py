@@ -201,3 +201,34 @@ def test_a_wandb_table_is_the_same_as_the_top_level_keys(tmp_path: Path) -> None
             RunConfig.load(bad)
         assert "bad.toml" in str(info.value) and needle in str(info.value)
         assert "Value error" not in str(info.value)
+
+
+def test_evaluator_specs_and_custom_evaluators_from_a_file_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_evals.py").write_text(
+        "from finetune_wb.evaluation import evaluator\n\n\n"
+        "@evaluator\ndef short(output: str) -> bool:\n    return len(output.split()) <= 3\n",
+        encoding="utf-8",
+    )
+    cfg_path = tmp_path / "run.toml"
+    cfg_path.write_text(
+        '[data]\ndemo = true\n[evaluation]\nevaluators = ["contains:Yes", "my_evals.py:short", "exact_match"]\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the file is found beside the config, not in the current directory
+    evaluators = RunConfig.load(cfg_path).build_evaluators()
+    from finetune_wb import evaluation
+
+    assert [getattr(e, "name", None) for e in evaluators[:2]] == ["contains", "short"]
+    assert evaluators[2] is evaluation.exact_match
+
+    cfg_path.write_text(
+        '[data]\ndemo = true\n[evaluation]\nevaluators = ["my_evals.py:nope"]\n', encoding="utf-8"
+    )
+    with pytest.raises(
+        ConfigError, match=r"run\.toml: invalid run config:\n  evaluation\.evaluators\[0\]: .*nope"
+    ):
+        RunConfig.load(cfg_path)
