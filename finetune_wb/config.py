@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from finetune_wb.config_files import load_hf, parse_toml, parse_yaml, read_records
+from finetune_wb.config_files import load_hf, parse_toml, parse_yaml, read_records, resolve_evaluator
 from finetune_wb.errors import ConfigError, DataError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -331,46 +331,6 @@ def _config_key(source: str, key: str) -> Iterator[None]:
         yield
     except (ConfigError, DataError) as exc:
         raise ConfigError(f"{source}: {key}: {exc}") from exc
-
-
-def resolve_evaluator(name: str, kwargs: dict[str, Any] | None = None, *, base_dir: str | Path = ".") -> Any:
-    """The evaluator ``name`` stands for.
-
-    A built-in by name (``exact_match``, ``classification``, ...); factories such as ``classification`` are
-    called with ``kwargs``. Any other text is an evaluator spec as ``finetune-wb eval --evaluator`` takes it:
-    ``contains:Yes``, or a custom evaluator ``MODULE:FUNCTION`` / ``path/to/file.py:FUNCTION`` (a relative
-    file path is resolved against ``base_dir``, the config file's directory).
-    """
-    from finetune_wb import evaluation
-    from finetune_wb.errors import EvaluationError
-
-    builtins = ("exact_match", "contains", "regex", "json_valid", "json_match", "classification", "llm_judge")
-    if name in builtins and hasattr(evaluation, name):
-        obj = getattr(evaluation, name)
-        if kwargs:
-            try:
-                return obj(**kwargs)
-            except TypeError as exc:
-                raise ConfigError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
-        return obj
-    if ":" not in name:
-        raise ConfigError(
-            f"unknown evaluator {name!r}; built-ins are: {', '.join(builtins)}; a custom one is named "
-            "MODULE:FUNCTION or path/to/file.py:FUNCTION"
-        )
-    if kwargs:
-        raise ConfigError(
-            f"evaluator {name!r}: arguments go in the spec itself, not as extra keys {sorted(kwargs)}"
-        )
-    target, _, attr = name.rpartition(":")
-    if target.endswith(".py") and not Path(target).expanduser().is_absolute():
-        name = f"{Path(base_dir) / target}:{attr}"
-    from finetune_wb.evaluation.specs import parse_evaluator_spec
-
-    try:
-        return parse_evaluator_spec(name)
-    except EvaluationError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 class RunResult(BaseModel):
