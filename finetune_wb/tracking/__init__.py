@@ -21,14 +21,8 @@ from finetune_wb.tracking.datasets import (
     record_file_id,
     recorded_artifacts,
 )
-from finetune_wb.tracking.runs import (
-    FineTuneTracker,
-    TrackedJob,
-    event_step_metrics,
-    log_model,
-    model_ref,
-    start_eval_run,
-)
+from finetune_wb.tracking.models import log_model, model_ref, start_eval_run
+from finetune_wb.tracking.runs import FineTuneTracker, TrackedJob, event_step_metrics
 from finetune_wb.tracking.tables import examples_table
 
 __all__ = [

@@ -8,11 +8,8 @@ artifact. A tracker finishes its run only when it started that run itself (``Fin
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,10 +23,14 @@ from finetune_wb.tracking._common import (
     is_offline,
     offline_hint,
     register_client_secrets,
-    safe_name,
     scrub,
 )
-from finetune_wb.tracking.datasets import ArtifactRef, _add_lineage, link_input, recorded_artifacts, remember
+from finetune_wb.tracking.datasets import ArtifactRef, link_input
+
+# The model artifact and the eval-run hook live in models.py; importable from here as before.
+from finetune_wb.tracking.models import log_model
+from finetune_wb.tracking.models import model_ref as model_ref
+from finetune_wb.tracking.models import start_eval_run as start_eval_run
 from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
 
 logger = logging.getLogger("finetune_wb.tracking")
@@ -313,9 +314,9 @@ class FineTuneTracker:
         for key, value in scrub(summary).items():
             run.summary[key] = value
 
-        model_ref = None
+        model_artifact = None
         if status == "succeeded" and job_json.get("fine_tuned_model"):
-            model_ref = log_model(run, job_json, final_metrics=final_metrics, checkpoints=checkpoints)
+            model_artifact = log_model(run, job_json, final_metrics=final_metrics, checkpoints=checkpoints)
 
         error = None
         if status in ("failed", "cancelled"):
@@ -331,7 +332,7 @@ class FineTuneTracker:
             steps_from_events=sorted(self.steps_from_events),
             steps_from_result_file=sorted(self.steps_from_result_file),
             n_checkpoints=len(checkpoints),
-            model_artifact=model_ref,
+            model_artifact=model_artifact,
             error=error,
         )
         self._remember_synced(result)
@@ -462,117 +463,3 @@ def _job_config(job: Any, spec: Any) -> dict[str, Any]:
 def _run_dir(run: Any) -> str | None:
     files_dir = getattr(run, "dir", None)
     return str(Path(files_dir).parent) if files_dir else None
-
-
-def log_model(
-    run: Any,
-    job: Any,
-    *,
-    final_metrics: Mapping[str, float] | None = None,
-    checkpoints: list[dict[str, Any]] | None = None,
-) -> ArtifactRef:
-    """Log the fine-tuned model as a ``model`` artifact (a JSON model card) produced by ``run``."""
-    import wandb
-
-    job_json = job if isinstance(job, dict) else dump_job(job)
-    card = scrub(
-        {
-            "fine_tuned_model": job_json.get("fine_tuned_model"),
-            "base_model": job_json.get("model"),
-            "job_id": job_json.get("id"),
-            "method": (job_json.get("method") or {}).get("type") or "supervised",
-            "hyperparameters": hyperparameters_of(job_json),
-            "trained_tokens": job_json.get("trained_tokens"),
-            "training_file": job_json.get("training_file"),
-            "validation_file": job_json.get("validation_file"),
-            "final_metrics": dict(final_metrics or {}),
-            "checkpoints": [c["checkpoint"] for c in checkpoints or []],
-        }
-    )
-    body = json.dumps(card, indent=2, sort_keys=True).encode("utf-8")
-    digest = hashlib.sha256(body).hexdigest()
-    name = safe_name(f"model-{job_json.get('id')}", fallback="model")
-    artifact = wandb.Artifact(
-        name, type="model", metadata=card, description=f"fine-tuned model {card['fine_tuned_model']}"
-    )
-    with tempfile.TemporaryDirectory(prefix="finetune_wb-") as tmp:
-        path = Path(tmp) / "model.json"
-        path.write_bytes(body)
-        artifact.add_file(str(path), name="model.json")
-        try:
-            run.log_artifact(artifact, aliases=["latest", digest])
-        except Exception as exc:
-            raise TrackingError(
-                f"W&B could not log the model artifact of job {job_json.get('id')}: {exc}"
-            ) from exc
-    online = not is_offline(run)
-    ref = ArtifactRef(
-        name=name,
-        type="model",
-        digest=digest,
-        wandb_digest=artifact.digest,
-        run_id=getattr(run, "id", None),
-        # online, where it lives: an eval run in another project must still find it by name
-        entity=(getattr(run, "entity", None) or None) if online else None,
-        project=(getattr(run, "project", None) or None) if online else None,
-        metadata=card,
-    )
-    _add_lineage(run, "outputs", ref.lineage_entry())
-    return remember(ref)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The hook for evaluation runs.
-
-
-def model_ref(*, job_id: str | None = None, fine_tuned_model: str | None = None) -> ArtifactRef | None:
-    """The model artifact recorded locally for a job id or fine-tuned model name (None if never logged)."""
-    for ref in reversed(recorded_artifacts("model")):
-        meta = ref.metadata
-        if (job_id and meta.get("job_id") == job_id) or (
-            fine_tuned_model and meta.get("fine_tuned_model") == fine_tuned_model
-        ):
-            return ref
-    return None
-
-
-def start_eval_run(
-    *,
-    project: str,
-    entity: str | None = None,
-    model: ArtifactRef | str | None = None,
-    test_data: ArtifactRef | None = None,
-    baseline: str | None = None,
-    name: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    tags: list[str] | None = None,
-) -> Any:
-    """Start an ``eval`` run that uses the model artifact and the test dataset artifact as inputs.
-
-    ``model`` is an ArtifactRef, or a job id / fine-tuned model name looked up in the local record.
-    Offline, the inputs are recorded in ``config["lineage"]``. The caller finishes the returned run.
-    """
-    ref = model
-    if isinstance(model, str):
-        ref = model_ref(job_id=model) or model_ref(fine_tuned_model=model)
-    run_config: dict[str, Any] = dict(config or {})
-    if isinstance(ref, ArtifactRef):
-        run_config.setdefault("fine_tuned_model", ref.metadata.get("fine_tuned_model"))
-        run_config.setdefault("job_id", ref.metadata.get("job_id"))
-    elif isinstance(model, str):
-        run_config.setdefault("fine_tuned_model", model)
-    if baseline:
-        run_config.setdefault("baseline_model", baseline)
-    run = start_run(
-        project=project,
-        entity=entity,
-        name=name,
-        job_type="eval",
-        config=run_config,
-        tags=tags,
-        what=f"an eval run in project {project!r}",
-    )
-    for item in (ref, test_data):
-        if isinstance(item, ArtifactRef):
-            link_input(run, item)
-    return run
