@@ -84,7 +84,7 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken encoding; a ConfigError that says what to do when it cannot be loaded.
 
     The encoding is built without keeping tiktoken's Python copy of its ~200,000 token ranks (see
-    ``_lean_encoding``), which saves about 25 MiB in every process that counts tokens.
+    ``_lean_encoding``), which saves about 28 MiB in every process that counts tokens.
     """
     try:
         return _lean_encoding(name)
@@ -103,7 +103,7 @@ def _lean_encoding(name: str) -> tiktoken.Encoding:
 
     tiktoken's ``Encoding`` holds the ranks twice: in its Rust core, which does all the encoding, and as a
     Python dict (``_mergeable_ranks``) that only pickling and code deriving new encodings read. For
-    o200k_base that dict is ~25 MiB. Here the dict is handed to the Rust core and then dropped; reading
+    o200k_base that dict is ~28 MiB. Here the dict is handed to the Rust core and then dropped; reading
     ``_mergeable_ranks`` re-reads it from tiktoken's file cache, and pickling goes by name. An encoding that
     tiktoken has already loaded in this process is shared as it is; an unusual tiktoken falls back to
     ``tiktoken.get_encoding``.
