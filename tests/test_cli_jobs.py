@@ -267,3 +267,16 @@ def test_bad_job_settings_name_the_flag_and_send_nothing(
     code, _, err = _run(capsys, "upload", str(tmp_path))
     assert code == 2 and "is a directory" in err
     assert not any(e.method == "POST" for e in emu.journal)
+
+
+def test_connection_error_names_the_server_without_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finetune_wb.cli import main
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:s3cret-pass@127.0.0.1:9/v1?api-key=s3cret-query")
+    code = main(["jobs"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "could not reach http://127.0.0.1:9/v1" in err
+    assert "s3cret" not in err

@@ -39,8 +39,19 @@ def client_from_env() -> Any:
 def describe_connection_error(exc: BaseException) -> str:
     """A connection failure, naming the server we tried and what to check."""
     request = getattr(exc, "request", None)
-    url = str(getattr(request, "url", "") or "") or "the API server"
+    url = _without_secrets(str(getattr(request, "url", "") or "")) or "the API server"
     return (
         f"could not reach {url} ({exc}); check OPENAI_BASE_URL (or the client's base_url), "
         "that the server is running, and the network"
     )
+
+
+def _without_secrets(url: str) -> str:
+    """Drop user-info and the query string (either may carry a key) from a URL shown to people."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
