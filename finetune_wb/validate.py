@@ -18,6 +18,7 @@ Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_mess
 
 from __future__ import annotations
 
+import io
 import json
 import json.scanner
 import math
@@ -25,7 +26,7 @@ import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from finetune_wb import costs
 from finetune_wb.format_checks import PLAIN_ROLES, Add, Format, check_chat, check_dpo, format_of
@@ -99,7 +100,11 @@ def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iter
     """Yield (line number, parsed value) for every non-blank line; parse problems go to the collector."""
     scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
     line_no = 0
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=_SNIFF_BYTES) as f:
+        # Sniffed from the same handle (peek consumes nothing), so a pipe or /dev/stdin is read only once.
+        reason = _not_utf8_text(cast(io.BufferedReader, f).peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
+        if reason is not None:
+            raise _NotText(reason)
         for line_no, raw in enumerate(f, start=1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark: harmless, accepted
@@ -143,14 +148,16 @@ _UNPARSED = object()
 _SNIFF_BYTES = 65_536
 
 
-def _not_utf8_text(path: Path) -> str | None:
+class _NotText(Exception):
+    """The file is not UTF-8 text at all (raised before the first line is parsed)."""
+
+
+def _not_utf8_text(head: bytes) -> str | None:
     """Why the file is not UTF-8 text at all (a UTF-16/32 file, a binary or compressed file), else None.
 
     JSON text can never hold a raw NUL byte (strings must escape it), so a NUL in the first 64 KiB means the
     file is not JSONL in UTF-8; listing thousands of per-line errors for it would hide the one real problem.
     """
-    with open(path, "rb") as f:
-        head = f.read(_SNIFF_BYTES)
     for bom, name in (
         (b"\x00\x00\xfe\xff", "UTF-32"),
         (b"\xff\xfe\x00\x00", "UTF-32"),
@@ -493,20 +500,16 @@ def validate_file(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
     try:
-        reason = _not_utf8_text(p)
-        if reason is not None:
-            return _unreadable_report(
-                path,
-                model,
-                max_issues,
-                f"{path} is not a UTF-8 text file: {reason}; save it as UTF-8 JSONL",
-            )
         return _run(
             _iter_file(p, collector, file_stats),
             collector=collector,
             file_stats=file_stats,
             counter=counter,
             **kwargs,
+        )
+    except _NotText as exc:
+        return _unreadable_report(
+            path, model, max_issues, f"{path} is not a UTF-8 text file: {exc}; save it as UTF-8 JSONL"
         )
     except OSError as exc:
         what = (

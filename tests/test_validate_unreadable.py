@@ -86,8 +86,8 @@ def test_io_error_while_reading(
         def __exit__(self, *exc: object) -> None:
             self.f.close()
 
-        def read(self, n: int = -1) -> bytes:
-            return bytes(self.f.read(n))
+        def peek(self, n: int = 0) -> bytes:
+            return bytes(self.f.peek(n))
 
         def __iter__(self) -> Any:
             for i, line in enumerate(self.f):
@@ -165,3 +165,24 @@ def test_text_output_of_an_unreadable_file_goes_to_stderr_without_traceback(tmp_
     assert proc.returncode == 2
     assert "not a UTF-8 text file" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_pipe_is_read_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`producer | finetune-wb validate /dev/stdin`: the not-text sniff must not eat the first 64 KiB."""
+    import os
+    import threading
+
+    fifo = tmp_path / "train.fifo"
+    os.mkfifo(fifo)
+    data = jsonl(2_000).encode()
+    assert len(data) > 65_536
+
+    def produce() -> None:
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=produce, daemon=True)
+    writer.start()
+    report = validate_file(fifo)
+    writer.join(timeout=10)
+    assert report.n_examples == 2_000 and report.ok, report.issues[:3]
