@@ -56,7 +56,8 @@ def start_session_run(
         )
     except Exception as exc:
         raise TrackingError(
-            f"could not start a W&B {job_type} run in project {state.project!r}: {exc}"
+            f"could not start a W&B {job_type} run in project {state.project!r}: {exc}; log in with "
+            "`wandb login`, or pass wandb_mode='offline' (upload later with `wandb sync`) or 'disabled'"
         ) from exc
     run_dir = getattr(run, "dir", None)
     state.wandb_runs[job_type] = str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))

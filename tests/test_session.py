@@ -417,3 +417,28 @@ def test_resume_from_a_missing_or_corrupt_state_file_says_what_to_do(tmp_path: P
     wrong.write_text('{"project": 5}', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\(project: .*\); pass another state_path"):
         FineTuneSession.resume(wrong)
+
+
+def test_a_w_and_b_run_that_cannot_start_says_what_to_do(
+    finetune_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    from finetune_wb.errors import TrackingError
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("No API key configured")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    session = _session(finetune_emulator, tmp_path, wandb_mode="online")
+    session.prepare(_records(30), template=demo_template(), n_train=10, seed=5)
+    with pytest.raises(TrackingError, match=r"t-session.*No API key configured.*wandb_mode='offline'"):
+        session.fine_tune(SPEC)
+    # the upload is kept: choosing another W&B mode and trying again does not upload a second time
+    monkeypatch.undo()
+    again = FineTuneSession.resume(
+        session.state_path, client=finetune_emulator.client(), wandb_mode="disabled"
+    )
+    again.fine_tune(SPEC)
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
