@@ -270,11 +270,13 @@ def test_wait_timeout_leaves_the_job_to_wait_for_again(finetune_emulator: Any, t
 
 
 QUIET_SCRIPT = """
+import os
 import sys
 from openai import OpenAI
 from finetune_wb import FineTuneSession, JobSpec
 from finetune_wb.demo_data import demo_template, load_demo_records
 
+environ = dict(os.environ)
 session = FineTuneSession(
     project="quiet", client=OpenAI(base_url=sys.argv[1], api_key="sk-test"), state_path=sys.argv[2],
     poll_interval=0.05,
@@ -285,11 +287,14 @@ session.fine_tune(JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=2))
 session.wait()
 session.evaluate(baselines=["gpt-4o-mini-2024-07-18"])
 assert len(session.state.wandb_runs) == 3, session.state.wandb_runs
+# no global state: the environment is as it was, but for the socket wandb's own service process announces
+changed = {k for k in set(environ) | set(os.environ) if environ.get(k) != os.environ.get(k)}
+assert changed <= {"WANDB_SERVICE"}, changed
 """
 
 
 def test_a_session_prints_nothing_in_a_plain_process(finetune_emulator: Any, tmp_path: Path) -> None:
-    """No stdout, no stderr: no progress bars by default, no W&B run banners, and our W&B-offline warning
+    """No stdout, no stderr, no change to os.environ: no progress bars by default, no W&B run banners, and our W&B-offline warning
     goes to the logger only (a plain process has no logging configured, so Python would print WARNINGs)."""
     import os
     import subprocess
