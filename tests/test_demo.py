@@ -266,3 +266,38 @@ def test_a_real_run_after_an_offline_demo_in_the_same_directory_starts_its_own_s
     assert real.job_id != offline.job_id
     assert any("starting a new one" in line for line in lines)
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "used"), [("online", "offline"), (None, "offline"), ("disabled", "disabled")]
+)
+def test_run_emulator_never_logs_to_the_online_project(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    configured: str | None,
+    used: str,
+) -> None:
+    from finetune_wb import config as config_module
+
+    seen: list[str | None] = []
+
+    def fake_run_config(config: Any, **_: Any) -> Any:
+        seen.append(config.wandb_mode)
+        return config_module.RunResult(
+            state_path="s.json",
+            session_id="x",
+            job_id=None,
+            job_status=None,
+            fine_tuned_model=None,
+            validation=None,
+            evaluation=None,
+        )
+
+    monkeypatch.setattr(config_module, "run_config", fake_run_config)
+    cfg = tmp_path / "run.toml"
+    mode_line = f'wandb_mode = "{configured}"\n' if configured else ""
+    cfg.write_text(mode_line + "[data]\ndemo = true\n", encoding="utf-8")
+    assert main(["run", str(cfg), "--emulator", "--json"]) == 0
+    assert seen == [used]
+    capsys.readouterr()

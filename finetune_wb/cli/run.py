@@ -114,7 +114,9 @@ def _run_command(args: argparse.Namespace) -> int:
 
         from finetune_wb.emulator import run_emulator
 
-        config = config.model_copy(update={"wandb_mode": config.wandb_mode or "offline"})
+        # a dry run: its runs never go to the online project (offline, or none when the config disables W&B)
+        mode = "disabled" if config.wandb_mode == "disabled" else "offline"
+        config = config.model_copy(update={"wandb_mode": mode})
         with tempfile.TemporaryDirectory(prefix="finetune-wb-run-") as tmp, run_emulator(pace=0.2) as emu:
             state = args.state or f"{tmp}/state.json"
             result = run_config(
