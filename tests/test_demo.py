@@ -222,6 +222,12 @@ def test_demo_command_with_a_key_shows_the_cost_asks_and_runs_for_real(
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
 
     assert main(["demo", "--out", str(out), "--yes", "--json"]) == 0  # again: resumes, asks nothing
+    import logging
+
+    from finetune_wb.cli.run import _drop_offline_hint
+
+    root_handlers = logging.getLogger().handlers
+    assert root_handlers and all(_drop_offline_hint not in h.filters for h in root_handlers)  # left as found
     again = json.loads(capsys.readouterr().out)
     assert again["mode"] == "openai" and again["job_status"] == "succeeded"
     assert len(asked) == 2

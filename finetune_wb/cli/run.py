@@ -170,17 +170,22 @@ def _demo_command(args: argparse.Namespace) -> int:
     from finetune_wb.demo import format_summary, run_demo
 
     _quiet_wandb()
-    for handler in logging.getLogger().handlers:
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
         handler.addFilter(_drop_offline_hint)
-    result = run_demo(
-        out_dir=args.out,
-        yes=args.yes,
-        emulator=True if args.emulator else None,
-        confirm=_confirm,
-        echo=_echo,
-        pace=args.pace,
-        progress=sys.stderr.isatty(),
-    )
+    try:
+        result = run_demo(
+            out_dir=args.out,
+            yes=args.yes,
+            emulator=True if args.emulator else None,
+            confirm=_confirm,
+            echo=_echo,
+            pace=args.pace,
+            progress=sys.stderr.isatty(),
+        )
+    finally:  # main() may be called again in the same process (tests, an embedding tool)
+        for handler in handlers:
+            handler.removeFilter(_drop_offline_hint)
     if args.json:
         print_json(result)
     else:
