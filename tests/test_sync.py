@@ -144,8 +144,7 @@ def test_sync_jobs_all_pages_skips_synced_keeps_going(
 def test_cli_sync_ids_exit_codes_and_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_online_wandb: list[str]
 ) -> None:
-    from finetune_wb.cli import main
-    from finetune_wb.cli import sync as cli_sync
+    from finetune_wb.cli import main, sync as cli_sync
 
     api = FakeFineTuneAPI(
         files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
@@ -251,8 +250,7 @@ def test_sync_wait_follows_a_running_job_live(
     finetune_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`finetune-wb sync --id JOB --wait`: a job still running gets its run now and is followed to the end."""
-    from finetune_wb.cli import main
-    from finetune_wb.cli import sync as cli_sync
+    from finetune_wb.cli import main, sync as cli_sync
 
     finetune_emulator.pace = 0.2  # slow enough to be caught running (the fixture resets it per test)
     client = finetune_emulator.client()
@@ -422,8 +420,7 @@ def test_identical_bytes_under_another_file_id_make_no_new_dataset_version() -> 
 def test_unwritable_state_dir_is_an_error_that_names_it(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from finetune_wb.cli import main
-    from finetune_wb.cli import sync as cli_sync
+    from finetune_wb.cli import main, sync as cli_sync
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -442,8 +439,7 @@ def test_unwritable_state_dir_is_an_error_that_names_it(
 def test_cli_wait_shows_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from finetune_wb.cli import main
-    from finetune_wb.cli import sync as cli_sync
+    from finetune_wb.cli import main, sync as cli_sync
 
     api = FakeFineTuneAPI(
         files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}

@@ -28,9 +28,7 @@ from finetune_wb.tracking._common import (
 from finetune_wb.tracking.datasets import ArtifactRef, link_input
 
 # The model artifact and the eval-run hook live in models.py; importable from here as before.
-from finetune_wb.tracking.models import log_model
-from finetune_wb.tracking.models import model_ref as model_ref
-from finetune_wb.tracking.models import start_eval_run as start_eval_run
+from finetune_wb.tracking.models import log_model, model_ref as model_ref, start_eval_run as start_eval_run
 from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
 
 logger = logging.getLogger("finetune_wb.tracking")
