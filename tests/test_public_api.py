@@ -36,3 +36,21 @@ def test_import_loads_no_heavy_packages() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_static_reexports_match_exports() -> None:
+    """The TYPE_CHECKING block (for type checkers and IDEs) names exactly the lazily exported names."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(finetune_wb.__file__).read_text())
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    static = {
+        (alias.asname or alias.name, node.module.removeprefix("finetune_wb."))
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert static == set(finetune_wb._EXPORTS.items())
