@@ -44,7 +44,7 @@ class Template(BaseModel):
     which is what a system prompt usually is. ``system=None`` leaves the system message out.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt part name is an error
 
     system: str | None = None
     user: str = "{text}"

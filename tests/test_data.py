@@ -258,3 +258,10 @@ def test_split_properties(labels: list[str], data: st.DataObject) -> None:
         share = n_train * labels.count(lab) / len(labels)
         got = sum(r["label"] == lab for r in train)
         assert got <= max(1, math.ceil(share)) + 1 and got >= math.floor(share) - len(set(labels))
+
+
+def test_template_rejects_a_misspelt_part() -> None:
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="sytem"):
+        Template(sytem="Answer Yes or No.")  # type: ignore[call-arg]
