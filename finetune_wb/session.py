@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb._paths import sha256_file
 from finetune_wb.errors import ConfigError, DataError
 from finetune_wb.session_state import (
     DEFAULT_MODEL,
@@ -35,7 +36,6 @@ from finetune_wb.session_state import (
     dump_obj,
     load_state,
     save_state,
-    sha256_file,
 )
 from finetune_wb.session_tracking import (
     start_session_run,

@@ -7,11 +7,7 @@ digests, paths, the base URL of the server (without user-info) and the evaluatio
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from finetune_wb._paths import atomic_write_text
 from finetune_wb.errors import ConfigError
 
 STATE_VERSION = 1
@@ -72,30 +69,6 @@ class SessionState(BaseModel):
     eval_summary: dict[str, Any] | None = None
 
     wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader (or a crash) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def dump_obj(obj: Any) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
-from finetune_wb._paths import state_dir
+from finetune_wb._paths import atomic_write_bytes, atomic_write_text, state_dir
 from finetune_wb.errors import DataError, DataValidationError, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,15 +106,7 @@ def _read_registry() -> dict[str, dict[str, Any]]:
 
 
 def _write_registry(data: Mapping[str, Any]) -> None:
-    path = registry_path()
-    fd, tmp = tempfile.mkstemp(prefix=".uploads-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(registry_path(), json.dumps(data, indent=1, sort_keys=True))
 
 
 @contextmanager
@@ -202,9 +193,7 @@ def _stage_examples(examples: Iterable[Any]) -> Path:
     staging.mkdir(parents=True, exist_ok=True)
     path = staging / f"examples-{digest[:16]}.jsonl"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, payload)
     return path
 
 

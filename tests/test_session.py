@@ -220,7 +220,7 @@ def test_one_session_per_thread(finetune_emulator: Any, tmp_path: Path) -> None:
 
 
 def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from finetune_wb import session_state
+    from finetune_wb import _paths
 
     session = FineTuneSession(project="atomic", state_path=tmp_path / "s.json", wandb_mode="disabled")
     before = session.state_path.read_text()
@@ -229,7 +229,7 @@ def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.M
     def crash(*_: Any, **__: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(session_state.os, "replace", crash)
+    monkeypatch.setattr(_paths.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         session._save()
     assert session.state_path.read_text() == before  # the old state survives a failed write

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb._paths import sha256_file
 from finetune_wb.errors import EvaluationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,12 +82,6 @@ def _is_artifact_ref(obj: Any) -> bool:
     return hasattr(obj, "qualified_name") and hasattr(obj, "digest") and hasattr(obj, "metadata")
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _local_copy(metadata: dict[str, Any], digest: str | None) -> Path | None:
     """The file an artifact's metadata says this machine has, if it is still there and unchanged."""
     for key in ("local_path", "path", "source_path"):
@@ -94,7 +89,7 @@ def _local_copy(metadata: dict[str, Any], digest: str | None) -> Path | None:
         if not candidate:
             continue
         path = Path(str(candidate))
-        if path.is_file() and (digest is None or _sha256(path) == digest):
+        if path.is_file() and (digest is None or sha256_file(path) == digest):
             return path
     return None
 

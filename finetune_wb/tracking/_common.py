@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse, urlsplit
 
-from finetune_wb._paths import state_dir
+from finetune_wb._paths import atomic_write_text, state_dir
 
 logger = logging.getLogger("finetune_wb.tracking")
 
@@ -298,10 +298,8 @@ def read_record(name: str) -> dict[str, Any]:
 
 def write_record(name: str, data: dict[str, Any]) -> None:
     path = records_dir() / name
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(scrub(data), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(scrub(data), indent=2, sort_keys=True))
     except OSError as exc:
         raise _unwritable(path.parent, exc) from exc
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from finetune_wb._paths import atomic_write_bytes
 from finetune_wb.errors import DataError, TrackingError
 from finetune_wb.tracking._common import (
     is_offline,
@@ -349,9 +349,7 @@ def cached_copy(data: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{hashlib.sha256(data).hexdigest()}.jsonl"
     if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     return path
 
 
