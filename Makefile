@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check finetune_wb tests benchmarks examples
 	$(VENV)/bin/ruff format --check finetune_wb tests benchmarks examples
 	$(VENV)/bin/mypy finetune_wb
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -35,7 +35,7 @@ CHAT = "/v1/chat/completions"
 
 
 def build_examples(n: int) -> list[Any]:
-    from finetune_wb.demo_data import DEMO_SYSTEM_PROMPT, DEMO_USER_TEMPLATE, generate_clauses
+    from finetune_wb.data.demo_dataset import DEMO_SYSTEM_PROMPT, DEMO_USER_TEMPLATE, generate_clauses
     from finetune_wb.schema import ChatExample
 
     return [

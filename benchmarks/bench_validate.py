@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetune_wb.tokens import encoding_name_for_model
+from finetune_wb.validation.tokens import encoding_name_for_model
 
 SYSTEM_PROMPTS = [
     "You are a careful contract analyst. Answer Yes or No: does the clause require that all confidential "
@@ -164,7 +164,7 @@ print(json.dumps({"n": len(dataset), "tokens": sum(total), "assistant": sum(assi
 
 OURS_SCRIPT = r"""
 import json, sys, time
-from finetune_wb.validate import validate_file
+from finetune_wb.validation.validate import validate_file
 
 path, model = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()

@@ -19,7 +19,7 @@ import json
 import re
 import time
 
-from finetune_wb.demo_data import DEMO_SYSTEM_PROMPT, generate_clauses
+from finetune_wb.data.demo_dataset import DEMO_SYSTEM_PROMPT, generate_clauses
 from finetune_wb.emulator import run_emulator
 from finetune_wb.evaluation import ModelTarget, Score, classification, evaluate, evaluator, exact_match
 from finetune_wb.schema import ChatExample

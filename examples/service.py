@@ -133,7 +133,7 @@ class FineTuneService:
             wandb_dir=job_dir,
         )
         if request.get("demo"):
-            from finetune_wb.demo_data import load_demo_records
+            from finetune_wb.data.demo_dataset import load_demo_records
 
             records = load_demo_records()
         else:

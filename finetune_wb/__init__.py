@@ -6,124 +6,112 @@ The public API is everything in ``__all__``. Names are resolved lazily (PEP 562)
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from finetune_wb._lazy import lazy_exports
+from finetune_wb._version import __version__ as __version__
 
 # A library logs, it does not print: without this, Python's last-resort handler writes our WARNING records
 # to stderr when the application has configured no logging. Applications (and the CLI) add their own handlers.
 logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 
-# public name -> submodule that defines it. Keep sorted by name.
+# public name -> the module that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
-    "ArtifactRef": "tracking",
-    "ChatExample": "schema",
-    "ConfigError": "errors",
-    "DataError": "errors",
-    "DataValidationError": "errors",
-    "DemoResult": "demo",
-    "EmulatorError": "errors",
-    "EvalReport": "evaluation",
-    "EvaluationError": "errors",
-    "Evaluator": "evaluation",
-    "FineTuneError": "errors",
-    "FineTuneSession": "session",
-    "FineTuneTracker": "tracking",
-    "JobCancelled": "errors",
-    "JobError": "errors",
-    "JobEvent": "jobs",
-    "JobFailed": "errors",
-    "JobSpec": "schema",
-    "JobTimeout": "errors",
-    "Message": "schema",
-    "ModelTarget": "evaluation",
-    "PreferenceExample": "schema",
-    "RetryPolicy": "_retry",
-    "RunConfig": "config",
-    "RunResult": "config",
-    "Score": "evaluation",
-    "SessionState": "session",
-    "SyncReport": "sync",
-    "SyncResult": "sync",
-    "Template": "data",
-    "ToolCall": "schema",
-    "TrackedJob": "tracking",
-    "TrackingError": "errors",
-    "UploadError": "errors",
-    "ValidationIssue": "report",
-    "ValidationReport": "report",
-    "aevaluate": "evaluation",
-    "build_examples": "data",
-    "cancel_job": "jobs",
-    "classification": "evaluation",
-    "contains": "evaluation",
-    "count_example_tokens": "tokens",
-    "create_job": "jobs",
-    "encoding_name_for_model": "tokens",
-    "evaluate": "evaluation",
-    "evaluator": "evaluation",
-    "exact_match": "evaluation",
-    "get_job": "jobs",
-    "instruction_from_prompt": "data",
-    "job_metrics": "jobs",
-    "json_match": "evaluation",
-    "json_valid": "evaluation",
-    "link_input": "tracking",
-    "list_checkpoints": "jobs",
-    "list_jobs": "jobs",
-    "llm_judge": "evaluation",
-    "load_examples": "data",
-    "log_dataset": "tracking",
-    "read_jsonl": "data",
-    "read_records": "data",
-    "regex": "evaluation",
-    "run_config": "config",
-    "run_demo": "demo",
-    "run_emulator": "emulator",
-    "split_examples": "data",
-    "start_eval_run": "tracking",
-    "sync_job": "sync",
-    "sync_jobs": "sync",
-    "upload_file": "upload",
-    "validate_examples": "validate",
-    "validate_file": "validate",
-    "wait_for_job": "jobs",
-    "write_jsonl": "data",
+    "ArtifactRef": "finetune_wb.tracking.datasets",
+    "ChatExample": "finetune_wb.schema",
+    "ConfigError": "finetune_wb.errors",
+    "DataError": "finetune_wb.errors",
+    "DataValidationError": "finetune_wb.errors",
+    "DemoResult": "finetune_wb.demo",
+    "EmulatorError": "finetune_wb.errors",
+    "EvalReport": "finetune_wb.evaluation.report",
+    "EvaluationError": "finetune_wb.errors",
+    "Evaluator": "finetune_wb.evaluation.evaluators",
+    "FineTuneError": "finetune_wb.errors",
+    "FineTuneSession": "finetune_wb.session.facade",
+    "FineTuneTracker": "finetune_wb.tracking.runs",
+    "JobCancelled": "finetune_wb.errors",
+    "JobError": "finetune_wb.errors",
+    "JobEvent": "finetune_wb.jobs.events",
+    "JobFailed": "finetune_wb.errors",
+    "JobSpec": "finetune_wb.schema",
+    "JobTimeout": "finetune_wb.errors",
+    "Message": "finetune_wb.schema",
+    "ModelTarget": "finetune_wb.evaluation.engine",
+    "PreferenceExample": "finetune_wb.schema",
+    "RetryPolicy": "finetune_wb._retry",
+    "RunConfig": "finetune_wb.config.model",
+    "RunResult": "finetune_wb.session.run_config",
+    "Score": "finetune_wb.evaluation.evaluators",
+    "SessionState": "finetune_wb.session.state",
+    "SyncReport": "finetune_wb.tracking.sync",
+    "SyncResult": "finetune_wb.tracking.sync",
+    "Template": "finetune_wb.data.template",
+    "ToolCall": "finetune_wb.schema",
+    "TrackedJob": "finetune_wb.tracking.runs",
+    "TrackingError": "finetune_wb.errors",
+    "UploadError": "finetune_wb.errors",
+    "ValidationIssue": "finetune_wb.validation.report",
+    "ValidationReport": "finetune_wb.validation.report",
+    "aevaluate": "finetune_wb.evaluation.engine",
+    "build_examples": "finetune_wb.data.build",
+    "cancel_job": "finetune_wb.jobs.operations",
+    "classification": "finetune_wb.evaluation.builtin_evaluators",
+    "contains": "finetune_wb.evaluation.builtin_evaluators",
+    "count_example_tokens": "finetune_wb.validation.tokens",
+    "create_job": "finetune_wb.jobs.operations",
+    "encoding_name_for_model": "finetune_wb.validation.tokens",
+    "evaluate": "finetune_wb.evaluation.engine",
+    "evaluator": "finetune_wb.evaluation.evaluators",
+    "exact_match": "finetune_wb.evaluation.builtin_evaluators",
+    "get_job": "finetune_wb.jobs.operations",
+    "instruction_from_prompt": "finetune_wb.data.template",
+    "job_metrics": "finetune_wb.jobs.operations",
+    "json_match": "finetune_wb.evaluation.builtin_evaluators",
+    "json_valid": "finetune_wb.evaluation.builtin_evaluators",
+    "link_input": "finetune_wb.tracking.datasets",
+    "list_checkpoints": "finetune_wb.jobs.operations",
+    "list_jobs": "finetune_wb.jobs.operations",
+    "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
+    "load_examples": "finetune_wb.data.jsonl",
+    "log_dataset": "finetune_wb.tracking.datasets",
+    "read_jsonl": "finetune_wb.data.jsonl",
+    "read_records": "finetune_wb.data.records",
+    "regex": "finetune_wb.evaluation.builtin_evaluators",
+    "run_config": "finetune_wb.session.run_config",
+    "run_demo": "finetune_wb.demo",
+    "run_emulator": "finetune_wb.emulator.runner",
+    "split_examples": "finetune_wb.data.build",
+    "start_eval_run": "finetune_wb.tracking.model_artifact",
+    "sync_job": "finetune_wb.tracking.sync",
+    "sync_jobs": "finetune_wb.tracking.sync",
+    "upload_file": "finetune_wb.jobs.upload",
+    "validate_examples": "finetune_wb.validation.validate",
+    "validate_file": "finetune_wb.validation.validate",
+    "wait_for_job": "finetune_wb.jobs.waiting",
+    "write_jsonl": "finetune_wb.data.jsonl",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'finetune_wb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"finetune_wb.{module_name}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
     from finetune_wb._retry import RetryPolicy as RetryPolicy
-    from finetune_wb.config import RunConfig as RunConfig, RunResult as RunResult, run_config as run_config
-    from finetune_wb.data import (
-        Template as Template,
-        build_examples as build_examples,
-        instruction_from_prompt as instruction_from_prompt,
+    from finetune_wb.config.model import RunConfig as RunConfig
+    from finetune_wb.data.build import build_examples as build_examples, split_examples as split_examples
+    from finetune_wb.data.jsonl import (
         load_examples as load_examples,
         read_jsonl as read_jsonl,
-        read_records as read_records,
-        split_examples as split_examples,
         write_jsonl as write_jsonl,
     )
+    from finetune_wb.data.records import read_records as read_records
+    from finetune_wb.data.template import (
+        Template as Template,
+        instruction_from_prompt as instruction_from_prompt,
+    )
     from finetune_wb.demo import DemoResult as DemoResult, run_demo as run_demo
-    from finetune_wb.emulator import run_emulator as run_emulator
+    from finetune_wb.emulator.runner import run_emulator as run_emulator
     from finetune_wb.errors import (
         ConfigError as ConfigError,
         DataError as DataError,
@@ -138,33 +126,37 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         TrackingError as TrackingError,
         UploadError as UploadError,
     )
-    from finetune_wb.evaluation import (
-        EvalReport as EvalReport,
-        Evaluator as Evaluator,
-        ModelTarget as ModelTarget,
-        Score as Score,
-        aevaluate as aevaluate,
+    from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,
-        evaluate as evaluate,
-        evaluator as evaluator,
         exact_match as exact_match,
         json_match as json_match,
         json_valid as json_valid,
         llm_judge as llm_judge,
         regex as regex,
     )
-    from finetune_wb.jobs import (
-        JobEvent as JobEvent,
+    from finetune_wb.evaluation.engine import (
+        ModelTarget as ModelTarget,
+        aevaluate as aevaluate,
+        evaluate as evaluate,
+    )
+    from finetune_wb.evaluation.evaluators import (
+        Evaluator as Evaluator,
+        Score as Score,
+        evaluator as evaluator,
+    )
+    from finetune_wb.evaluation.report import EvalReport as EvalReport
+    from finetune_wb.jobs.events import JobEvent as JobEvent
+    from finetune_wb.jobs.operations import (
         cancel_job as cancel_job,
         create_job as create_job,
         get_job as get_job,
         job_metrics as job_metrics,
         list_checkpoints as list_checkpoints,
         list_jobs as list_jobs,
-        wait_for_job as wait_for_job,
     )
-    from finetune_wb.report import ValidationIssue as ValidationIssue, ValidationReport as ValidationReport
+    from finetune_wb.jobs.upload import upload_file as upload_file
+    from finetune_wb.jobs.waiting import wait_for_job as wait_for_job
     from finetune_wb.schema import (
         ChatExample as ChatExample,
         JobSpec as JobSpec,
@@ -172,24 +164,31 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         PreferenceExample as PreferenceExample,
         ToolCall as ToolCall,
     )
-    from finetune_wb.session import FineTuneSession as FineTuneSession, SessionState as SessionState
-    from finetune_wb.sync import (
+    from finetune_wb.session.facade import FineTuneSession as FineTuneSession
+    from finetune_wb.session.run_config import RunResult as RunResult, run_config as run_config
+    from finetune_wb.session.state import SessionState as SessionState
+    from finetune_wb.tracking.datasets import (
+        ArtifactRef as ArtifactRef,
+        link_input as link_input,
+        log_dataset as log_dataset,
+    )
+    from finetune_wb.tracking.model_artifact import start_eval_run as start_eval_run
+    from finetune_wb.tracking.runs import FineTuneTracker as FineTuneTracker, TrackedJob as TrackedJob
+    from finetune_wb.tracking.sync import (
         SyncReport as SyncReport,
         SyncResult as SyncResult,
         sync_job as sync_job,
         sync_jobs as sync_jobs,
     )
-    from finetune_wb.tokens import (
+    from finetune_wb.validation.report import (
+        ValidationIssue as ValidationIssue,
+        ValidationReport as ValidationReport,
+    )
+    from finetune_wb.validation.tokens import (
         count_example_tokens as count_example_tokens,
         encoding_name_for_model as encoding_name_for_model,
     )
-    from finetune_wb.tracking import (
-        ArtifactRef as ArtifactRef,
-        FineTuneTracker as FineTuneTracker,
-        TrackedJob as TrackedJob,
-        link_input as link_input,
-        log_dataset as log_dataset,
-        start_eval_run as start_eval_run,
+    from finetune_wb.validation.validate import (
+        validate_examples as validate_examples,
+        validate_file as validate_file,
     )
-    from finetune_wb.upload import upload_file as upload_file
-    from finetune_wb.validate import validate_examples as validate_examples, validate_file as validate_file

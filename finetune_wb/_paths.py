@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+PathLike = str | os.PathLike[str]
+
 
 def state_dir() -> Path:
     """Return (and create) the directory for local registries, sync records and caches."""

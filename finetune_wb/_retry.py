@@ -5,7 +5,7 @@ server's ``retry-after-ms`` / ``retry-after`` headers when present; otherwise it
 jitter up to a cap. ``sleep`` / ``async_sleep`` are injectable so tests never wait for real.
 
 Use it for every call that is safe to repeat. Calls that are not (creating a job) need their own guard;
-see :func:`finetune_wb.jobs.create_job`.
+see :func:`finetune_wb.jobs.operations.create_job`.
 """
 
 from __future__ import annotations

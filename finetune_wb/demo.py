@@ -2,7 +2,7 @@
 
 Without ``OPENAI_API_KEY`` (or with ``emulator=True``) the demo starts the embedded emulator, writes W&B runs
 offline under ``out_dir/wandb``, and runs prepare -> validate -> upload -> fine-tune -> wait -> evaluate on
-the 120 generated contract clauses of :mod:`finetune_wb.demo_data`. Each offline demo is a fresh session
+the 120 generated contract clauses of :mod:`finetune_wb.data.demo_dataset`. Each offline demo is a fresh session
 (the emulator forgets its jobs when it stops). With a key, it runs against the real API: it shows the
 estimated cost and asks before creating the job, and keeps its state in ``out_dir/state.json`` so running it
 again resumes instead of paying twice.
@@ -90,7 +90,7 @@ def _backend(use_emulator: bool, *, pace: float, client: Any) -> Iterator[tuple[
 def _state_base_url(state_path: Path) -> str | None:
     """The server a previous demo session in ``state_path`` talked to (None: no such session, or unreadable)."""
     from finetune_wb.errors import ConfigError
-    from finetune_wb.session_state import load_state
+    from finetune_wb.session.state import load_state
 
     if not state_path.is_file():
         return None
@@ -127,10 +127,10 @@ def run_demo(
         echo: receives one line per step (the CLI prints them on stderr).
         pace: emulator speed (1.0: a 30-example job takes a few seconds; smaller is faster).
     """
-    from finetune_wb.demo_data import demo_template, load_demo_records
+    from finetune_wb.data.demo_dataset import demo_template, load_demo_records
     from finetune_wb.evaluation import classification, exact_match
     from finetune_wb.schema import JobSpec
-    from finetune_wb.session import FineTuneSession
+    from finetune_wb.session.facade import FineTuneSession
 
     started = time.monotonic()
     use_emulator = (
@@ -146,7 +146,7 @@ def run_demo(
         shutil.rmtree(out / "state-data", ignore_errors=True)
         wandb_mode = "offline"
     else:
-        from finetune_wb.tracking._common import is_offline
+        from finetune_wb.tracking.mode import is_offline
 
         env_mode = (os.environ.get("WANDB_MODE") or "").strip().lower()
         wandb_mode = "disabled" if env_mode == "disabled" else ("offline" if is_offline() else "online")

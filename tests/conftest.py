@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,24 @@ def legalbench_dir() -> Path:
     """The seed's real dataset (117 contract clauses, Yes/No), read in place from ../shared."""
     assert LEGALBENCH.is_dir(), f"expected the LegalBench data at {LEGALBENCH}"
     return LEGALBENCH
+
+
+@pytest.fixture
+def no_online_wandb(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Offline, these must never be called: each raises and records the attempt (the list of attempts)."""
+    import wandb
+    from wandb.sdk.wandb_run import Run
+
+    calls: list[str] = []
+
+    def forbid(name: str) -> Any:
+        def _raise(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"{name} called while offline")
+
+        return _raise
+
+    monkeypatch.setattr(wandb, "Api", forbid("wandb.Api"))
+    monkeypatch.setattr(wandb, "login", forbid("wandb.login"))
+    monkeypatch.setattr(Run, "use_artifact", forbid("Run.use_artifact"))
+    return calls

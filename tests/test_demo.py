@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
 
 from finetune_wb.cli import main
 from finetune_wb.demo import DemoDeclined, DemoResult, format_summary, run_demo
@@ -284,7 +283,7 @@ def test_run_emulator_never_logs_to_the_online_project(
     configured: str | None,
     used: str,
 ) -> None:
-    from finetune_wb import config as config_module
+    from finetune_wb.session import run_config as config_module
 
     seen: list[str | None] = []
 

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wandb_readback import fresh_wandb  # noqa: F401 (fixture: wandb's per-process setup, reset per test)
 
 from finetune_wb.cli import main
-from finetune_wb.config import RunConfig
+from finetune_wb.config.model import RunConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from finetune_wb import __version__
+from finetune_wb._version import __version__
 
 # Modules that register subcommands, in the order they appear in --help.
 SUBCOMMAND_MODULES = (

@@ -179,7 +179,7 @@ class _UsageError(Exception):
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from finetune_wb.errors import DataValidationError
-    from finetune_wb.upload import upload_file
+    from finetune_wb.jobs.upload import upload_file
 
     path = Path(args.path)
     if not path.is_file():
@@ -236,7 +236,7 @@ def _describe_spec_error(exc: ValueError) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from finetune_wb.errors import FineTuneError
-    from finetune_wb.jobs import create_job, get_job
+    from finetune_wb.jobs.operations import create_job, get_job
     from finetune_wb.schema import JobSpec
 
     training_file = _file_arg(args.training_file)
@@ -284,7 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _wait(job_id: str, *, client: Any, args: argparse.Namespace) -> Any:
-    from finetune_wb.jobs import wait_for_job
+    from finetune_wb.jobs.waiting import wait_for_job
 
     quiet = args.no_progress
     return wait_for_job(
@@ -306,7 +306,7 @@ def _print_final(job: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from finetune_wb.jobs import get_job
+    from finetune_wb.jobs.operations import get_job
 
     job = get_job(args.job, client=client_from_env())
     _print_final(job, args)
@@ -315,7 +315,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
-    from finetune_wb.jobs import get_job
+    from finetune_wb.jobs.operations import get_job
 
     client = client_from_env()
     try:
@@ -330,7 +330,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from finetune_wb.jobs import cancel_job
+    from finetune_wb.jobs.operations import cancel_job
 
     job = cancel_job(args.job, client=client_from_env())
     _print_final(job, args)
@@ -342,7 +342,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from finetune_wb.jobs import list_jobs
+    from finetune_wb.jobs.operations import list_jobs
 
     metadata = _parse_pairs(args.metadata)
     jobs = list_jobs(

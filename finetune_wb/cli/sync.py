@@ -53,7 +53,7 @@ def _positive_int(text: str) -> int:
 
 def run_sync(args: argparse.Namespace) -> int:
     """Exit 0 unless a job failed to sync (1); running jobs are skipped with a note, not an error."""
-    from finetune_wb.sync import SyncReport, sync_job, sync_jobs
+    from finetune_wb.tracking.sync import SyncReport, sync_job, sync_jobs
 
     client = client_from_env()
     if args.ids:

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune_wb.validate import validate_file
+    from finetune_wb.validation.validate import validate_file
 
     report = validate_file(
         args.path,

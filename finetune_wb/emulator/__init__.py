@@ -6,7 +6,7 @@
         client = emu.client()          # openai.OpenAI(base_url=emu.base_url, api_key="sk-test")
 
 Fine-tuned models answer with the training answer of the most similar training prompt; base models answer
-deterministically without that knowledge (see :mod:`finetune_wb.emulator.models`). It is not a language
+deterministically without that knowledge (see :mod:`finetune_wb.emulator.answerers`). It is not a language
 model. Starlette and uvicorn are imported only when a server starts.
 """
 

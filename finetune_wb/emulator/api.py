@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from finetune_wb.emulator import creation, lifecycle
+from finetune_wb.emulator.answerers import Answer, base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.core import Core
-from finetune_wb.emulator.models import Answer, base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.state import (
     BASE_MODEL_CREATED,
     BASE_MODELS,

@@ -39,7 +39,7 @@ def check_file(
         return cached
     path = store.blob_path(file_id)
     from finetune_wb.errors import FineTuneError
-    from finetune_wb.validate import validate_file
+    from finetune_wb.validation.validate import validate_file
 
     try:
         report = validate_file(path, model=_validator_model(model), n_epochs=n_epochs, method=method)

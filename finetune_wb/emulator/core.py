@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 from finetune_wb.emulator import lifecycle
+from finetune_wb.emulator.answerers import NearestNeighbourModel
 from finetune_wb.emulator.clock import Clock, SystemClock
 from finetune_wb.emulator.faults import Faults
-from finetune_wb.emulator.models import NearestNeighbourModel
 from finetune_wb.emulator.state import ApiError, Store
 
 

@@ -16,8 +16,8 @@ import math
 import random
 from typing import Any
 
+from finetune_wb.emulator.answerers import read_pairs
 from finetune_wb.emulator.checks import check_file
-from finetune_wb.emulator.models import read_pairs
 from finetune_wb.emulator.state import ApiError, Store, new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -11,7 +11,7 @@ Online, edges are W&B artifact inputs/outputs; offline they are ids and digests 
 
 from __future__ import annotations
 
-from finetune_wb.tracking._common import is_offline, offline_hint, scrub
+from finetune_wb._secrets import scrub
 from finetune_wb.tracking.datasets import (
     ArtifactRef,
     dataset_statistics,
@@ -21,7 +21,8 @@ from finetune_wb.tracking.datasets import (
     record_file_id,
     recorded_artifacts,
 )
-from finetune_wb.tracking.models import log_model, model_ref, start_eval_run
+from finetune_wb.tracking.mode import is_offline, offline_hint
+from finetune_wb.tracking.model_artifact import log_model, model_ref, start_eval_run
 from finetune_wb.tracking.runs import FineTuneTracker, TrackedJob, event_step_metrics
 from finetune_wb.tracking.tables import examples_table
 

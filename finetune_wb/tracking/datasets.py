@@ -19,15 +19,10 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from finetune_wb._paths import atomic_write_bytes
+from finetune_wb._secrets import scrub
 from finetune_wb.errors import DataError, TrackingError
-from finetune_wb.tracking._common import (
-    is_offline,
-    offline_hint,
-    records_dir,
-    safe_name,
-    scrub,
-    updating_record,
-)
+from finetune_wb.tracking.mode import is_offline, offline_hint
+from finetune_wb.tracking.records import records_dir, safe_name, updating_record
 from finetune_wb.tracking.tables import INVALID, describe, examples_table, iter_records, target_text
 
 logger = logging.getLogger("finetune_wb.tracking")
@@ -224,7 +219,7 @@ def _report_metadata(report: Any) -> dict[str, Any]:
 def _validate_for_metadata(path: Path, model: str | None) -> Any:
     """Run the validator for token statistics when the caller passed no report."""
     try:
-        from finetune_wb.validate import validate_file
+        from finetune_wb.validation.validate import validate_file
     except ImportError:  # the validator is optional for tracking
         return None
     try:

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from finetune_wb.tracking._common import scrub
+from finetune_wb._secrets import scrub
 
 logger = logging.getLogger("finetune_wb.tracking")
 
@@ -33,7 +33,7 @@ def hyperparameters_of(job_json: dict[str, Any]) -> dict[str, Any]:
 
 def result_rows(job: Any, *, client: Any) -> list[dict[str, float]]:
     """Per-step rows of the job's result file(s); [] when there is none or it cannot be read."""
-    from finetune_wb.jobs import job_metrics
+    from finetune_wb.jobs.operations import job_metrics
 
     try:
         return list(job_metrics(job, client=client))
@@ -44,7 +44,7 @@ def result_rows(job: Any, *, client: Any) -> list[dict[str, float]]:
 
 def checkpoint_rows(job_id: str, *, client: Any) -> list[dict[str, Any]]:
     """Every checkpoint of the job (all pages), oldest step first, as plain rows."""
-    from finetune_wb.jobs import list_checkpoints
+    from finetune_wb.jobs.operations import list_checkpoints
 
     try:
         items = list_checkpoints(job_id, client=client)

@@ -16,19 +16,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from finetune_wb._secrets import register_client_secrets, scrub
 from finetune_wb.errors import TrackingError
-from finetune_wb.tracking._common import (
-    init_mode,
-    is_disabled,
-    is_offline,
-    offline_hint,
-    register_client_secrets,
-    scrub,
-)
 from finetune_wb.tracking.datasets import ArtifactRef, link_input
+from finetune_wb.tracking.mode import init_mode, is_disabled, is_offline, offline_hint
 
 # The model artifact and the eval-run hook live in models.py; importable from here as before.
-from finetune_wb.tracking.models import log_model, model_ref as model_ref, start_eval_run as start_eval_run
+from finetune_wb.tracking.model_artifact import (
+    log_model,
+    model_ref as model_ref,
+    start_eval_run as start_eval_run,
+)
 from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
 
 logger = logging.getLogger("finetune_wb.tracking")
@@ -262,7 +260,7 @@ class FineTuneTracker:
                 job = client.fine_tuning.jobs.retrieve(job)
             except Exception as exc:
                 from finetune_wb.errors import JobError
-                from finetune_wb.sync import _describe_api_error
+                from finetune_wb.tracking.sync import _describe_api_error
 
                 raise JobError(
                     _describe_api_error(exc, client, f"could not read job {job} back"), job
@@ -340,7 +338,7 @@ class FineTuneTracker:
 
     def _remember_synced(self, result: TrackedJob) -> None:
         """A job tracked to its end counts as synced: ``finetune-wb sync`` will not log it a second time."""
-        from finetune_wb.sync import SyncResult, _remember_synced
+        from finetune_wb.tracking.sync import SyncResult, _remember_synced
 
         project = str(getattr(self.run, "project", "") or "")
         if not project or is_disabled(self.run):

@@ -209,6 +209,6 @@ def examples_table(data: bytes, *, max_rows: int | None = None) -> Any:
     """A ``wandb.Table`` of the file's examples (the first ``max_rows``; None for all)."""
     import wandb
 
-    from finetune_wb.tracking._common import scrub
+    from finetune_wb._secrets import scrub
 
     return wandb.Table(columns=COLUMNS, data=scrub(example_rows(data, max_rows=max_rows)))

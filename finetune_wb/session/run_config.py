@@ -1,0 +1,136 @@
+"""``run_config``: run a :class:`~finetune_wb.config.RunConfig` through a :class:`FineTuneSession`.
+
+This is what ``finetune-wb run CONFIG`` calls: load the records, build the examples once, prepare, validate,
+fine-tune, wait and evaluate, and return a :class:`RunResult`. The configuration itself (what a config file may
+say) lives in :mod:`finetune_wb.config`, which never imports the session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from finetune_wb.config.model import RunConfig, config_key
+from finetune_wb.errors import ConfigError
+
+
+class RunResult(BaseModel):
+    """What :func:`run_config` did: the session's state and, when evaluated, the report's numbers."""
+
+    state_path: str
+    session_id: str
+    job_id: str | None
+    job_status: str | None
+    fine_tuned_model: str | None
+    validation: dict[str, Any] | None
+    evaluation: dict[str, Any] | None = Field(None, description="metrics and comparisons (no rows)")
+    evaluation_text: str | None = Field(None, description="the report's text summary")
+
+
+def _is_local(base_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def run_config(
+    config: RunConfig,
+    *,
+    client: Any = None,
+    state_path: str | Path | None = None,
+    yes: bool = False,
+    confirm: Any = None,
+    echo: Any = None,
+    progress: bool = False,
+) -> RunResult:
+    """Run a whole session from ``config``: prepare, validate, fine-tune, wait, evaluate; resumable.
+
+    The state file is ``state_path``, else the config's ``state_path``, else ``<config stem>.state.json``
+    beside the config. Against a server that is not on this machine, creating the job needs ``yes=True`` or
+    ``confirm(question) -> True`` (the question states the estimated cost).
+    """
+    from finetune_wb.session.facade import FineTuneSession
+
+    say = echo or (lambda _line: None)
+    spec = config.job_spec()
+    path = Path(state_path) if state_path is not None else config.resolved_state_path()
+    session = FineTuneSession(
+        config.project,
+        client=client,
+        state_path=path,
+        wandb_mode=config.wandb_mode,
+        entity=config.entity,
+        progress=progress,
+    )
+    st = session.state
+    if st.job_id is None:
+        from finetune_wb.data.build import build_examples
+
+        source = config.source_path or "<config>"
+        with config_key(source, "data"):
+            records = config.load_records()
+        template = config.build_template()
+        with config_key(source, "template"):
+            build_examples(records, template=template)  # a field the records lack, named before any split
+        split = config.split
+        with config_key(source, "split"):
+            train, test = session.prepare(
+                records,
+                template=template,
+                n_train=split.n_train,
+                train_fraction=split.train_fraction,
+                seed=split.seed,
+                stratify=split.stratify,
+            )
+        say(f"prepared {len(records)} records -> {len(train)} train / {len(test)} test")
+        n_epochs = spec.n_epochs if isinstance(spec.n_epochs, int) else None
+        report = session.validate(model=spec.model, n_epochs=n_epochs)
+        cost = report.estimated_cost_usd
+        cost_text = "unknown" if cost is None else f"${cost:,.4f}"
+        say(
+            f"validation ok: {report.n_examples} examples, ~{report.tokens.billed:,} billed tokens, cost {cost_text}"
+        )
+        from finetune_wb._client import base_url_of
+
+        base_url = base_url_of(session.client)
+        if not yes and not _is_local(base_url):
+            question = f"Create a fine-tuning job for {spec.model} at {base_url} (estimated {cost_text})?"
+            if confirm is None or not confirm(question):
+                raise ConfigError(
+                    f"not creating a fine-tuning job at {base_url} without confirmation (estimated {cost_text}); "
+                    "pass --yes to proceed"
+                )
+    else:
+        say(f"resuming session {st.session_id}: job {st.job_id} ({st.job_status})")
+    job = session.fine_tune(spec)
+    say(f"job {job.id} {job.status}; waiting")
+    job = session.wait()
+    say(f"job {job.id} {job.status} -> {job.fine_tuned_model}")
+    evaluation = text = None
+    if not config.evaluation.skip:
+        ev = config.evaluation
+        eval_report = session.evaluate(
+            baselines=ev.baselines,
+            evaluators=config.build_evaluators(),
+            concurrency=ev.concurrency,
+            rpm=ev.rpm,
+            tpm=ev.tpm,
+            max_tokens=ev.max_tokens,
+            temperature=ev.temperature,
+        )
+        evaluation = dict(session.state.eval_summary or {})
+        text = eval_report.summary()
+    st = session.state
+    return RunResult(
+        state_path=str(session.state_path),
+        session_id=st.session_id,
+        job_id=st.job_id,
+        job_status=st.job_status,
+        fine_tuned_model=st.fine_tuned_model,
+        validation=st.validation,
+        evaluation=evaluation,
+        evaluation_text=text,
+    )

@@ -1,0 +1,116 @@
+"""The W&B runs of a :class:`~finetune_wb.session.facade.FineTuneSession`: one run per step, linked by artifacts.
+
+``dataset`` (train and test artifacts, logged after the upload so the OpenAI file id is in their metadata),
+``fine-tune`` (named after the job id; :class:`~finetune_wb.tracking.FineTuneTracker` streams the job's
+metrics into it and logs the model artifact) and ``eval``. Each run records where it was written in the
+session's state (``wandb_runs``), and the artifact references it produced, so the later runs of the session
+— in this process or after a resume — can name them as inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.errors import TrackingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb.session.state import SessionState
+    from finetune_wb.tracking import ArtifactRef
+
+
+def tracking_enabled(mode: str | None) -> bool:
+    """False when W&B is disabled for this session (its own ``wandb_mode`` first, else ``WANDB_MODE``)."""
+    return (mode or os.environ.get("WANDB_MODE")) != "disabled"
+
+
+def start_session_run(
+    state: SessionState,
+    state_path: Path,
+    *,
+    job_type: str,
+    name: str,
+    config: dict[str, Any] | None = None,
+    mode: str | None = None,
+    wandb_dir: str | None = None,
+) -> Any:
+    """Start one of the session's runs; never touches a run the caller has open (``reinit="create_new"``)."""
+    import wandb
+
+    from finetune_wb._secrets import scrub
+    from finetune_wb.tracking.mode import init_mode
+
+    cfg = {"session_id": state.session_id, "state_file": str(state_path), **(config or {})}
+    try:
+        run = wandb.init(
+            project=state.project,
+            entity=state.entity,
+            job_type=job_type,
+            name=name,
+            config=scrub(cfg),
+            # None would let wandb prompt for a login; without credentials the run is written offline
+            mode=mode or init_mode(),  # type: ignore[arg-type]
+            dir=wandb_dir,
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True),
+        )
+    except Exception as exc:
+        raise TrackingError(
+            f"could not start a W&B {job_type} run in project {state.project!r}: {exc}; log in with "
+            "`wandb login`, or pass wandb_mode='offline' (upload later with `wandb sync`) or 'disabled'"
+        ) from exc
+    run_dir = getattr(run, "dir", None)
+    state.wandb_runs[job_type] = str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
+    return run
+
+
+def log_session_datasets(
+    state: SessionState,
+    state_path: Path,
+    *,
+    train_path: Path,
+    test_path: Path | None,
+    report: Any = None,
+    mode: str | None = None,
+    wandb_dir: str | None = None,
+) -> None:
+    """The ``dataset`` run: train (with its validation report and OpenAI file id) and test artifacts."""
+    from finetune_wb.tracking import log_dataset
+
+    run = start_session_run(
+        state,
+        state_path,
+        job_type="dataset",
+        name=f"data-{(state.train_digest or '')[:8]}",
+        config={"spec": state.spec},
+        mode=mode,
+        wandb_dir=wandb_dir,
+    )
+    try:
+        train_ref = log_dataset(
+            train_path,
+            run=run,
+            split="train",
+            name=f"{state.project}-train",
+            report=report,
+            file_id=state.training_file_id,
+            model=(state.spec or {}).get("model"),
+        )
+        state.train_artifact = train_ref.model_dump(mode="json")
+        if test_path is not None:
+            test_ref = log_dataset(test_path, run=run, split="test", name=f"{state.project}-test")
+            state.test_artifact = test_ref.model_dump(mode="json")
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish()
+
+
+def artifact_ref(data: dict[str, Any] | None) -> ArtifactRef | None:
+    """An :class:`~finetune_wb.tracking.ArtifactRef` back from its JSON form in the state file."""
+    if not data:
+        return None
+    from finetune_wb.tracking import ArtifactRef
+
+    return ArtifactRef.model_validate(data)

@@ -1,0 +1,128 @@
+"""The state file of a :class:`~finetune_wb.session.facade.FineTuneSession`: its model and how it is written.
+
+The file is small JSON, rewritten after every step through a temporary file and ``os.replace`` so that a crash
+leaves the previous version or the new one, never half of either. It never holds credentials: only ids,
+digests, paths, the base URL of the server (without user-info) and the evaluation's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from finetune_wb._paths import atomic_write_text
+from finetune_wb.errors import ConfigError
+
+STATE_VERSION = 1
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+WandbMode = Literal["online", "offline", "disabled"]
+
+
+class SessionState(BaseModel):
+    """Everything a session needs to continue after a crash. Written as JSON, never holds credentials."""
+
+    version: int = STATE_VERSION
+    session_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    project: str
+    entity: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    base_url: str | None = Field(None, description="the server the job lives on (no credentials)")
+
+    # prepare()
+    template: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    train_path: str | None = None
+    test_path: str | None = None
+    train_digest: str | None = Field(None, description="SHA-256 of the training JSONL")
+    test_digest: str | None = Field(None, description="SHA-256 of the test JSONL")
+    n_train: int | None = None
+    n_test: int | None = None
+
+    # validate()
+    validation: dict[str, Any] | None = None
+
+    # fine_tune()
+    spec: dict[str, Any] | None = None
+    training_file_id: str | None = None
+    train_artifact: dict[str, Any] | None = None
+    test_artifact: dict[str, Any] | None = None
+    job_request_id: str | None = Field(None, description="saved before create_job, so a retry adopts the job")
+    job_id: str | None = None
+
+    # wait()
+    job_status: str | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    model_artifact: dict[str, Any] | None = None
+    tracked: bool = Field(False, description="the fine-tune W&B run was finalized")
+
+    # evaluate()
+    eval_cache_path: str | None = None
+    eval_models: list[str] = Field(default_factory=list)
+    eval_summary: dict[str, Any] | None = None
+
+    wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
+
+
+def dump_obj(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return dict(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return dict(obj)
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return {"value": repr(obj)}
+
+
+def load_state(path: Path) -> SessionState:
+    """Read a state file; a missing or corrupt one is a :class:`ConfigError` naming the file."""
+    from pydantic import ValidationError
+
+    try:
+        return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ConfigError(
+            f"{path}: not a finetune_wb session state file ({reason}); pass another state_path, or move this "
+            "file away to start a new session"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the session state file ({exc})") from exc
+
+
+def save_state(state: SessionState, path: Path) -> None:
+    state.updated_at = time.time()
+    atomic_write_text(path, state.model_dump_json(indent=2) + "\n")
+
+
+def eval_summary(report: Any) -> dict[str, Any]:
+    """The small part of an EvalReport worth keeping in the state file: metrics and comparisons."""
+    out: dict[str, Any] = {}
+    for key in ("metrics", "comparisons", "n_examples", "models", "unanswered", "warnings"):
+        value = getattr(report, key, None)
+        if value is None:
+            continue
+        try:
+            out[key] = json.loads(json.dumps(to_json(value), default=str))
+        except (TypeError, ValueError):  # pragma: no cover - defensive
+            continue
+    return out
+
+
+def to_json(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value

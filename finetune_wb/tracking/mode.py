@@ -1,0 +1,137 @@
+"""Which W&B mode is in force (online, offline, disabled) and the one-time hint about offline runs.
+
+Nothing here imports wandb at module level; functions that need it import it when called.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import netrc
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from finetune_wb._secrets import RedactSecrets
+
+logger = logging.getLogger("finetune_wb.tracking")
+
+
+_OFFLINE_MODES = {"offline", "dryrun", "disabled"}
+
+
+_hint_lock = threading.Lock()
+
+
+_hint_given = False
+
+
+for _name in ("finetune_wb.tracking", "finetune_wb.tracking.sync"):
+    logging.getLogger(_name).addFilter(RedactSecrets())
+
+
+def _logged_in() -> bool:
+    """True if W&B credentials are available without asking anyone (env var or netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(Path.home(), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def is_offline(run: Any = None) -> bool:
+    """Whether W&B cannot reach its server: the run's mode when a run is given, else the environment.
+
+    Without a run: ``WANDB_MODE`` offline/dryrun/disabled, or no W&B credentials (no ``WANDB_API_KEY``, no
+    netrc entry) both count as offline, so a process never prompts for a login.
+    """
+    if run is not None:
+        settings = getattr(run, "settings", None)
+        mode = str(getattr(settings, "mode", "") or "")
+        if mode in _OFFLINE_MODES or getattr(run, "disabled", False):
+            return True
+        offline = getattr(run, "offline", None)
+        if isinstance(offline, bool):
+            return offline
+        return mode != "online" and mode != "run"
+    mode = (os.environ.get("WANDB_MODE") or "").strip().lower()
+    if mode in _OFFLINE_MODES:
+        return True
+    return not _logged_in()
+
+
+def is_disabled(run: Any = None) -> bool:
+    """W&B switched off (``WANDB_MODE=disabled`` or a disabled run): runs log nothing anywhere."""
+    if run is not None:
+        settings = getattr(run, "settings", None)
+        return bool(getattr(run, "disabled", False)) or str(getattr(settings, "mode", "")) == "disabled"
+    return (os.environ.get("WANDB_MODE") or "").strip().lower() == "disabled"
+
+
+def init_mode() -> str | None:
+    """The ``mode`` for ``wandb.init`` in runs we start: kept "disabled", "offline" when offline, else None."""
+    if is_disabled():
+        return "disabled"
+    return "offline" if is_offline() else None
+
+
+# Callers that promise to print nothing (FineTuneSession: "fit for services") set this for the duration of a
+# step, so the hint goes to the logger even when no logging is configured. A ContextVar: per thread / task.
+hint_to_logger_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "finetune_wb_hint_to_logger_only", default=False
+)
+
+
+def offline_hint(run: Any = None) -> None:
+    """Tell the user, once per process, how to upload offline runs later."""
+    global _hint_given
+    if is_disabled(run):
+        return  # nothing was written, so there is nothing to upload later
+    with _hint_lock:
+        if _hint_given:
+            return
+        _hint_given = True
+    run_dir = None
+    if run is not None:
+        files_dir = getattr(run, "dir", None)
+        run_dir = str(Path(files_dir).parent) if files_dir else None
+    wandb_dir = os.environ.get("WANDB_DIR") or "."
+    every = os.path.join(
+        str(Path(run_dir).parent) if run_dir else os.path.join(wandb_dir, "wandb"), "offline-run-*"
+    )
+    this = f"`wandb sync {run_dir}` for this run, " if run_dir else ""
+    message = (
+        f"W&B is offline: runs are written locally. Upload them later with `wandb login`, then {this}"
+        f"`wandb sync {every}` for every offline run (or `wandb sync --sync-all` from the directory "
+        "holding ./wandb). Lineage edges that need the server are kept as ids and digests in each run's "
+        "config under 'lineage'."
+    )
+    if _logging_configured() or hint_to_logger_only.get():
+        logger.warning("%s", message)
+    else:  # a script or notebook that never set up logging would see nothing (the package's NullHandler)
+        print(f"finetune_wb: {message}", file=sys.stderr)
+
+
+def _logging_configured() -> bool:
+    """Whether a warning from our logger reaches a real handler (not only the package's NullHandler)."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+def _reset_offline_hint() -> None:
+    """For tests: allow the hint to be given again."""
+    global _hint_given
+    with _hint_lock:
+        _hint_given = False

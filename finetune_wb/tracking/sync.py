@@ -1,0 +1,472 @@
+"""Fine-tuning jobs -> W&B runs, including jobs started elsewhere (the successor of ``openai wandb sync``).
+
+For each finished job: a ``fine-tune`` run named after the job, its training/validation files as dataset
+artifacts (inputs), every metrics event at its step, the result file filling the steps the events missed,
+checkpoints, summary and the model artifact. Failed and cancelled jobs get a run that records the error and
+ends with exit code 1. Unlike wandb's ``WandbLogger.sync`` this follows every page of jobs, skips (rather
+than stops at) jobs already synced, keeps going when one job fails, and works offline: whether a job was
+synced is then decided from a local record under ``state_dir()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+from finetune_wb._secrets import register_client_secrets, scrub
+from finetune_wb.tracking.mode import is_disabled, is_offline
+from finetune_wb.tracking.records import updating_record
+
+logger = logging.getLogger("finetune_wb.tracking.sync")
+
+DEFAULT_PROJECT = "openai-fine-tunes"
+SYNC_RECORD = "synced_jobs.json"
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+Outcome = Literal["synced", "already_synced", "not_finished", "failed"]
+
+
+class SyncResult(BaseModel):
+    """What happened to one job."""
+
+    job_id: str
+    outcome: Outcome = Field(
+        description="synced (a run was written), already_synced (skipped), not_finished (job still "
+        "running: nothing written), failed (the sync itself failed; see error)"
+    )
+    job_status: str | None = None
+    project: str
+    entity: str | None = None
+    run_id: str | None = None
+    run_dir: str | None = None
+    offline: bool = True
+    fine_tuned_model: str | None = None
+    n_steps_logged: int = 0
+    error: str | None = None
+    message: str | None = Field(
+        default=None, description="what happened, in words (e.g. why nothing was written and what to do)"
+    )
+
+
+class SyncReport(BaseModel):
+    """The outcome of ``sync_jobs``: one result per job, newest job first."""
+
+    project: str
+    entity: str | None = None
+    results: list[SyncResult] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.outcome] = out.get(r.outcome, 0) + 1
+        return out
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """True when no job failed to sync (the CLI's exit code 0)."""
+        return all(r.outcome != "failed" for r in self.results)
+
+
+def _project(project: str | None) -> str:
+    return project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+
+
+def _entity(entity: str | None) -> str | None:
+    return entity or os.environ.get("WANDB_ENTITY") or None
+
+
+def _record_key(project: str, entity: str | None) -> str:
+    return f"{entity or ''}/{project}"
+
+
+def synced_record(*, project: str | None = None, entity: str | None = None) -> dict[str, dict[str, Any]]:
+    """The local record of jobs synced into ``entity/project``: job id -> run id, status, time, mode."""
+    with updating_record(SYNC_RECORD) as data:
+        return dict(data.get(_record_key(_project(project), _entity(entity)), {}))
+
+
+def _remember_synced(result: SyncResult) -> None:
+    with updating_record(SYNC_RECORD) as data:
+        bucket = data.setdefault(_record_key(result.project, result.entity), {})
+        bucket[result.job_id] = {
+            "run_id": result.run_id,
+            "run_dir": result.run_dir,
+            "job_status": result.job_status,
+            "offline": result.offline,
+            "synced_at": int(time.time()),
+        }
+
+
+def _synced_online(job_id: str, project: str, entity: str | None) -> bool:
+    """Online only: does W&B already hold a finished run for this job?"""
+    import wandb
+
+    try:
+        api = wandb.Api()
+        path = f"{entity or api.default_entity}/{project}"
+        runs = api.runs(path, filters={"display_name": job_id})
+        return any((run.summary.get("status") in TERMINAL) for run in runs)
+    except Exception as exc:  # no project yet, no access: fall back to the local record
+        logger.debug("W&B runs query for %s failed: %s", job_id, exc)
+        return False
+
+
+def is_synced(job_id: str, *, project: str | None = None, entity: str | None = None) -> bool:
+    """Whether the job was synced before: the local record, and (online only) W&B's runs."""
+    project, entity = _project(project), _entity(entity)
+    if job_id in synced_record(project=project, entity=entity):
+        return True
+    return False if is_offline() else _synced_online(job_id, project, entity)
+
+
+_DISABLED = "W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to; unset WANDB_MODE or set it to offline"
+
+
+def _server(client: Any) -> str:
+    """The client's base URL without user-info or query (either may hold a key)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(getattr(client, "base_url", "") or ""))
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the API server"
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/") if host else "the API server"
+
+
+def _describe_api_error(exc: Exception, client: Any, what: str) -> str:
+    """``what`` failed: the server's answer plus what to check, with no credential in it."""
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, openai.APIConnectionError):
+        hint = f"could not reach {_server(client)}: check OPENAI_BASE_URL, that the server is running, and the network"
+    elif status == 401:
+        hint = "the server refused the API key: check OPENAI_API_KEY (or the Azure key)"
+    elif status == 403:
+        hint = "the API key may not read fine-tuning jobs of this organization/project"
+    elif status == 404:
+        hint = "no such job on this server: list the jobs with `finetune-wb jobs`"
+    else:
+        hint = f"server {_server(client)}"
+    return str(scrub(f"{what}: {type(exc).__name__}: {exc} ({hint})"))
+
+
+def _raw(client: Any) -> Any:
+    """The client with its own retries off: DEFAULT_RETRY is the one layer that repeats requests."""
+    with_options = getattr(client, "with_options", None)
+    return with_options(max_retries=0) if callable(with_options) else client
+
+
+def _retrieve(job: Any, client: Any) -> Any:
+    from finetune_wb._retry import DEFAULT_RETRY
+
+    if isinstance(job, str):
+        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job)
+    if getattr(job, "status", None) not in TERMINAL:  # a listing can be stale: ask again
+        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job.id)
+    return job
+
+
+def _all_events(job_id: str, client: Any) -> list[Any]:
+    """Every event of the job, oldest first (the API pages newest first)."""
+    from finetune_wb._retry import DEFAULT_RETRY
+    from finetune_wb.jobs.events import JobEvent
+
+    events: list[Any] = []
+    after: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": 100}
+        if after:
+            kwargs["after"] = after
+        page = DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.list_events, job_id, **kwargs)
+        data = list(page.data)
+        events.extend(data)
+        if not data or not getattr(page, "has_more", False):
+            break
+        after = data[-1].id
+    events.reverse()
+    return [JobEvent.from_openai(e, job_id=job_id) for e in events]
+
+
+def spec_from_job(job: Any) -> Any:
+    """A JobSpec describing a job started elsewhere (its hyperparameters as the server resolved them).
+
+    None when the job's fields do not fit a JobSpec (an unknown method, say): the run config still holds
+    every field of the job under ``job``.
+    """
+    from finetune_wb.schema import JobSpec
+    from finetune_wb.tracking.results import dump_job, hyperparameters_of
+
+    data = dump_job(job)
+    method = (data.get("method") or {}).get("type") or "supervised"
+    hyper = hyperparameters_of(data)
+    fields: dict[str, Any] = {
+        "model": data.get("model"),
+        "method": method,
+        "suffix": data.get("user_provided_suffix"),
+        "seed": data.get("seed"),
+        "metadata": data.get("metadata") or {},
+        "integrations": data.get("integrations") or [],
+    }
+    for key in ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"):
+        if hyper.get(key) is not None:
+            fields[key] = hyper[key]
+    if method == "reinforcement":
+        fields["grader"] = ((data.get("method") or {}).get("reinforcement") or {}).get("grader")
+        fields["reinforcement_hyperparameters"] = {
+            k: v for k, v in hyper.items() if k not in ("n_epochs", "batch_size", "learning_rate_multiplier")
+        }
+    try:
+        return JobSpec.model_validate({k: v for k, v in fields.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError: keep syncing without a spec
+        logger.info(
+            "job %s does not fit a JobSpec (%s); config keeps the job's fields only", data.get("id"), exc
+        )
+        return None
+
+
+def _dataset_inputs(
+    run: Any, job: Any, client: Any, *, table_rows: int | None
+) -> tuple[list[str], list[Any]]:
+    """Link (if known locally) or download-and-log the job's training and validation files.
+
+    Returns the file ids that could not be read (a deleted file must not stop the sync) and the
+    ArtifactRefs of the files that could.
+    """
+    from finetune_wb._retry import DEFAULT_RETRY
+    from finetune_wb.tracking.datasets import cached_copy, find_artifact, link_input, log_dataset
+
+    missing: list[str] = []
+    refs: list[Any] = []
+    for split, file_id in (("train", job.training_file), ("validation", job.validation_file)):
+        if not file_id:
+            continue
+        known = find_artifact(file_id=file_id, type_="dataset")
+        if known is not None:
+            # its role in this job (the bytes may have been logged under another split)
+            known = known.model_copy(update={"metadata": {**known.metadata, "split": split}})
+            refs.append(link_input(run, known))
+            continue
+        try:
+            response = DEFAULT_RETRY.call(_raw(client).files.content, file_id)
+            data = response.content if hasattr(response, "content") else response.read()
+        except Exception as exc:
+            logger.warning("job %s: could not download %s file %s: %s", job.id, split, file_id, exc)
+            missing.append(file_id)
+            continue
+        same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
+        if same is not None:  # these bytes were logged before (under another file id): no new version
+            same = same.model_copy(update={"metadata": {**same.metadata, "split": split}})
+            refs.append(link_input(run, same))
+            continue
+        ref = log_dataset(
+            cached_copy(data),
+            run=run,
+            split=split,
+            name=f"{split}-{file_id}",
+            file_name=f"{file_id}.jsonl",
+            file_id=file_id,
+            model=job.model,
+            table_rows=table_rows,
+            as_input=True,
+        )
+        refs.append(ref)
+    return missing, refs
+
+
+def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float, progress: bool) -> Any:
+    """Follow a running job with the tracker as ``on_event``; the final job whatever its outcome."""
+    from finetune_wb.errors import JobCancelled, JobFailed
+    from finetune_wb.jobs.waiting import wait_for_job
+
+    try:
+        return wait_for_job(
+            job_id, client=client, on_event=tracker, progress=progress, poll_interval=poll_interval
+        )
+    except (JobFailed, JobCancelled):
+        return _retrieve(job_id, client)
+
+
+def sync_job(
+    job_id: str | Any,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    overwrite: bool = False,
+    client: Any = None,
+    log_data: bool = True,
+    table_rows: int | None = 1000,
+    wait: bool = False,
+    poll_interval: float = 5.0,
+    progress: bool = False,
+) -> SyncResult:
+    """Write one finished job to W&B as a ``fine-tune`` run (see the module docstring).
+
+    ``job_id`` may also be a FineTuningJob. ``project`` defaults to ``$WANDB_PROJECT`` or
+    "openai-fine-tunes", ``entity`` to ``$WANDB_ENTITY``. A job still running is ``not_finished`` unless
+    ``wait``: then its run is started now and follows the job live until it ends. Never raises for a job-level problem: the result
+    says ``failed`` with the error instead, so one job never stops the others.
+    """
+    from finetune_wb._client import get_client
+    from finetune_wb.tracking.runs import FineTuneTracker
+
+    project, entity = _project(project), _entity(entity)
+    jid = job_id if isinstance(job_id, str) else str(getattr(job_id, "id", job_id))
+    base = {"job_id": jid, "project": project, "entity": entity, "offline": is_offline()}
+    if is_disabled():
+        return SyncResult(
+            outcome="failed",
+            error=_DISABLED,
+            **base,
+        )
+    try:
+        client = get_client(client)
+    except Exception as exc:  # no credentials: ConfigError says which variables to set
+        return SyncResult(outcome="failed", error=str(scrub(str(exc))), **base)
+    register_client_secrets(client)
+    try:
+        job = _retrieve(job_id, client)
+    except Exception as exc:
+        error = _describe_api_error(exc, client, f"could not retrieve job {jid}")
+        return SyncResult(outcome="failed", error=error, message=error, **base)
+    base["job_id"] = jid = job.id
+    if job.status not in TERMINAL and not wait:
+        return SyncResult(
+            outcome="not_finished",
+            job_status=job.status,
+            message=f"job {jid} is {job.status}: nothing written; sync it again once it has ended, or "
+            f"follow it live with `finetune-wb sync --id {jid} --wait` (wait=True)",
+            **base,
+        )
+    if not overwrite and is_synced(jid, project=project, entity=entity):
+        previous = synced_record(project=project, entity=entity).get(jid, {})
+        return SyncResult(
+            outcome="already_synced",
+            job_status=job.status,
+            run_id=previous.get("run_id"),
+            run_dir=previous.get("run_dir"),
+            fine_tuned_model=job.fine_tuned_model,
+            message=f"job {jid} was synced to {_record_key(project, entity).lstrip('/')} before; "
+            "--overwrite (overwrite=True) syncs it again",
+            **base,
+        )
+
+    tracker = None
+    try:
+        tracker = FineTuneTracker.start(job, project=project, entity=entity, spec=spec_from_job(job))
+        run = tracker.run
+        if log_data:
+            missing, refs = _dataset_inputs(run, job, client, table_rows=table_rows)
+            tracker.datasets.extend(refs)
+            if missing:
+                run.summary["unavailable_files"] = missing
+        if job.status not in TERMINAL:
+            job = _wait_live(jid, tracker, client, poll_interval=poll_interval, progress=progress)
+        for event in _all_events(jid, client):  # steps already logged live are skipped
+            tracker(event)
+        tracked = tracker.finalize(job, client=client)
+    except KeyboardInterrupt:  # Ctrl-C while following a job: the run must not end as a success
+        if tracker is not None and not tracker._finished:
+            tracker.record_error({"message": f"interrupted before job {jid} was synced to its end"})
+            tracker.finish(exit_code=1)
+        raise
+    except Exception as exc:
+        if tracker is not None:  # finalize already finished it on its own errors; this covers the rest
+            tracker.record_error({"message": f"sync failed: {type(exc).__name__}: {exc}"})
+            tracker.finish(exit_code=1)
+        logger.error("could not sync job %s: %s", jid, exc)
+        error = str(scrub(f"{type(exc).__name__}: {exc}"))
+        return SyncResult(
+            outcome="failed",
+            job_status=job.status,
+            run_id=getattr(tracker.run, "id", None) if tracker else None,
+            run_dir=_run_dir_of(tracker),
+            error=error,
+            message=f"the sync of job {jid} failed ({error}); its run records the error and ends with "
+            "exit code 1; fix the cause and sync again",
+            **base,
+        )
+    if tracked.status == "succeeded":
+        message = f"job {jid} synced: run {tracked.run_id}, model {tracked.fine_tuned_model}"
+    else:
+        message = f"job {jid} {tracked.status}: its run records the error and ends with exit code 1"
+    result = SyncResult(
+        outcome="synced",
+        message=message,
+        job_status=tracked.status,
+        run_id=tracked.run_id,
+        run_dir=tracked.run_dir,
+        fine_tuned_model=tracked.fine_tuned_model,
+        n_steps_logged=len(tracked.steps_from_events) + len(tracked.steps_from_result_file),
+        error=(tracked.error or {}).get("message"),
+        **base,
+    )
+    _remember_synced(result)
+    return result
+
+
+def _run_dir_of(tracker: Any) -> str | None:
+    files_dir = getattr(getattr(tracker, "run", None), "dir", None)
+    return os.path.dirname(files_dir) if files_dir else None
+
+
+def sync_jobs(
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    client: Any = None,
+    page_size: int = 100,
+    log_data: bool = True,
+    wait: bool = False,
+    poll_interval: float = 5.0,
+    progress: bool = False,
+) -> SyncReport:
+    """Sync every job (all pages, newest first; the first ``limit`` when given), skipping synced ones.
+
+    Running jobs are ``not_finished`` (nothing written) unless ``wait``: then each is followed live until
+    it ends, one after the other. A job whose sync fails is reported and the others go on.
+    """
+    from finetune_wb._client import get_client
+    from finetune_wb.errors import ConfigError, FineTuneError, JobError
+    from finetune_wb.jobs.operations import list_jobs
+
+    if is_disabled():  # before listing: every job would fail the same way
+        raise ConfigError(_DISABLED)
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be 0 or more (the number of most recent jobs to sync), got {limit}")
+    project, entity = _project(project), _entity(entity)
+    client = get_client(client)
+    register_client_secrets(client)
+    try:
+        jobs = list_jobs(client=client, limit=limit, page_size=page_size)
+    except FineTuneError:
+        raise
+    except Exception as exc:
+        raise JobError(_describe_api_error(exc, client, "could not list the fine-tuning jobs")) from exc
+    report = SyncReport(project=project, entity=entity)
+    for job in jobs:
+        result = sync_job(
+            job,
+            project=project,
+            entity=entity,
+            overwrite=overwrite,
+            client=client,
+            log_data=log_data,
+            wait=wait,
+            poll_interval=poll_interval,
+            progress=progress,
+        )
+        report.results.append(result)
+    return report

@@ -1,0 +1,161 @@
+"""Crash and resume: a session process is killed with SIGKILL mid-wait and mid-evaluation, then resumed.
+
+The emulator runs in the test process, so it outlives the killed session process; its journal shows
+whether the resumed session uploaded again, created a second job or re-asked cached answers.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from finetune_wb.data.demo_dataset import demo_template, load_demo_records
+from finetune_wb.schema import JobSpec
+from finetune_wb.session.facade import FineTuneSession
+
+BASE = "gpt-4o-mini-2024-07-18"
+N_RECORDS, N_TRAIN = 60, 20
+N_TEST = N_RECORDS - N_TRAIN
+SPEC = JobSpec(model=BASE, n_epochs=2)
+
+WORKER = f"""
+import sys
+from openai import OpenAI
+from finetune_wb import FineTuneSession, JobSpec
+from finetune_wb.data.demo_dataset import demo_template, load_demo_records
+
+base_url, state_path = sys.argv[1], sys.argv[2]
+session = FineTuneSession(
+    project="kill-test", client=OpenAI(base_url=base_url, api_key="sk-test"), state_path=state_path,
+    wandb_mode="offline",
+)
+session.prepare(load_demo_records()[:{N_RECORDS}], template=demo_template(), n_train={N_TRAIN}, seed=1)
+session.fine_tune(JobSpec(model="{BASE}", n_epochs=2))
+print("created", session.job_id, flush=True)
+session.wait()
+print("waited", flush=True)
+session.evaluate(baselines=["{BASE}"], concurrency=2)
+print("evaluated", flush=True)
+"""
+
+
+def _posts(emu: Any, path: str) -> int:
+    return sum(1 for e in emu.journal if e.method == "POST" and e.path == path and e.status < 400)
+
+
+def _start_worker(tmp_path: Path, emu: Any) -> tuple[subprocess.Popen[str], Path]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER, encoding="utf-8")
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), emu.base_url, str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, state
+
+
+def _wait_until(
+    cond: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 90.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited ({proc.returncode}) before {what}: {proc.stderr.read()}")  # type: ignore[union-attr]
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_kill_mid_wait_then_resume_same_job(finetune_emulator: Any, tmp_path: Path) -> None:
+    finetune_emulator.pace = 0.6  # the job runs for a few seconds: time to kill the waiting process
+    client = finetune_emulator.client()
+    proc, state_path = _start_worker(tmp_path, finetune_emulator)
+
+    def job_running() -> bool:
+        job_id = _state(state_path).get("job_id")
+        return bool(job_id) and client.fine_tuning.jobs.retrieve(job_id).status in (
+            "validating_files",
+            "queued",
+            "running",
+        )
+
+    _wait_until(job_running, proc, "the job to be created and running")
+    time.sleep(0.3)  # let the worker get into wait_for_job's polling loop
+    job_id = _state(state_path)["job_id"]
+    assert client.fine_tuning.jobs.retrieve(job_id).status not in ("succeeded", "failed", "cancelled")
+    _kill(proc)
+
+    session = FineTuneSession.resume(state_path, client=client, wandb_mode="offline")
+    session.prepare(load_demo_records()[:N_RECORDS], template=demo_template(), n_train=N_TRAIN, seed=1)
+    assert session.fine_tune(SPEC).id == job_id
+    job = session.wait()
+    assert job.id == job_id and job.status == "succeeded"
+    assert session.state.tracked and session.state.model_artifact is not None
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    report = session.evaluate(baselines=[BASE])
+    assert report.ok and report.metric(job.fine_tuned_model, "exact_match") > report.metric(
+        BASE, "exact_match"
+    )
+
+
+def test_kill_mid_evaluation_then_resume_asks_only_what_is_missing(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    finetune_emulator.inject_latency(0.1, path="/v1/chat/completions", method="POST")
+    client = finetune_emulator.client()
+    proc, state_path = _start_worker(tmp_path, finetune_emulator)
+
+    def cached_answers() -> int:
+        cache = _state(state_path).get("eval_cache_path")
+        if not cache or not Path(cache).exists():
+            return 0
+        try:
+            with sqlite3.connect(cache, timeout=1.0) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    _wait_until(lambda: cached_answers() >= 10, proc, "the evaluation to cache some answers")
+    _kill(proc)
+    time.sleep(0.5)  # requests the dead process left in flight finish (and are journalled) server-side
+    total = 2 * N_TEST
+    chats_before = _posts(finetune_emulator, "/v1/chat/completions")
+    cached = cached_answers()
+    assert 10 <= cached < total
+
+    session = FineTuneSession.resume(state_path, client=client, wandb_mode="offline")
+    job_id = session.state.job_id
+    assert session.state.job_status == "succeeded" and session.state.fine_tuned_model
+    report = session.evaluate(baselines=[BASE], concurrency=8)
+    asked = _posts(finetune_emulator, "/v1/chat/completions") - chats_before
+    assert report.ok
+    assert sum(m.n_cached for m in report.models) == cached
+    assert asked == total - cached
+    assert session.state.job_id == job_id
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
