@@ -94,3 +94,10 @@ def get_async_client(client: Any = None) -> openai.AsyncOpenAI:
 def base_url_of(client: Any) -> str:
     """The server a client talks to, without a trailing slash (used in cache keys and records)."""
     return str(getattr(client, "base_url", "")).rstrip("/")
+
+
+def without_retries(client: Any) -> Any:
+    """``client`` with the openai client's own retries off, so :mod:`finetune_wb._retry` is the one layer that
+    repeats a request (and counts, paces and logs each attempt). Duck-typed clients are returned as they are."""
+    with_options = getattr(client, "with_options", None)
+    return with_options(max_retries=0) if callable(with_options) else client

@@ -11,6 +11,7 @@ see :func:`finetune_wb.jobs.operations.create_job`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import random
 import sys
@@ -144,3 +145,10 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 """The policy used when a function is not given one."""
+
+
+def policy_or_default(retry: RetryPolicy | None, sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
+    """``retry`` when the caller gave one, else :data:`DEFAULT_RETRY` sleeping with ``sleep`` (tests inject it)."""
+    if retry is not None:
+        return retry
+    return dataclasses.replace(DEFAULT_RETRY, sleep=sleep)

@@ -143,3 +143,22 @@ class RedactSecrets(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         return True
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` as it may be shown or stored: no user-info, query or fragment (any of them may hold a key).
+
+    The trailing slash of the path is dropped, so one server has one spelling. An unparseable URL gives ``""``.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(str(url or ""))
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return ""
+    if not host:
+        return ""
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))

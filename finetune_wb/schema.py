@@ -18,6 +18,38 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
 Method = Literal["supervised", "dpo", "reinforcement"]
 
+#: Every status a fine-tuning job can have (OpenAI's list; Azure adds ``paused``), in lifecycle order.
+JOB_STATUSES: tuple[str, ...] = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
+#: A job in one of these statuses will not change again: stop polling, sync it, read its result files.
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def content_text(content: Any, *, show_other_parts: bool = False) -> str:
+    """The text of a message ``content`` as the API carries it: a string, a list of parts, or None.
+
+    Text parts are joined with newlines. Other parts (images, audio, refusals) are left out, or, with
+    ``show_other_parts`` (for tables people read), shown as ``[image_url]`` / ``[refusal] <text>``.
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        pieces: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                pieces.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                pieces.append(part["text"])
+            elif show_other_parts and isinstance(part, dict):
+                pieces.append(
+                    f"[refusal] {part['refusal']}" if "refusal" in part else f"[{part.get('type', 'text')}]"
+                )
+            elif show_other_parts:
+                pieces.append(str(part))
+        return "\n".join(pieces)
+    return json.dumps(content, ensure_ascii=False, default=str)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from finetune_wb.cli._common import add_json_flag, client_from_env, describe_connection_error, print_json
+from finetune_wb.schema import JOB_STATUSES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -31,26 +31,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from finetune_wb.schema import content_text
+
 _WORD = re.compile(r"\w+", re.UNICODE)
+
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _OR_PAIR = re.compile(r"\b([A-Za-z][\w-]{0,30})\s*(?:,\s*)?or\s+([A-Za-z][\w-]{0,30})\b")
-
-
-def content_text(content: Any) -> str:
-    """The text of a message ``content``: a string, a list of parts (text parts joined) or None."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            elif isinstance(part, str):
-                texts.append(part)
-        return "\n".join(texts)
-    return str(content)
 
 
 def prompt_text(messages: Iterable[Any]) -> str:

@@ -10,6 +10,7 @@ from finetune_wb.emulator.answerers import NearestNeighbourModel
 from finetune_wb.emulator.clock import Clock, SystemClock
 from finetune_wb.emulator.faults import Faults
 from finetune_wb.emulator.state import ApiError, Store
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 
 class Core:
@@ -37,7 +38,7 @@ class Core:
         with self.store.lock:
             now = self.now()
             for job in list(self.store.jobs.values()):
-                if job["status"] not in lifecycle.TERMINAL:
+                if job["status"] not in TERMINAL_JOB_STATUSES:
                     lifecycle.tick(self.store, job, now)
 
     def reset(self) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 from finetune_wb.emulator.answerers import read_pairs
 from finetune_wb.emulator.checks import check_file
 from finetune_wb.emulator.state import ApiError, Store, new_id
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 VALIDATE_S, QUEUE_S, FINALISE_S = 1.0, 1.0, 0.5
 MAX_METRIC_EVENTS = 1000
 
@@ -162,7 +162,7 @@ def tick(store: Store, job: dict[str, Any], now: float) -> None:
     rt = store.runtime[job["id"]]
     pace = rt["pace"]
     changed = False
-    while job["status"] not in TERMINAL and job["status"] != "paused":
+    while job["status"] not in TERMINAL_JOB_STATUSES and job["status"] != "paused":
         start = rt["phase_started"]
         if job["status"] == "validating_files":
             t = start + VALIDATE_S * pace
@@ -270,7 +270,7 @@ def _succeed(store: Store, job: dict[str, Any], rt: dict[str, Any], t: float) ->
 
 def cancel(store: Store, job: dict[str, Any], now: float) -> None:
     tick(store, job, now)
-    if job["status"] in TERMINAL:
+    if job["status"] in TERMINAL_JOB_STATUSES:
         raise ApiError(
             400,
             f"Job {job['id']} has already {job['status']}; only a job that is validating, "
@@ -321,7 +321,7 @@ def fail(
     store: Store, job: dict[str, Any], now: float, *, code: str, message: str, param: str | None
 ) -> None:
     tick(store, job, now)
-    if job["status"] in TERMINAL:
+    if job["status"] in TERMINAL_JOB_STATUSES:
         raise ApiError(
             400,
             f"Job {job['id']} has already {job['status']}; it cannot be made to fail.",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import EvaluationError
 from finetune_wb.evaluation.evaluators import FunctionEvaluator, Score
+from finetune_wb.schema import content_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation.engine import JudgeContext
@@ -269,7 +270,7 @@ class LLMJudge:
                 f"evaluator {self.name!r} needs the evaluation engine; run it via evaluate()"
             )
         prompt = "\n".join(
-            f"[{m.get('role')}] {_content_text(m.get('content'))}" for m in example.prompt_messages()
+            f"[{m.get('role')}] {content_text(m.get('content'))}" for m in example.prompt_messages()
         )
         messages = [
             {
@@ -290,14 +291,6 @@ class LLMJudge:
 
     def __repr__(self) -> str:
         return f"<evaluator {self.name}(model={self.model!r})>"
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
 
 
 @_builtin

@@ -116,7 +116,7 @@ class _Engine:
 
     def client_for(self, client: Any) -> tuple[Any, str]:
         """An async client (own retries off) and its base URL, built once per distinct client object."""
-        from finetune_wb._client import base_url_of, get_async_client
+        from finetune_wb._client import base_url_of, get_async_client, without_retries
 
         source = client if client is not None else self.default_client
         key = id(source)
@@ -132,8 +132,7 @@ class _Engine:
                     self._owned.append(aclient)
                 elif _PRIVATE_LOOP.get():
                     aclient = self._fresh_pool(aclient)
-            if hasattr(aclient, "with_options"):
-                aclient = aclient.with_options(max_retries=0)
+            aclient = without_retries(aclient)
             self._clients[key] = (aclient, base_url_of(aclient), source)
         aclient, base_url, _ = self._clients[key]
         return aclient, base_url

@@ -42,12 +42,12 @@ def upload_multipart(
     """Send ``path`` through the Uploads API: create, parts in parallel (each retried alone), complete."""
     import openai
 
+    from finetune_wb._client import without_retries
     from finetune_wb._progress import progress_bar
-    from finetune_wb.jobs.upload import _no_retry_client
 
     if part_size <= 0:
         raise ValueError("part_size must be positive")
-    raw = _no_retry_client(client)
+    raw = without_retries(client)
     try:
         upload = policy.call(
             raw.uploads.create, bytes=size, filename=path.name, mime_type=MIME_TYPE, purpose=purpose

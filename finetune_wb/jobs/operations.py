@@ -25,17 +25,18 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb._client import without_retries
+from finetune_wb._retry import policy_or_default
 from finetune_wb.errors import ConfigError, DataError, JobError
 from finetune_wb.jobs.events import JobEvent, parse_metrics
-from finetune_wb.jobs.upload import _no_retry_client, _policy
 from finetune_wb.jobs.waiting import (
-    TERMINAL_STATUSES,
     EventCursor,
     job_id_of,
     retrieve_job,
     unknown_job_error,
     wait_for_job,
 )
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -126,7 +127,7 @@ def create_job(
     from finetune_wb._client import get_client
 
     sleep = sleep or time.sleep
-    policy = _policy(retry, sleep)
+    policy = policy_or_default(retry, sleep)
     client = get_client(client)
     model = spec.get("model") if isinstance(spec, Mapping) else spec.model
     training_id = _resolve_file(training_file, client=client, model=model)
@@ -151,7 +152,7 @@ def create_job(
         if existing is not None:
             return existing
 
-    raw = _no_retry_client(client)
+    raw = without_retries(client)
     started = time.time()
     attempt = 0
     while True:
@@ -218,8 +219,8 @@ def find_job_by_request_id(
 
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    raw = _no_retry_client(get_client(client))
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
 
     def tagged(job: Any) -> bool:
         return bool((getattr(job, "metadata", None) or {}).get(REQUEST_ID_KEY) == request_id)
@@ -265,8 +266,8 @@ def get_job(
     """
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    return retrieve_job(job_id, client=_no_retry_client(get_client(client)), policy=policy)
+    policy = policy_or_default(retry, time.sleep)
+    return retrieve_job(job_id, client=without_retries(get_client(client)), policy=policy)
 
 
 def cancel_job(
@@ -278,15 +279,15 @@ def cancel_job(
     job_id = job_id_of(job_id)
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    raw = _no_retry_client(get_client(client))
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
     try:
         return policy.call(raw.fine_tuning.jobs.cancel, job_id)  # type: ignore[no-any-return]
     except openai.APIStatusError as exc:
         if exc.status_code == 404:
             raise unknown_job_error(job_id, exc, client=raw) from exc
         job = retrieve_job(job_id, client=raw, policy=policy)
-        if job.status in TERMINAL_STATUSES:
+        if job.status in TERMINAL_JOB_STATUSES:
             return job  # type: ignore[no-any-return]
         raise JobError(
             f"could not cancel fine-tuning job {job_id} (status {job.status}): {exc}", job_id
@@ -333,8 +334,8 @@ def list_jobs(
     """
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    raw = _no_retry_client(get_client(client))
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
     statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
     wanted = dict(metadata or {})
 
@@ -359,8 +360,8 @@ def list_checkpoints(
     job_id = job_id_of(job_id)
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    raw = _no_retry_client(get_client(client))
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
 
     def fetch(**query: Any) -> Any:
         return policy.call(raw.fine_tuning.jobs.checkpoints.list, job_id, **query)
@@ -415,14 +416,14 @@ def job_metrics(
     """The job's result file parsed into one dict per step (empty list for an ended job without one)."""
     from finetune_wb._client import get_client
 
-    policy = _policy(retry, time.sleep)
-    raw = _no_retry_client(get_client(client))
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
     final: Any = job
     if isinstance(job, str) or not getattr(job, "result_files", None):
         final = retrieve_job(job, client=raw, policy=policy)
     result_files = list(getattr(final, "result_files", None) or [])
     if not result_files:
-        if final.status not in TERMINAL_STATUSES:
+        if final.status not in TERMINAL_JOB_STATUSES:
             raise JobError(
                 f"fine-tuning job {final.id} is {final.status}; its result file exists once it ends - "
                 f"wait_for_job({final.id!r}) first",

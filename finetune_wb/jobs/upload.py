@@ -30,11 +30,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
+from finetune_wb._client import without_retries
 from finetune_wb._paths import atomic_write_bytes, atomic_write_text, state_dir
+from finetune_wb._retry import policy_or_default
+from finetune_wb._secrets import safe_url
 from finetune_wb.errors import DataError, DataValidationError, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,18 +79,6 @@ def registry_path() -> Path:
     return state_dir() / REGISTRY_FILE
 
 
-def _safe_base_url(base_url: str) -> str:
-    """The server URL without user-info or query string, so nothing secret ends up on disk."""
-    try:
-        parts = urlsplit(base_url)
-    except ValueError:
-        return base_url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
 def _registry_key(sha256: str, purpose: str, base_url: str) -> str:
     return f"{sha256}|{purpose}|{base_url}"
 
@@ -129,7 +119,7 @@ def _locked_registry() -> Iterator[None]:
 def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord | None:
     """The registry entry for this content on this server, if any (not confirmed with the server)."""
     with _locked_registry():
-        raw = _read_registry().get(_registry_key(sha256, purpose, _safe_base_url(base_url)))
+        raw = _read_registry().get(_registry_key(sha256, purpose, safe_url(base_url)))
     if raw is None:
         return None
     try:
@@ -140,7 +130,7 @@ def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord |
 
 def remember_upload(record: UploadRecord) -> None:
     """Add or replace a registry entry."""
-    record = record.model_copy(update={"base_url": _safe_base_url(record.base_url)})
+    record = record.model_copy(update={"base_url": safe_url(record.base_url)})
     with _locked_registry():
         data = _read_registry()
         data[_registry_key(record.sha256, record.purpose, record.base_url)] = record.model_dump(mode="json")
@@ -151,7 +141,7 @@ def forget_upload(sha256: str, *, purpose: str, base_url: str) -> None:
     """Drop a registry entry (the file is gone from the server)."""
     with _locked_registry():
         data = _read_registry()
-        if data.pop(_registry_key(sha256, purpose, _safe_base_url(base_url)), None) is not None:
+        if data.pop(_registry_key(sha256, purpose, safe_url(base_url)), None) is not None:
             _write_registry(data)
 
 
@@ -209,12 +199,6 @@ def _validate(path: Path, *, model: str | None) -> None:
         )
 
 
-def _no_retry_client(client: Any) -> Any:
-    """The client with its own retries off, so our policy is the only layer that repeats a request."""
-    with_options = getattr(client, "with_options", None)
-    return with_options(max_retries=0) if callable(with_options) else client
-
-
 # --------------------------------------------------------------------------------------------- upload
 
 
@@ -263,7 +247,7 @@ def upload_file(
 
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
-    policy = _policy(retry, sleep)
+    policy = policy_or_default(retry, sleep)
 
     if isinstance(path_or_examples, (str, os.PathLike)):
         path = Path(path_or_examples)
@@ -344,16 +328,6 @@ def upload_file(
     return processed(file_obj)
 
 
-def _policy(retry: RetryPolicy | None, sleep: Callable[[float], None]) -> RetryPolicy:
-    from dataclasses import replace
-
-    from finetune_wb._retry import DEFAULT_RETRY
-
-    if retry is not None:
-        return retry
-    return replace(DEFAULT_RETRY, sleep=sleep)
-
-
 def _artifact_file_id(sha256: str) -> str | None:
     """The OpenAI file id recorded with a W&B dataset artifact of this content, if tracking knows one."""
     try:
@@ -396,10 +370,10 @@ def _reusable_file(
             candidates.append((from_artifact, False))
     for file_id, in_registry in candidates:
         try:
-            file_obj = policy.call(_no_retry_client(client).files.retrieve, file_id)
+            file_obj = policy.call(without_retries(client).files.retrieve, file_id)
         except (openai.NotFoundError, openai.BadRequestError):
             # Gone (deleted, expired), or an id from another server (an artifact logged elsewhere).
-            logger.info("%s is not on %s; not re-using it", file_id, _safe_base_url(base_url))
+            logger.info("%s is not on %s; not re-using it", file_id, safe_url(base_url))
             if in_registry:
                 forget_upload(sha256, purpose=purpose, base_url=base_url)
             continue
@@ -431,7 +405,7 @@ def _upload_single(
 
     from finetune_wb.jobs.multipart import find_uploaded_file
 
-    raw = _no_retry_client(client)
+    raw = without_retries(client)
     since = time.time() - 60  # slack for the server's clock
     attempt = 0
     while True:
@@ -467,7 +441,7 @@ def _wait_processed(
     clock: Callable[[], float],
 ) -> FileObject:
     """Poll ``files.retrieve`` until the file is processed; raise UploadError on ``error`` or timeout."""
-    raw = _no_retry_client(client)
+    raw = without_retries(client)
     start = clock()
     interval = poll_interval
     while True:

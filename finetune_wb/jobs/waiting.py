@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import JobCancelled, JobError, JobFailed, JobTimeout
 from finetune_wb.jobs.events import JobEvent
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 EventCallback = Callable[[JobEvent], Any]
 
 
@@ -225,15 +225,15 @@ def wait_for_job(
             ``wait_for_job(job_id, after_event_id=exc.last_event_id)`` to get only the events after it.
         JobError: the server does not know ``job_id`` (404).
     """
-    from finetune_wb._client import get_client
-    from finetune_wb.jobs.upload import _no_retry_client, _policy
+    from finetune_wb._client import get_client, without_retries
+    from finetune_wb._retry import policy_or_default
 
     job_id = job_id_of(job_id)
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
     # Waiting is read-only, so it can afford to be patient: ~12 tries ride out a few minutes of outage.
-    policy = retry if retry is not None else replace(_policy(None, sleep), max_attempts=12)
-    raw = _no_retry_client(get_client(client))
+    policy = retry if retry is not None else replace(policy_or_default(None, sleep), max_attempts=12)
+    raw = without_retries(get_client(client))
     callbacks = _callbacks(on_event)
     cursor = EventCursor(job_id, after_event_id=after_event_id, policy=policy, client=raw)
     bar: _JobProgress | None = None
@@ -254,7 +254,7 @@ def wait_for_job(
             if bar is None:  # only once the job is known, so a wrong id shows no empty bar
                 bar = _JobProgress(job_id, enabled=progress)
             bar.update(job, events)
-            if job.status in TERMINAL_STATUSES:
+            if job.status in TERMINAL_JOB_STATUSES:
                 _raise_for_terminal(job)
                 return job  # type: ignore[no-any-return]
             if job.status != last_status:

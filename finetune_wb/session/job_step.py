@@ -13,8 +13,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import ConfigError, JobError
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 from finetune_wb.session.runs import artifact_ref, log_session_datasets
-from finetune_wb.session.state import TERMINAL_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
     from openai.types.fine_tuning import FineTuningJob
@@ -127,7 +127,7 @@ def wait_step(session: FineTuneSession, *, timeout: float | None) -> FineTuningJ
     st = session.state
     if not st.job_id:
         raise ConfigError("no job to wait for: call session.fine_tune(JobSpec(...)) first")
-    if st.job_status in TERMINAL_STATUSES and (st.tracked or not session._tracking):
+    if st.job_status in TERMINAL_JOB_STATUSES and (st.tracked or not session._tracking):
         return finish_job(session, session._retrieve_job())
 
     tracker = None

@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from finetune_wb._jsonable import to_jsonable
 from finetune_wb._paths import atomic_write_text
 from finetune_wb.errors import ConfigError
 
 STATE_VERSION = 1
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 WandbMode = Literal["online", "offline", "disabled"]
 
 
@@ -112,17 +112,7 @@ def eval_summary(report: Any) -> dict[str, Any]:
         if value is None:
             continue
         try:
-            out[key] = json.loads(json.dumps(to_json(value), default=str))
+            out[key] = json.loads(json.dumps(to_jsonable(value), default=str))
         except (TypeError, ValueError):  # pragma: no cover - defensive
             continue
     return out
-
-
-def to_json(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    return value

@@ -32,7 +32,6 @@ from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparamet
 logger = logging.getLogger("finetune_wb.tracking")
 
 STEP_KEY = "step"
-TERMINAL = {"succeeded", "failed", "cancelled"}
 CHECKPOINT_COLUMNS: list[str | int] = ["step", "checkpoint", "id", "created_at", "metrics"]
 
 

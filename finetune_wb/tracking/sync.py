@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from finetune_wb._secrets import register_client_secrets, scrub
+from finetune_wb._client import without_retries
+from finetune_wb._secrets import register_client_secrets, safe_url, scrub
+from finetune_wb.schema import TERMINAL_JOB_STATUSES
 from finetune_wb.tracking.mode import is_disabled, is_offline
 from finetune_wb.tracking.records import updating_record
 
@@ -26,7 +28,6 @@ logger = logging.getLogger("finetune_wb.tracking.sync")
 
 DEFAULT_PROJECT = "openai-fine-tunes"
 SYNC_RECORD = "synced_jobs.json"
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 Outcome = Literal["synced", "already_synced", "not_finished", "failed"]
 
@@ -113,7 +114,7 @@ def _synced_online(job_id: str, project: str, entity: str | None) -> bool:
         api = wandb.Api()
         path = f"{entity or api.default_entity}/{project}"
         runs = api.runs(path, filters={"display_name": job_id})
-        return any((run.summary.get("status") in TERMINAL) for run in runs)
+        return any((run.summary.get("status") in TERMINAL_JOB_STATUSES) for run in runs)
     except Exception as exc:  # no project yet, no access: fall back to the local record
         logger.debug("W&B runs query for %s failed: %s", job_id, exc)
         return False
@@ -132,15 +133,7 @@ _DISABLED = "W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to;
 
 def _server(client: Any) -> str:
     """The client's base URL without user-info or query (either may hold a key)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(str(getattr(client, "base_url", "") or ""))
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the API server"
-    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/") if host else "the API server"
+    return safe_url(getattr(client, "base_url", None)) or "the API server"
 
 
 def _describe_api_error(exc: Exception, client: Any, what: str) -> str:
@@ -161,19 +154,13 @@ def _describe_api_error(exc: Exception, client: Any, what: str) -> str:
     return str(scrub(f"{what}: {type(exc).__name__}: {exc} ({hint})"))
 
 
-def _raw(client: Any) -> Any:
-    """The client with its own retries off: DEFAULT_RETRY is the one layer that repeats requests."""
-    with_options = getattr(client, "with_options", None)
-    return with_options(max_retries=0) if callable(with_options) else client
-
-
 def _retrieve(job: Any, client: Any) -> Any:
     from finetune_wb._retry import DEFAULT_RETRY
 
     if isinstance(job, str):
-        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job)
-    if getattr(job, "status", None) not in TERMINAL:  # a listing can be stale: ask again
-        return DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.retrieve, job.id)
+        return DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.retrieve, job)
+    if getattr(job, "status", None) not in TERMINAL_JOB_STATUSES:  # a listing can be stale: ask again
+        return DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.retrieve, job.id)
     return job
 
 
@@ -188,7 +175,7 @@ def _all_events(job_id: str, client: Any) -> list[Any]:
         kwargs: dict[str, Any] = {"limit": 100}
         if after:
             kwargs["after"] = after
-        page = DEFAULT_RETRY.call(_raw(client).fine_tuning.jobs.list_events, job_id, **kwargs)
+        page = DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.list_events, job_id, **kwargs)
         data = list(page.data)
         events.extend(data)
         if not data or not getattr(page, "has_more", False):
@@ -258,7 +245,7 @@ def _dataset_inputs(
             refs.append(link_input(run, known))
             continue
         try:
-            response = DEFAULT_RETRY.call(_raw(client).files.content, file_id)
+            response = DEFAULT_RETRY.call(without_retries(client).files.content, file_id)
             data = response.content if hasattr(response, "content") else response.read()
         except Exception as exc:
             logger.warning("job %s: could not download %s file %s: %s", job.id, split, file_id, exc)
@@ -340,7 +327,7 @@ def sync_job(
         error = _describe_api_error(exc, client, f"could not retrieve job {jid}")
         return SyncResult(outcome="failed", error=error, message=error, **base)
     base["job_id"] = jid = job.id
-    if job.status not in TERMINAL and not wait:
+    if job.status not in TERMINAL_JOB_STATUSES and not wait:
         return SyncResult(
             outcome="not_finished",
             job_status=job.status,
@@ -370,7 +357,7 @@ def sync_job(
             tracker.datasets.extend(refs)
             if missing:
                 run.summary["unavailable_files"] = missing
-        if job.status not in TERMINAL:
+        if job.status not in TERMINAL_JOB_STATUSES:
             job = _wait_live(jid, tracker, client, poll_interval=poll_interval, progress=progress)
         for event in _all_events(jid, client):  # steps already logged live are skipped
             tracker(event)

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from finetune_wb.schema import content_text
+
 INVALID = object()  # marks a line that is not JSON
 
 COLUMNS: list[str | int] = [
@@ -27,34 +29,11 @@ COLUMNS: list[str | int] = [
 ]
 
 
-def content_text(content: Any) -> str:
-    """Plain text of a message ``content``: a string, a list of parts, or None."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        pieces = []
-        for part in content:
-            if isinstance(part, dict):
-                kind = part.get("type", "text")
-                if "text" in part and isinstance(part["text"], str):
-                    pieces.append(part["text"])
-                elif "refusal" in part:
-                    pieces.append(f"[refusal] {part['refusal']}")
-                else:
-                    pieces.append(f"[{kind}]")
-            else:
-                pieces.append(str(part))
-        return "\n".join(pieces)
-    return json.dumps(content, ensure_ascii=False)
-
-
 def message_text(message: Any) -> str:
     """Text of one message, including tool / function calls when there is no content."""
     if not isinstance(message, dict):
         return str(message)
-    text = content_text(message.get("content"))
+    text = content_text(message.get("content"), show_other_parts=True)
     calls = message.get("tool_calls") or ([message["function_call"]] if message.get("function_call") else [])
     rendered = []
     for call in calls:
