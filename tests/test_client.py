@@ -61,3 +61,13 @@ def test_async_twin_of_azure_client() -> None:
 def test_rejects_other_objects() -> None:
     with pytest.raises(ConfigError, match="client must be"):
         get_async_client(object())
+
+
+def test_without_retries_turns_the_openai_clients_retries_off() -> None:
+    from finetune_wb._client import without_retries
+
+    client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=5)
+    assert without_retries(client).max_retries == 0
+    assert client.max_retries == 5  # the caller's client is left as it was
+    duck = object()
+    assert without_retries(duck) is duck  # a duck-typed client without with_options is used as it is

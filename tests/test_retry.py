@@ -98,3 +98,15 @@ def test_acall_uses_async_sleep() -> None:
 
     assert asyncio.run(policy.acall(flaky)) == "done"
     assert waits == [0.1]
+
+
+def test_policy_or_default_keeps_the_callers_policy_or_sleeps_with_the_given_sleep() -> None:
+    from finetune_wb._retry import DEFAULT_RETRY, policy_or_default
+
+    mine = RetryPolicy(max_attempts=2)
+    assert policy_or_default(mine) is mine
+    slept: list[float] = []
+    policy = policy_or_default(None, slept.append)
+    assert policy.max_attempts == DEFAULT_RETRY.max_attempts and policy.sleep is not DEFAULT_RETRY.sleep
+    policy.sleep(0.5)
+    assert slept == [0.5]

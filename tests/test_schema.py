@@ -220,3 +220,26 @@ def test_learning_rate_multiplier_has_no_upper_bound_like_the_api() -> None:
     }
     with pytest.raises(ValidationError, match=r"a number > 0, got -1"):
         JobSpec(learning_rate_multiplier=-1)
+
+
+def test_content_text_of_every_content_shape() -> None:
+    from finetune_wb.schema import content_text
+
+    parts = [
+        {"type": "text", "text": "a"},
+        {"type": "image_url", "image_url": {"url": "data:..."}},
+        {"type": "refusal", "refusal": "no"},
+        "b",
+    ]
+    assert content_text(None) == ""
+    assert content_text("plain") == "plain"
+    assert content_text(parts) == "a\nb"
+    assert content_text(parts, show_other_parts=True) == "a\n[image_url]\n[refusal] no\nb"
+    assert content_text({"odd": 1}) == '{"odd": 1}'
+
+
+def test_terminal_statuses_are_statuses() -> None:
+    from finetune_wb.schema import JOB_STATUSES, TERMINAL_JOB_STATUSES
+
+    assert {"succeeded", "failed", "cancelled"} == TERMINAL_JOB_STATUSES
+    assert set(JOB_STATUSES) >= TERMINAL_JOB_STATUSES

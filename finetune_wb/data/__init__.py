@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     "write_jsonl": ".jsonl",
 }
 
-__all__ = sorted([*_EXPORTS])
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs

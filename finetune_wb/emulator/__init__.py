@@ -12,29 +12,23 @@ model. Starlette and uvicorn are imported only when a server starts.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from finetune_wb.emulator.clock import ManualClock, SystemClock
-    from finetune_wb.emulator.faults import JournalEntry
-    from finetune_wb.emulator.runner import Emulator, run_emulator
+from finetune_wb._lazy import lazy_exports
 
-_EXPORTS = {
-    "Emulator": "runner",
-    "JournalEntry": "faults",
-    "ManualClock": "clock",
-    "SystemClock": "clock",
-    "run_emulator": "runner",
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "Emulator": ".runner",
+    "JournalEntry": ".faults",
+    "ManualClock": ".clock",
+    "SystemClock": ".clock",
+    "run_emulator": ".runner",
 }
 
-__all__ = ["Emulator", "JournalEntry", "ManualClock", "SystemClock", "run_emulator"]
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'finetune_wb.emulator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"finetune_wb.emulator.{module}"), name)
-    globals()[name] = value
-    return value
+if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from finetune_wb.emulator.clock import ManualClock as ManualClock, SystemClock as SystemClock
+    from finetune_wb.emulator.faults import JournalEntry as JournalEntry
+    from finetune_wb.emulator.runner import Emulator as Emulator, run_emulator as run_emulator

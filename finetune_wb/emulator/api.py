@@ -273,21 +273,22 @@ def routes(core: Core) -> list[Route]:
 
         return handler
 
-    async def list_events(request: Request) -> Response:
-        q = request.query_params
-        limit = parse_limit(q.get("limit"), default=20, maximum=100)
-        with store.lock:
-            job = store.get_job(request.path_params["job_id"])
-            items = list(reversed(store.events.get(job["id"], [])))
-        return JSONResponse(paginate(items, after=q.get("after"), limit=limit, what="event"))
+    def job_listing(kind: str, default_limit: int) -> Any:
+        """GET a job's events or checkpoints: newest first, cursor-paginated."""
 
-    async def list_checkpoints(request: Request) -> Response:
-        q = request.query_params
-        limit = parse_limit(q.get("limit"), default=10, maximum=100)
-        with store.lock:
-            job = store.get_job(request.path_params["job_id"])
-            items = list(reversed(store.checkpoints.get(job["id"], [])))
-        return JSONResponse(paginate(items, after=q.get("after"), limit=limit, what="checkpoint"))
+        async def handler(request: Request) -> Response:
+            q = request.query_params
+            limit = parse_limit(q.get("limit"), default=default_limit, maximum=100)
+            with store.lock:
+                job = store.get_job(request.path_params["job_id"])
+                held = store.events if kind == "event" else store.checkpoints
+                items = list(reversed(held.get(job["id"], [])))
+            return JSONResponse(paginate(items, after=q.get("after"), limit=limit, what=kind))
+
+        return handler
+
+    list_events = job_listing("event", 20)
+    list_checkpoints = job_listing("checkpoint", 10)
 
     # --- models ----------------------------------------------------------------------------------------
     def model_object(model_id: str) -> dict[str, Any]:

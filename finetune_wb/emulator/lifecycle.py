@@ -268,15 +268,19 @@ def _succeed(store: Store, job: dict[str, Any], rt: dict[str, Any], t: float) ->
     add_event(store, job["id"], t, "The job has successfully completed")
 
 
+def _invalid_state(job: dict[str, Any], why: str, *, done: bool = False) -> ApiError:
+    """The 400 OpenAI answers for an action the job's status does not allow."""
+    state = f"has already {job['status']}" if done else f"is {job['status']}"
+    return ApiError(
+        400, f"Job {job['id']} {state}; {why}.", param="fine_tuning_job_id", code="invalid_job_state"
+    )
+
+
 def cancel(store: Store, job: dict[str, Any], now: float) -> None:
     tick(store, job, now)
     if job["status"] in TERMINAL_JOB_STATUSES:
-        raise ApiError(
-            400,
-            f"Job {job['id']} has already {job['status']}; only a job that is validating, "
-            "queued, running or paused can be cancelled.",
-            param="fine_tuning_job_id",
-            code="invalid_job_state",
+        raise _invalid_state(
+            job, "only a job that is validating, queued, running or paused can be cancelled", done=True
         )
     job.update(status="cancelled", finished_at=int(now), estimated_finish=None)
     add_event(store, job["id"], now, "Fine-tuning job cancelled")
@@ -286,12 +290,7 @@ def cancel(store: Store, job: dict[str, Any], now: float) -> None:
 def pause(store: Store, job: dict[str, Any], now: float) -> None:
     tick(store, job, now)
     if job["status"] != "running":
-        raise ApiError(
-            400,
-            f"Job {job['id']} is {job['status']}; only a running job can be paused.",
-            param="fine_tuning_job_id",
-            code="invalid_job_state",
-        )
+        raise _invalid_state(job, "only a running job can be paused")
     store.runtime[job["id"]]["paused_at"] = now
     job["status"] = "paused"
     add_event(store, job["id"], now, "Fine-tuning job paused")
@@ -301,12 +300,7 @@ def pause(store: Store, job: dict[str, Any], now: float) -> None:
 def resume(store: Store, job: dict[str, Any], now: float) -> None:
     tick(store, job, now)
     if job["status"] != "paused":
-        raise ApiError(
-            400,
-            f"Job {job['id']} is {job['status']}; only a paused job can be resumed.",
-            param="fine_tuning_job_id",
-            code="invalid_job_state",
-        )
+        raise _invalid_state(job, "only a paused job can be resumed")
     rt = store.runtime[job["id"]]
     shift = now - rt.pop("paused_at")
     rt["phase_started"] += shift
@@ -322,11 +316,6 @@ def fail(
 ) -> None:
     tick(store, job, now)
     if job["status"] in TERMINAL_JOB_STATUSES:
-        raise ApiError(
-            400,
-            f"Job {job['id']} has already {job['status']}; it cannot be made to fail.",
-            param="fine_tuning_job_id",
-            code="invalid_job_state",
-        )
+        raise _invalid_state(job, "it cannot be made to fail", done=True)
     _fail(store, job, now, code=code, message=message, param=param)
     store.save()

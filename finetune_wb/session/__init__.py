@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "run_config": ".run_config",
 }
 
-__all__ = sorted([*_EXPORTS])
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs

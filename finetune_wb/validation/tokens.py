@@ -179,6 +179,12 @@ class TokenCounter:
         self._cache.clear()
         self._cached_chars = 0
 
+    @property
+    def cache(self) -> dict[str, int]:
+        """The counts kept so far, by text (read it, don't write it): the validator's fast path looks strings
+        up here before calling :meth:`count`."""
+        return self._cache
+
     @classmethod
     def for_model(cls, model: str, **kwargs: Any) -> TokenCounter:
         return cls(encoding_name_for_model(model), **kwargs)

@@ -18,30 +18,24 @@ Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_mess
 
 from __future__ import annotations
 
-import io
-import json
-import json.scanner
 import math
 import os
-from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from finetune_wb.validation import costs
-from finetune_wb.validation.format_checks import PLAIN_ROLES, Add, Format, check_chat, check_dpo, format_of
+from finetune_wb.validation.accumulate import Accumulator, IssueCollector
+from finetune_wb.validation.format_checks import Format, check_chat, check_dpo, format_of
+from finetune_wb.validation.reader import UNPARSED, NotText, iter_lines
 from finetune_wb.validation.tokens import (
-    TOKENS_PER_EXAMPLE,
-    TOKENS_PER_MESSAGE,
     TokenCounter,
     encoding_name_for_model,
     is_known_model,
 )
 
 if TYPE_CHECKING:
-    from finetune_wb.validation.report import Severity, ValidationIssue, ValidationReport
-
-__all__ = ["ValidationIssue", "ValidationReport", "validate_examples", "validate_file"]
+    from finetune_wb.validation.report import ValidationReport
 
 
 def __getattr__(name: str) -> Any:
@@ -55,215 +49,12 @@ def __getattr__(name: str) -> Any:
 
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+
+
 MIN_EXAMPLES = 10
+
+
 MAX_LISTED_ISSUES = 1000
-
-
-class _Collector:
-    """Collects issues, listing at most ``limit`` of them but counting all."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.issues: list[tuple[int | None, str, Severity, str]] = []
-        self.counts: dict[str, int] = {}
-        self.n_errors = 0
-        self.n_warnings = 0
-        self.omitted = 0
-
-    def add(self, line: int | None, code: str, severity: Severity, message: str) -> None:
-        self.counts[code] = self.counts.get(code, 0) + 1
-        if severity == "error":
-            self.n_errors += 1
-        else:
-            self.n_warnings += 1
-        if len(self.issues) < self.limit:
-            self.issues.append((line, code, severity, message))
-        else:
-            self.omitted += 1
-
-    def built(self) -> list[ValidationIssue]:
-        from finetune_wb.validation.report import ValidationIssue
-
-        return [
-            ValidationIssue(line=line, code=code, severity=severity, message=message)
-            for line, code, severity, message in self.issues
-        ]
-
-    def at(self, line: int | None) -> Add:
-        return lambda code, severity, message: self.add(line, code, severity, message)
-
-
-# ------------------------------------------------------------------------------------------------ reading
-
-
-def _iter_file(path: Path, collector: _Collector, stats: dict[str, int]) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed value) for every non-blank line; parse problems go to the collector."""
-    scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-    line_no = 0
-    with open(path, "rb", buffering=_SNIFF_BYTES) as f:
-        # Sniffed from the same handle (peek consumes nothing), so a pipe or /dev/stdin is read only once.
-        reason = _not_utf8_text(cast(io.BufferedReader, f).peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
-        if reason is not None:
-            raise _NotText(reason)
-        for line_no, raw in enumerate(f, start=1):
-            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte-order mark: harmless, accepted
-            if raw[:1] != b"{" and not raw.strip():  # (the first-byte test spares a copy per line)
-                collector.add(line_no, "blank_line", "warning", "blank line (skipped); remove it")
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                collector.add(
-                    line_no,
-                    "invalid_utf8",
-                    "error",
-                    f"bytes at column {exc.start + 1} are not valid UTF-8; save the file as UTF-8",
-                )
-                yield line_no, _UNPARSED
-                continue
-            try:
-                # The decoder's scanner directly (what json.loads runs after two whitespace regexes);
-                # anything unusual falls back to json.loads for its exact error message.
-                value, end = scan(text, 0)
-                if end != len(text) and text[end:].strip(" \t\r\n"):
-                    raise ValueError("extra data")
-            except (StopIteration, ValueError, RecursionError):
-                value = _UNPARSED
-            if value is _UNPARSED:
-                try:
-                    value = json.loads(text)
-                except (ValueError, RecursionError) as exc:
-                    detail = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-                    collector.add(
-                        line_no, "invalid_json", "error", f"not valid JSON ({detail}); one object per line"
-                    )
-                    yield line_no, _UNPARSED
-                    continue
-            yield line_no, value
-    stats["lines"] = line_no
-
-
-_UNPARSED = object()
-_SNIFF_BYTES = 65_536
-
-
-class _NotText(Exception):
-    """The file is not UTF-8 text at all (raised before the first line is parsed)."""
-
-
-def _not_utf8_text(head: bytes) -> str | None:
-    """Why the file is not UTF-8 text at all (a UTF-16/32 file, a binary or compressed file), else None.
-
-    JSON text can never hold a raw NUL byte (strings must escape it), so a NUL in the first 64 KiB means the
-    file is not JSONL in UTF-8; listing thousands of per-line errors for it would hide the one real problem.
-    """
-    for bom, name in (
-        (b"\x00\x00\xfe\xff", "UTF-32"),
-        (b"\xff\xfe\x00\x00", "UTF-32"),
-        (b"\xfe\xff", "UTF-16"),
-        (b"\xff\xfe", "UTF-16"),
-    ):
-        if head.startswith(bom):
-            return f"it starts with a {name} byte-order mark"
-    nul = head.find(b"\x00")
-    if nul >= 0:
-        line = head.count(b"\n", 0, nul) + 1
-        return f"it has a NUL byte at line {line}, byte {nul + 1} (is it binary, compressed or UTF-16?)"
-    return None
-
-
-class _Accumulator:
-    """Per-example numbers kept as compact arrays (24 bytes per example)."""
-
-    def __init__(self, counter: TokenCounter, limit: int) -> None:
-        self.counter = counter
-        self.limit = limit
-        self.n_messages = array("l")
-        self.tokens = array("q")
-        self.assistant = array("q")
-        self.billed_per_epoch = 0
-        self.n_over = 0
-        self.n_missing_system = 0
-        self.n_missing_user = 0
-
-    def add(self, obj: Mapping[str, Any], line: int, collector: _Collector) -> None:
-        total, assistant, n_messages = self.counter.example_tokens(obj)
-        messages = obj.get("messages")
-        if messages is None:  # DPO: the prompt is under "input"
-            inp = obj.get("input")
-            messages = inp.get("messages") if type(inp) is dict else None
-        roles = [m.get("role") for m in messages if type(m) is dict] if type(messages) is list else []
-        self.record(total, assistant, n_messages, "system" in roles, "user" in roles, line, collector)
-
-    def record(
-        self,
-        total: int,
-        assistant: int,
-        n_messages: int,
-        has_system: bool,
-        has_user: bool,
-        line: int,
-        collector: _Collector,
-    ) -> None:
-        self.n_messages.append(n_messages)
-        self.tokens.append(total)
-        self.assistant.append(assistant)
-        self.billed_per_epoch += total if total < self.limit else self.limit
-        if not has_system:
-            self.n_missing_system += 1
-        if not has_user:
-            self.n_missing_user += 1
-        if total > self.limit:
-            self.n_over += 1
-            collector.add(
-                line,
-                "example_too_long",
-                "warning",
-                f"{total:,} tokens is over the {self.limit:,}-token limit; it will be truncated in training",
-            )
-
-    def plain_chat(self, obj: dict[str, Any]) -> tuple[int, int, int, bool, bool] | None:
-        """Counts for the overwhelmingly common example — only ``messages``, each exactly a known role and
-        non-empty string content, with an assistant turn — which has no possible issue; else None.
-
-        This fuses the checks and the seed's token formula into one loop; anything else takes the general
-        path (``check_chat`` + ``TokenCounter.example_tokens``), which gives the same numbers.
-        """
-        if len(obj) != 1:
-            return None
-        messages = obj.get("messages")
-        if type(messages) is not list or not messages:
-            return None
-        cache_get = self.counter._cache.get
-        count = self.counter.count
-        total = TOKENS_PER_EXAMPLE
-        assistant = 0
-        has_system = has_user = has_assistant = False
-        for m in messages:
-            if type(m) is not dict or len(m) != 2:
-                return None
-            role = m.get("role")
-            content = m.get("content")
-            if type(role) is not str or type(content) is not str or not content or role not in PLAIN_ROLES:
-                return None
-            r = cache_get(role)
-            if r is None:
-                r = count(role)
-            c = cache_get(content)
-            if c is None:
-                c = count(content)
-            total += TOKENS_PER_MESSAGE + r + c
-            if role == "assistant":
-                assistant += c
-                has_assistant = True
-            elif role == "user":
-                has_user = True
-            elif role == "system":
-                has_system = True
-        if not has_assistant:
-            return None
-        return total, assistant, len(messages), has_system, has_user
 
 
 def _check_options(
@@ -304,7 +95,7 @@ def _run(
     n_epochs: int | str | None,
     max_cost: float | None,
     prices: Mapping[str, float] | None,
-    collector: _Collector,
+    collector: IssueCollector,
     file_stats: dict[str, int],
     counter: TokenCounter,
 ) -> ValidationReport:
@@ -321,13 +112,13 @@ def _run(
             f" encoding and a {costs.DEFAULT_CONTEXT_LIMIT:,}-token limit",
         )
     limit = limit or costs.DEFAULT_CONTEXT_LIMIT
-    acc = _Accumulator(counter, limit)
+    acc = Accumulator(counter, limit)
     n_examples = 0
     # The fused fast path applies while the file is (or may still become) a chat file.
     fast_ok = file_format in (None, "chat")
     for line, obj in records:
         n_examples += 1
-        if obj is _UNPARSED:
+        if obj is UNPARSED:
             continue
         if fast_ok and type(obj) is dict:
             plain = acc.plain_chat(obj)
@@ -392,7 +183,7 @@ def _run(
 
 
 def _finish(
-    acc: _Accumulator,
+    acc: Accumulator,
     *,
     n_examples: int,
     path: str | None,
@@ -401,7 +192,7 @@ def _finish(
     n_epochs: int | str | None,
     max_cost: float | None,
     prices: Mapping[str, float] | None,
-    collector: _Collector,
+    collector: IssueCollector,
     n_lines: int,
     unreadable: bool = False,
 ) -> ValidationReport:
@@ -491,7 +282,7 @@ def validate_file(
     """
     _check_options(method, n_epochs, max_cost, max_issues)
     p = Path(path)
-    collector = _Collector(max_issues)
+    collector = IssueCollector(max_issues)
     file_stats: dict[str, int] = {}
     # Loaded before the file is touched: a tokenizer that cannot load is a set-up problem (ConfigError),
     # not an unreadable file.
@@ -501,13 +292,13 @@ def validate_file(
     )
     try:
         return _run(
-            _iter_file(p, collector, file_stats),
+            iter_lines(p, collector, file_stats),
             collector=collector,
             file_stats=file_stats,
             counter=counter,
             **kwargs,
         )
-    except _NotText as exc:
+    except NotText as exc:
         return _unreadable_report(
             path, model, max_issues, f"{path} is not a UTF-8 text file: {exc}; save it as UTF-8 JSONL"
         )
@@ -525,7 +316,7 @@ def _unreadable_report(
 ) -> ValidationReport:
     from finetune_wb.validation.report import ValidationReport
 
-    fresh = _Collector(max_issues)
+    fresh = IssueCollector(max_issues)
     fresh.add(None, "file_unreadable", "error", message)
     return ValidationReport(
         path=str(path),
@@ -568,7 +359,7 @@ def validate_examples(
         for i, ex in enumerate(examples, start=1):
             yield i, (ex.to_openai() if hasattr(ex, "to_openai") else ex)
 
-    collector = _Collector(max_issues)
+    collector = IssueCollector(max_issues)
     return _run(
         records(),
         path=None,

@@ -623,8 +623,8 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
 
 
 def test_fast_path_counts_equal_the_general_path(legalbench_dir: Path) -> None:
+    from finetune_wb.validation.accumulate import Accumulator, IssueCollector
     from finetune_wb.validation.tokens import TokenCounter
-    from finetune_wb.validation.validate import _Accumulator, _Collector
 
     rows = [json.loads(line) for line in (legalbench_dir / "examples.jsonl").read_text().splitlines()]
     examples = [good(i, answer=r["answer"]) for i, r in enumerate(rows)]
@@ -632,7 +632,7 @@ def test_fast_path_counts_equal_the_general_path(legalbench_dir: Path) -> None:
         {"messages": [{"role": "user", "content": r["text"]}, {"role": "assistant", "content": "No"}]}
         for r in rows
     ]
-    acc = _Accumulator(TokenCounter.for_model("gpt-4o-mini"), 65_536)
+    acc = Accumulator(TokenCounter.for_model("gpt-4o-mini"), 65_536)
     general = TokenCounter.for_model("gpt-4o-mini")
     for ex in examples:
         fast = acc.plain_chat(ex)
@@ -651,7 +651,7 @@ def test_fast_path_counts_equal_the_general_path(legalbench_dir: Path) -> None:
         acc.plain_chat({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]})
         is None
     )
-    collector = _Collector(10)
+    collector = IssueCollector(10)
     acc.add(good(), 1, collector)
     assert list(acc.tokens)[-1] == general.example_tokens(good())[0]
 
