@@ -18,7 +18,7 @@ logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 
 # public name -> the module that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
-    "ArtifactRef": "finetune_wb.tracking.datasets",
+    "ArtifactRef": "finetune_wb.tracking.artifacts",
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
@@ -38,11 +38,11 @@ _EXPORTS: dict[str, str] = {
     "JobSpec": "finetune_wb.schema",
     "JobTimeout": "finetune_wb.errors",
     "Message": "finetune_wb.schema",
-    "ModelTarget": "finetune_wb.evaluation.engine",
+    "ModelTarget": "finetune_wb.evaluation.targets",
     "PreferenceExample": "finetune_wb.schema",
     "RetryPolicy": "finetune_wb._retry",
     "RunConfig": "finetune_wb.config.model",
-    "RunResult": "finetune_wb.session.run_config",
+    "RunResult": "finetune_wb.session.config_runner",
     "Score": "finetune_wb.evaluation.evaluators",
     "SessionState": "finetune_wb.session.state",
     "SyncReport": "finetune_wb.tracking.sync",
@@ -67,10 +67,10 @@ _EXPORTS: dict[str, str] = {
     "exact_match": "finetune_wb.evaluation.builtin_evaluators",
     "get_job": "finetune_wb.jobs.operations",
     "instruction_from_prompt": "finetune_wb.data.template",
-    "job_metrics": "finetune_wb.jobs.operations",
+    "job_metrics": "finetune_wb.jobs.result_file",
     "json_match": "finetune_wb.evaluation.builtin_evaluators",
     "json_valid": "finetune_wb.evaluation.builtin_evaluators",
-    "link_input": "finetune_wb.tracking.datasets",
+    "link_input": "finetune_wb.tracking.lineage",
     "list_checkpoints": "finetune_wb.jobs.operations",
     "list_jobs": "finetune_wb.jobs.operations",
     "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
@@ -79,7 +79,7 @@ _EXPORTS: dict[str, str] = {
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
     "regex": "finetune_wb.evaluation.builtin_evaluators",
-    "run_config": "finetune_wb.session.run_config",
+    "run_config": "finetune_wb.session.config_runner",
     "run_demo": "finetune_wb.demo",
     "run_emulator": "finetune_wb.emulator.runner",
     "split_examples": "finetune_wb.data.build",
@@ -135,26 +135,23 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         llm_judge as llm_judge,
         regex as regex,
     )
-    from finetune_wb.evaluation.engine import (
-        ModelTarget as ModelTarget,
-        aevaluate as aevaluate,
-        evaluate as evaluate,
-    )
+    from finetune_wb.evaluation.engine import aevaluate as aevaluate, evaluate as evaluate
     from finetune_wb.evaluation.evaluators import (
         Evaluator as Evaluator,
         Score as Score,
         evaluator as evaluator,
     )
     from finetune_wb.evaluation.report import EvalReport as EvalReport
+    from finetune_wb.evaluation.targets import ModelTarget as ModelTarget
     from finetune_wb.jobs.events import JobEvent as JobEvent
     from finetune_wb.jobs.operations import (
         cancel_job as cancel_job,
         create_job as create_job,
         get_job as get_job,
-        job_metrics as job_metrics,
         list_checkpoints as list_checkpoints,
         list_jobs as list_jobs,
     )
+    from finetune_wb.jobs.result_file import job_metrics as job_metrics
     from finetune_wb.jobs.upload import upload_file as upload_file
     from finetune_wb.jobs.waiting import wait_for_job as wait_for_job
     from finetune_wb.schema import (
@@ -164,14 +161,12 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         PreferenceExample as PreferenceExample,
         ToolCall as ToolCall,
     )
+    from finetune_wb.session.config_runner import RunResult as RunResult, run_config as run_config
     from finetune_wb.session.facade import FineTuneSession as FineTuneSession
-    from finetune_wb.session.run_config import RunResult as RunResult, run_config as run_config
     from finetune_wb.session.state import SessionState as SessionState
-    from finetune_wb.tracking.datasets import (
-        ArtifactRef as ArtifactRef,
-        link_input as link_input,
-        log_dataset as log_dataset,
-    )
+    from finetune_wb.tracking.artifacts import ArtifactRef as ArtifactRef
+    from finetune_wb.tracking.datasets import log_dataset as log_dataset
+    from finetune_wb.tracking.lineage import link_input as link_input
     from finetune_wb.tracking.model_artifact import start_eval_run as start_eval_run
     from finetune_wb.tracking.runs import FineTuneTracker as FineTuneTracker, TrackedJob as TrackedJob
     from finetune_wb.tracking.sync import (

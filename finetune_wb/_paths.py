@@ -60,3 +60,16 @@ def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_once(directory: Path, name: str, data: bytes) -> Path:
+    """``directory/name`` holding ``data``: created (atomically) the first time, then left as it is.
+
+    For content-addressed files, whose name is derived from ``data``'s digest: a second writer of the same
+    content finds the file there and writes nothing.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    if not path.exists():
+        atomic_write_bytes(path, data)
+    return path

@@ -283,7 +283,7 @@ def test_run_emulator_never_logs_to_the_online_project(
     configured: str | None,
     used: str,
 ) -> None:
-    from finetune_wb.session import run_config as config_module
+    from finetune_wb.session import config_runner as config_module
 
     seen: list[str | None] = []
 

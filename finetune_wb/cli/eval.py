@@ -20,6 +20,8 @@ from finetune_wb.cli._common import add_json_flag, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS
+
     parser = subparsers.add_parser(
         "eval",
         help="evaluate and compare models on a chat JSONL file",
@@ -52,8 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         dest="evaluators",
         metavar="SPEC",
         help="how to score answers (repeatable, or several after one flag; default exact_match). A built-in: "
-        "exact_match, contains, regex, "
-        "json_valid, json_match, classification, llm_judge; with arguments after a colon: 'contains:Yes', "
+        f"{', '.join(BUILTIN_EVALUATORS)}; with arguments after a colon: 'contains:Yes', "
         "'classification:Yes|No', 'regex:pattern=^yes,ignore_case=true', 'llm_judge:model=gpt-4o-mini', "
         "'NAME:{json}'. A custom one: MODULE:FUNCTION or path/to/file.py:FUNCTION",
     )
@@ -113,9 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
     from finetune_wb.errors import EvaluationError
     from finetune_wb.evaluation import evaluate
-    from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
-    from finetune_wb.evaluation.evaluators import resolve_evaluators
     from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.resolution import resolve_evaluators
 
     if not args.data.exists():
         print(f"error: {args.data} does not exist; --data takes a chat JSONL file", file=sys.stderr)
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     cache: Any = None if args.no_cache else (args.cache or True)
     wandb_run = None
     if args.wandb_project:
-        from finetune_wb.tracking import start_eval_run
+        from finetune_wb.tracking.model_artifact import start_eval_run
 
         wandb_run = start_eval_run(project=args.wandb_project, config={"data": str(args.data)})
     try:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             models=args.models,
             evaluators=evaluators,
             client=client_from_env(),
-            concurrency=args.concurrency or DEFAULT_CONCURRENCY,
+            concurrency=args.concurrency,  # None: the library default
             rpm=args.rpm,
             tpm=args.tpm,
             max_tokens=args.max_tokens,

@@ -180,6 +180,7 @@ class _UsageError(Exception):
 def cmd_upload(args: argparse.Namespace) -> int:
     from finetune_wb.errors import DataValidationError
     from finetune_wb.jobs.upload import upload_file
+    from finetune_wb.tracking.artifacts import ArtifactFileIndex
 
     path = Path(args.path)
     if not path.is_file():
@@ -194,6 +195,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
             model=args.model,
             reuse=not args.force,
             progress=not args.no_progress,
+            index=ArtifactFileIndex(),  # the W&B dataset artifact of this data gets the file id
         )
     except DataValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -236,8 +238,9 @@ def _describe_spec_error(exc: ValueError) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from finetune_wb.errors import FineTuneError
-    from finetune_wb.jobs.operations import create_job, get_job
+    from finetune_wb.jobs.operations import create_job
     from finetune_wb.schema import JobSpec
+    from finetune_wb.tracking.artifacts import ArtifactFileIndex
 
     training_file = _file_arg(args.training_file)
     validation_file = _file_arg(args.validation_file) if args.validation_file is not None else None
@@ -263,6 +266,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         training_file=training_file,
         validation_file=validation_file,
         client=client,
+        index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
     )
     if not args.json:
         print(f"created {job.id}", file=sys.stderr)
@@ -272,12 +276,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             print(job.id)
         return EXIT_OK
+    return _wait_and_print(job.id, client=client, args=args, failures=(FineTuneError,))
+
+
+def _wait_and_print(
+    job_id: str, *, client: Any, args: argparse.Namespace, failures: tuple[type[Exception], ...]
+) -> int:
+    """Wait and print the final job; one of ``failures`` prints the error (and the job with --json), exit 1."""
+    from finetune_wb.jobs.operations import get_job
+
     try:
-        final = _wait(job.id, client=client, args=args)
-    except FineTuneError as exc:
+        final = _wait(job_id, client=client, args=args)
+    except failures as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print_json(get_job(job.id, client=client))
+            print_json(get_job(job_id, client=client))
         return EXIT_FAILED
     _print_final(final, args)
     return EXIT_OK
@@ -315,18 +328,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
-    from finetune_wb.jobs.operations import get_job
 
-    client = client_from_env()
-    try:
-        final = _wait(args.job, client=client, args=args)
-    except (JobFailed, JobCancelled, JobTimeout) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if args.json:
-            print_json(get_job(args.job, client=client))
-        return EXIT_FAILED
-    _print_final(final, args)
-    return EXIT_OK
+    return _wait_and_print(
+        args.job, client=client_from_env(), args=args, failures=(JobFailed, JobCancelled, JobTimeout)
+    )
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

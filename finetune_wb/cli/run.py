@@ -102,7 +102,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     from finetune_wb.config.model import RunConfig
     from finetune_wb.errors import ConfigError
-    from finetune_wb.session.run_config import run_config
+    from finetune_wb.session.config_runner import run_config
 
     _quiet_wandb()
     try:

@@ -39,7 +39,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from finetune_wb.config.files import load_hf, parse_toml, parse_yaml, read_records, resolve_evaluator
+from finetune_wb.config.files import parse_toml, parse_yaml, resolve_evaluator
+from finetune_wb.data.records import load_hf_records, read_records
 from finetune_wb.errors import ConfigError, DataError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -51,7 +52,9 @@ class DataConfig(BaseModel):
     model_config = _STRICT
 
     demo: bool = Field(False, description="use the dataset that ships with the package")
-    path: str | None = Field(None, description="JSONL, CSV or TSV file of records (relative to the config)")
+    path: str | None = Field(
+        None, description="JSONL, JSON array, CSV or TSV file of records (relative to the config)"
+    )
     hf_dataset: str | None = Field(None, description='Hugging Face dataset id, e.g. "nguha/legalbench"')
     hf_config: str | None = Field(None, description="Hugging Face dataset configuration name")
     hf_splits: list[str] = Field(default_factory=lambda: ["train", "test"], description="splits to combine")
@@ -272,16 +275,29 @@ class RunConfig(BaseModel):
         )
 
     def load_records(self) -> list[dict[str, Any]]:
-        """The records named by ``[data]``, filtered by ``where`` and cut to ``limit``."""
+        """The records named by ``[data]``, filtered by ``where`` and cut to ``limit``.
+
+        They are read by the data stage's reader (:func:`~finetune_wb.data.read_records`), so a file reads
+        the same here as through the session; a problem with it is a :class:`ConfigError` naming file:line.
+        """
         d = self.data
         if d.demo:
             from finetune_wb.data.demo_dataset import load_demo_records
 
             records = load_demo_records()
         elif d.path:
-            records = read_records(self.resolve(d.path))
+            try:
+                records = read_records(self.resolve(d.path))
+            except DataError as exc:
+                raise ConfigError(str(exc)) from exc
         else:
-            records = load_hf(d.hf_dataset or "", d.hf_config, d.hf_splits)
+            try:
+                records = load_hf_records(d.hf_dataset or "", d.hf_config, d.hf_splits)
+            except DataError as exc:
+                raise ConfigError(
+                    f"{exc}; without access to the hub, use path = a local JSONL/CSV/TSV copy instead of "
+                    "hf_dataset"
+                ) from exc
         if d.where:
             records = [r for r in records if all(r.get(k) == v for k, v in d.where.items())]
         if d.limit is not None:

@@ -1,7 +1,8 @@
 """Records in, conversations out: read records, apply a Template, split train/test, read and write JSONL.
 
 Records can be a list of dicts, a pandas DataFrame, a Hugging Face ``Dataset``/``DatasetDict``, or a path to a
-JSONL, JSON, CSV or TSV file. The bundled demo dataset lives here too (:mod:`.demo_dataset`).
+JSONL, JSON, CSV or TSV file; :func:`read_records` is the one file reader (the session and ``finetune-wb run``
+both use it). The bundled demo dataset lives here too (:mod:`.demo_dataset`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "build_examples": ".build",
     "instruction_from_prompt": ".template",
     "load_examples": ".jsonl",
+    "load_hf_records": ".records",
     "read_jsonl": ".jsonl",
     "read_records": ".records",
     "split_examples": ".build",
@@ -32,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         read_jsonl as read_jsonl,
         write_jsonl as write_jsonl,
     )
-    from finetune_wb.data.records import read_records as read_records
+    from finetune_wb.data.records import load_hf_records as load_hf_records, read_records as read_records
     from finetune_wb.data.template import (
         Template as Template,
         instruction_from_prompt as instruction_from_prompt,

@@ -33,12 +33,8 @@ def read_records(
     if suffix in (".jsonl", ".json", ".ndjson"):
         if suffix == ".json":
             text = p.read_text(encoding="utf-8-sig")
-            stripped = text.lstrip()
-            if stripped.startswith("["):
-                data = json.loads(text)
-                if not all(isinstance(r, dict) for r in data):
-                    raise DataError(f"{p}: expected a JSON list of objects")
-                return list(data)
+            if text.lstrip().startswith("["):
+                return _json_array(p, text)
         return [obj for _, obj in read_jsonl(p)]
     if suffix in (".csv", ".tsv", ".tab"):
         sep = delimiter or ("," if suffix == ".csv" else "\t")
@@ -49,6 +45,32 @@ def read_records(
                 reader = csv.DictReader(f, delimiter=sep, quoting=quoting)  # type: ignore[call-overload]
             return [dict(row) for row in reader]
     raise DataError(f"{p}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .tsv")
+
+
+def _json_array(path: Path, text: str) -> list[dict[str, Any]]:
+    """The records of a ``.json`` file holding one array of objects; errors name file:line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise DataError(f"{path}: expected a JSON list of objects; item {bad} is {type(data[bad]).__name__}")
+    return list(data)
+
+
+def load_hf_records(name: str, config: str | None, splits: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``splits`` of the Hugging Face dataset ``name`` (configuration ``config``), in order."""
+    import datasets
+
+    records: list[dict[str, Any]] = []
+    try:
+        for split in splits:
+            ds = datasets.load_dataset(name, config, split=split)
+            records.extend(dict(row) for row in ds)
+    except Exception as exc:
+        raise DataError(f"cannot load Hugging Face dataset {name!r} ({config}): {exc}") from exc
+    return records
 
 
 def iter_records(

@@ -1,40 +1,71 @@
-"""Evaluation of fine-tuned models against their baselines: engine, evaluators, statistics, report.
+"""Evaluation of fine-tuned models against their baselines: evaluators, engine, statistics, report.
 
 ``evaluate(examples, models=[fine_tune, baseline])`` asks every model every prompt (async, rate-limited,
 retried, cached in SQLite), scores the answers with evaluators, and returns an :class:`EvalReport` with
-confidence intervals and paired significance tests. See ``docs/evaluation.md``.
+confidence intervals and paired significance tests; :class:`EvalOptions` holds its settings. See
+``docs/evaluation.md``.
 
-Submodules import their heavy dependencies (openai, numpy, pandas, wandb) only when used.
+The modules, bottom floor first (each imports only the ones before it):
+
+* :mod:`.evaluators` — the :class:`Evaluator` and :class:`JudgeContext` protocols, :func:`evaluator`,
+  :class:`Score`; :mod:`.builtin_evaluators` — the built-ins and their registry; :mod:`.resolution` —
+  evaluators from names, specs, config entries and objects;
+* :mod:`.options` — :class:`EvalOptions`; :mod:`.targets` — :class:`ModelTarget` and ``models=``;
+  :mod:`.limits`, :mod:`.cache`, :mod:`.transport` and :mod:`.answering` — sending a request (pacing,
+  retries, the answer cache); :mod:`.inputs` — reading the examples;
+* :mod:`.scoring`, :mod:`.stats`, :mod:`.pricing`, :mod:`.report` (the :class:`EvalReport` model and its
+  views) and :mod:`.aggregate` (building it); :mod:`.wandb_log` — logging it to a run;
+* :mod:`.engine` — :func:`aevaluate` / :func:`evaluate`, composing all of the above.
+
+Names load lazily; heavy dependencies (openai, numpy, pandas, wandb) only when used.
 """
 
 from __future__ import annotations
 
-from finetune_wb.evaluation.builtin_evaluators import (
-    classification,
-    contains,
-    exact_match,
-    json_match,
-    json_valid,
-    llm_judge,
-    regex,
-)
-from finetune_wb.evaluation.engine import ModelTarget, aevaluate, evaluate
-from finetune_wb.evaluation.evaluators import Evaluator, Score, evaluator
-from finetune_wb.evaluation.report import EvalReport
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "EvalReport",
-    "Evaluator",
-    "ModelTarget",
-    "Score",
-    "aevaluate",
-    "classification",
-    "contains",
-    "evaluate",
-    "evaluator",
-    "exact_match",
-    "json_match",
-    "json_valid",
-    "llm_judge",
-    "regex",
-]
+from finetune_wb._lazy import lazy_exports
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "EvalOptions": ".options",
+    "EvalReport": ".report",
+    "Evaluator": ".evaluators",
+    "JudgeContext": ".evaluators",
+    "ModelTarget": ".targets",
+    "Score": ".evaluators",
+    "aevaluate": ".engine",
+    "classification": ".builtin_evaluators",
+    "contains": ".builtin_evaluators",
+    "evaluate": ".engine",
+    "evaluator": ".evaluators",
+    "exact_match": ".builtin_evaluators",
+    "json_match": ".builtin_evaluators",
+    "json_valid": ".builtin_evaluators",
+    "llm_judge": ".builtin_evaluators",
+    "regex": ".builtin_evaluators",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from finetune_wb.evaluation.builtin_evaluators import (
+        classification as classification,
+        contains as contains,
+        exact_match as exact_match,
+        json_match as json_match,
+        json_valid as json_valid,
+        llm_judge as llm_judge,
+        regex as regex,
+    )
+    from finetune_wb.evaluation.engine import aevaluate as aevaluate, evaluate as evaluate
+    from finetune_wb.evaluation.evaluators import (
+        Evaluator as Evaluator,
+        JudgeContext as JudgeContext,
+        Score as Score,
+        evaluator as evaluator,
+    )
+    from finetune_wb.evaluation.options import EvalOptions as EvalOptions
+    from finetune_wb.evaluation.report import EvalReport as EvalReport
+    from finetune_wb.evaluation.targets import ModelTarget as ModelTarget

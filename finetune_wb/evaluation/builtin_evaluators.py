@@ -1,6 +1,10 @@
-"""The built-in evaluators: exact_match, contains, regex, json_valid, json_match, classification, llm_judge.
+"""The built-in evaluators and their registry.
 
-Each is a factory returning a configured evaluator; its arguments are recorded in the report.
+Each built-in is a factory returning a configured evaluator (``exact_match(ignore_case=False)``); its
+arguments are recorded in the report, and passing the factory itself (``exact_match``) uses the defaults.
+:func:`builtin` registers a factory in :data:`BUILTIN_EVALUATORS` under its function name; resolving
+evaluators by name (:mod:`finetune_wb.evaluation.resolution`, ``--evaluator``, config files) reads that
+registry, so a new built-in is usable by name as soon as it is decorated.
 """
 
 from __future__ import annotations
@@ -9,15 +13,36 @@ import json
 import re
 import string
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetune_wb.errors import EvaluationError
 from finetune_wb.evaluation.evaluators import FunctionEvaluator, Score
 from finetune_wb.schema import content_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from finetune_wb.evaluation.engine import JudgeContext
+    from finetune_wb.evaluation.evaluators import JudgeContext
     from finetune_wb.schema import ChatExample
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
+
+BUILTIN_EVALUATORS: dict[str, Callable[..., Any]] = {}
+"""Name -> factory of every built-in evaluator, in the order they were registered (filled by :func:`builtin`)."""
+
+
+def builtin(factory: Factory) -> Factory:
+    """Register ``factory`` as a built-in evaluator under its function name.
+
+    A registered factory is usable by name (``"exact_match"``, ``--evaluator exact_match``) and uncalled
+    (``evaluators=[exact_match]`` means its defaults). Registering a name again replaces the factory.
+    """
+    BUILTIN_EVALUATORS[factory.__name__] = factory
+    return factory
+
+
+def is_builtin_factory(obj: Any) -> bool:
+    """True for a registered factory itself (not the evaluator it returns)."""
+    return any(obj is factory for factory in BUILTIN_EVALUATORS.values())
+
 
 # Only trailing punctuation goes: a leading "-" or "$" can be part of the answer ("-5" is not "5").
 _TRAILING_PUNCT = string.punctuation + "。！？”’»"
@@ -34,13 +59,7 @@ def _normalise(text: str, *, ignore_case: bool, normalize_whitespace: bool, stri
     return out
 
 
-def _builtin(factory: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a factory so that passing it uncalled (``evaluators=[exact_match]``) means its defaults."""
-    factory._finetune_wb_factory = True  # type: ignore[attr-defined]
-    return factory
-
-
-@_builtin
+@builtin
 def exact_match(
     *,
     ignore_case: bool = True,
@@ -62,7 +81,7 @@ def exact_match(
     return FunctionEvaluator(score, name=name, params=opts)
 
 
-@_builtin
+@builtin
 def contains(
     text: str | None = None, *, ignore_case: bool = True, name: str = "contains"
 ) -> FunctionEvaluator:
@@ -77,7 +96,7 @@ def contains(
     return FunctionEvaluator(score, name=name, params={"text": text, "ignore_case": ignore_case})
 
 
-@_builtin
+@builtin
 def regex(
     pattern: str | None = None,
     *,
@@ -112,7 +131,7 @@ def _parse_json(text: str, *, strip_fences: bool) -> tuple[bool, Any]:
         return False, None
 
 
-@_builtin
+@builtin
 def json_valid(*, strip_fences: bool = True, name: str = "json_valid") -> FunctionEvaluator:
     """1 when the answer parses as JSON (optionally inside a Markdown code fence), else 0."""
 
@@ -122,7 +141,7 @@ def json_valid(*, strip_fences: bool = True, name: str = "json_valid") -> Functi
     return FunctionEvaluator(score, name=name, params={"strip_fences": strip_fences})
 
 
-@_builtin
+@builtin
 def json_match(
     *, keys: Sequence[str] | None = None, strip_fences: bool = True, name: str = "json_match"
 ) -> FunctionEvaluator:
@@ -213,7 +232,7 @@ class ClassificationEvaluator:
         return f"<evaluator {self.name}(labels={self.labels!r})>"
 
 
-@_builtin
+@builtin
 def classification(
     labels: Sequence[str] | None = None, *, ignore_case: bool = True, name: str = "classification"
 ) -> ClassificationEvaluator:
@@ -293,7 +312,7 @@ class LLMJudge:
         return f"<evaluator {self.name}(model={self.model!r})>"
 
 
-@_builtin
+@builtin
 def llm_judge(
     rubric: str = DEFAULT_RUBRIC,
     *,
@@ -307,14 +326,3 @@ def llm_judge(
     ``client`` (sync or async OpenAI client) defaults to the evaluation's client.
     """
     return LLMJudge(rubric, model=model, client=client, max_tokens=max_tokens, name=name)
-
-
-BUILTIN_EVALUATORS: dict[str, Callable[..., Any]] = {
-    "exact_match": exact_match,
-    "contains": contains,
-    "regex": regex,
-    "json_valid": json_valid,
-    "json_match": json_match,
-    "classification": classification,
-    "llm_judge": llm_judge,
-}

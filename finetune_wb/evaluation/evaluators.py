@@ -1,4 +1,4 @@
-"""Evaluators: the :class:`Evaluator` protocol, the :func:`evaluator` decorator and the built-ins.
+"""Evaluators: the :class:`Evaluator` protocol, the :func:`evaluator` decorator and :class:`Score`.
 
 An evaluator turns one model answer into a :class:`Score`. Users mostly write a plain function::
 
@@ -11,9 +11,9 @@ The function may take any subset of ``output``, ``target``, ``example`` (the :cl
 between models with McNemar's test), a number, or a :class:`Score`. The decorator records the evaluator's
 name and its configuration arguments so every report says exactly what scored it.
 
-The built-ins live in :mod:`finetune_wb.evaluation.builtin_evaluators`. They are factories:
-``exact_match(ignore_case=False)`` returns a configured evaluator; passing the factory itself
-(``exact_match``) uses the defaults.
+This is the bottom floor of :mod:`finetune_wb.evaluation`: it imports no sibling. The built-ins sit above it
+(:mod:`~finetune_wb.evaluation.builtin_evaluators`), resolving names and specs above them
+(:mod:`~finetune_wb.evaluation.resolution`), the engine above that.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from finetune_wb.errors import EvaluationError
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.schema import ChatExample
 
-__all__ = ["Evaluator", "FunctionEvaluator", "Score", "evaluator", "resolve_evaluators", "to_score"]
+__all__ = ["Evaluator", "FunctionEvaluator", "JudgeContext", "Score", "evaluator", "to_score"]
 
 _ARG_NAMES = ("output", "target", "example", "prompt")
 
@@ -57,13 +57,29 @@ class Evaluator(Protocol):
     scores one answer. Optionally an evaluator may define ``prepare(targets)`` (called once with every
     target before scoring), ``aggregate(scores, targets) -> dict[str, Any]`` for metrics that are not a
     mean (classification adds per-class F1 and a confusion matrix), and ``bind(judge)`` to receive a
-    :class:`~finetune_wb.evaluation.engine.JudgeContext` for model calls through the engine.
+    :class:`JudgeContext` for model calls through the engine.
     """
 
     name: str
     params: dict[str, Any]
 
     async def ascore(self, output: str, target: str, example: ChatExample) -> Score: ...
+
+
+@runtime_checkable
+class JudgeContext(Protocol):
+    """What a model-calling evaluator (``llm_judge``) gets from ``bind(judge)``: a way to ask a model.
+
+    The engine's implementation sends the request through its own rate limits, retries and answer cache,
+    so grading is paced with the evaluation and a re-run does not pay for it again.
+    """
+
+    async def complete(
+        self, model: str, messages: list[dict[str, Any]], *, client: Any = None, max_tokens: int = 512
+    ) -> str:
+        """The model's answer to ``messages``; raises :class:`~finetune_wb.errors.EvaluationError` when the
+        model did not answer."""
+        ...
 
 
 def to_score(value: Any, *, name: str) -> Score:
@@ -168,34 +184,3 @@ def evaluator(fn: Callable[..., Any] | None = None, *, name: str | None = None, 
     if fn is not None:
         return wrap(fn)
     return wrap
-
-
-def resolve_evaluators(items: Any) -> list[Any]:
-    """Normalise the ``evaluators=`` argument: names, factories, functions and Evaluator objects."""
-    from finetune_wb.evaluation.builtin_evaluators import exact_match
-
-    if items is None:
-        items = [exact_match]
-    if not isinstance(items, (list, tuple)):
-        items = [items]
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, str):
-            from finetune_wb.evaluation.specs import parse_evaluator_spec
-
-            out.extend(resolve_evaluators([parse_evaluator_spec(item)]))
-        elif getattr(item, "_finetune_wb_factory", False):
-            out.append(item())
-        elif hasattr(item, "ascore") and hasattr(item, "name"):
-            if not hasattr(item, "params"):
-                item.params = {}
-            out.append(item)
-        elif callable(item):
-            out.append(FunctionEvaluator(item))
-        else:
-            raise EvaluationError(f"not an evaluator: {item!r} (pass a function, a name or an Evaluator)")
-    names = [e.name for e in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise EvaluationError(f"two evaluators share the name(s) {dupes}; give one a different name=")
-    return out

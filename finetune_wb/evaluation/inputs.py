@@ -100,7 +100,7 @@ def _from_artifact_ref(ref: Any) -> list[ChatExample]:
     local = _local_copy(metadata, getattr(ref, "digest", None))
     if local is not None:
         return read_chat_jsonl(local)
-    from finetune_wb.tracking import is_offline
+    from finetune_wb.tracking.mode import is_offline
 
     if is_offline():
         raise EvaluationError(

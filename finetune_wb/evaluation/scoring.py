@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb.evaluation.evaluators import Score, to_score
 
 if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb.evaluation.answering import Answer
     from finetune_wb.schema import ChatExample
 
 
@@ -22,8 +23,9 @@ class Scored:
 
 
 async def score_all(
-    evaluators: Sequence[Any], examples: Sequence[ChatExample], answers: Sequence[Any]
+    evaluators: Sequence[Any], examples: Sequence[ChatExample], answers: Sequence[Sequence[Answer]]
 ) -> Scored:
+    """Every evaluator on every answered row, concurrently; an evaluator's exception leaves its row unscored."""
     scores: list[list[dict[str, Score]]] = [[{} for _ in examples] for _ in answers]
     failures: list[str] = []
 

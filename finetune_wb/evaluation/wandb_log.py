@@ -24,11 +24,17 @@ def _key(label: str) -> str:
     return label.replace("/", "_")
 
 
-def _label_key(text: str) -> str:
-    """How the classification evaluator compares a target with a label (case, spaces, punctuation)."""
-    from finetune_wb.evaluation.builtin_evaluators import _normalise
-
-    return _normalise(text, ignore_case=True, normalize_whitespace=True, strip_punctuation=True)
+def confusion_pairs(details: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """``(y_true, preds)`` label indices with one pair per scored row, read from a metric's own confusion
+    matrix (``details["confusion_matrix"]`` over ``details["matrix_labels"]``), so the W&B plot shows
+    exactly the counts the report computed."""
+    gold: list[int] = []
+    pred: list[int] = []
+    for truth, row in enumerate(details.get("confusion_matrix") or []):
+        for predicted, count in enumerate(row):
+            gold.extend([truth] * int(count))
+            pred.extend([predicted] * int(count))
+    return gold, pred
 
 
 def predictions_table(report: EvalReport) -> Any:
@@ -82,8 +88,8 @@ def summary_metrics(report: EvalReport) -> dict[str, Any]:
 
 
 def _link_lineage(report: EvalReport, run: Any, lineage: Sequence[Any]) -> None:
-    from finetune_wb.tracking import link_input
-    from finetune_wb.tracking.runs import model_ref
+    from finetune_wb.tracking.lineage import link_input
+    from finetune_wb.tracking.model_artifact import model_ref
 
     refs: list[Any] = list(lineage)
     for m in report.models:
@@ -141,18 +147,7 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
             matrix_labels = metric.details.get("matrix_labels")
             if not matrix_labels:
                 continue
-            index = {label: i for i, label in enumerate(matrix_labels)}
-            gold: list[int] = []
-            pred: list[int] = []
-            for r in report.rows:
-                if r.model != m.label or name not in r.labels:
-                    continue
-                target = _label_key(report.examples[r.example_index].target)
-                truth = next((lab for lab in matrix_labels if _label_key(lab) == target), None)
-                if truth is None or r.labels[name] not in index:
-                    continue
-                gold.append(index[truth])
-                pred.append(index[r.labels[name]])
+            gold, pred = confusion_pairs(metric.details)
             if gold:
                 logs[f"eval/{_key(m.label)}/{name}/confusion_matrix"] = wandb.plot.confusion_matrix(
                     y_true=gold, preds=pred, class_names=list(matrix_labels), title=f"{m.label}: {name}"

@@ -15,7 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb._client import without_retries
+from finetune_wb._progress import progress_bar
 from finetune_wb.errors import UploadError
+from finetune_wb.jobs.files import find_uploaded_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from openai.types import FileObject
@@ -41,9 +44,6 @@ def upload_multipart(
 ) -> FileObject:
     """Send ``path`` through the Uploads API: create, parts in parallel (each retried alone), complete."""
     import openai
-
-    from finetune_wb._client import without_retries
-    from finetune_wb._progress import progress_bar
 
     if part_size <= 0:
         raise ValueError("part_size must be positive")
@@ -138,46 +138,6 @@ def _find_completed_file(raw: Any, upload: Any, *, size: int, policy: RetryPolic
         sha256=None,
         policy=policy,
     )
-
-
-def find_uploaded_file(
-    raw: Any,
-    *,
-    filename: str | None,
-    size: int,
-    purpose: str | None,
-    since: float,
-    sha256: str | None,
-    policy: RetryPolicy,
-) -> Any:
-    """The newest file with this name, purpose and size created at or after ``since`` (Unix time), or None.
-
-    Used when an upload's answer was lost, to find the file the server made anyway. With ``sha256``, a
-    candidate whose content the server lets us download must also have that digest (OpenAI refuses to
-    serve ``fine-tune`` files back; then name, size, purpose and creation time decide).
-    """
-    import hashlib
-
-    import openai
-
-    kwargs: dict[str, Any] = {"limit": 100, "order": "desc"}
-    if purpose:
-        kwargs["purpose"] = purpose
-    page = policy.call(raw.files.list, **kwargs)
-    for file_obj in page.data:
-        if file_obj.created_at < since:
-            break
-        if file_obj.filename != filename or file_obj.bytes != size:
-            continue
-        if sha256 is not None:
-            try:
-                content = policy.call(raw.files.content, file_obj.id).content
-            except openai.APIStatusError:
-                content = None  # downloads of this purpose are not allowed: trust name, size and time
-            if content is not None and hashlib.sha256(content).hexdigest() != sha256:
-                continue
-        return file_obj
-    return None
 
 
 def _cancel_quietly(raw: Any, upload_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Fine-tuning jobs: create (never twice), wait, cancel, list, checkpoints, result metrics.
+"""Fine-tuning jobs: create (never twice), get, cancel, list, checkpoints.
 
 Creating a job is the one call that must not simply be repeated: openai 3.x sends no idempotency key, so a
 create whose response was lost (a 500 after the server made the job, a dropped connection) and is sent again
@@ -7,16 +7,12 @@ tags the request with a unique metadata value (``finetune_wb_request_id``) and, 
 for a job carrying that tag; if one exists it is adopted instead of creating another.
 
 Every other call here is safe to repeat and goes through the shared :class:`~finetune_wb._retry.RetryPolicy`.
-Waiting lives in :mod:`finetune_wb.jobs.waiting` and event parsing in :mod:`finetune_wb.jobs.events`; both are
-re-exported here.
+Reading one job back is :mod:`finetune_wb.jobs.retrieval`, waiting :mod:`finetune_wb.jobs.waiting`, events
+:mod:`finetune_wb.jobs.events` and the result file :mod:`finetune_wb.jobs.result_file`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import csv
-import io
 import logging
 import os
 import time
@@ -28,14 +24,7 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb._client import without_retries
 from finetune_wb._retry import policy_or_default
 from finetune_wb.errors import ConfigError, DataError, JobError
-from finetune_wb.jobs.events import JobEvent, parse_metrics
-from finetune_wb.jobs.waiting import (
-    EventCursor,
-    job_id_of,
-    retrieve_job,
-    unknown_job_error,
-    wait_for_job,
-)
+from finetune_wb.jobs.retrieval import job_id_of, retrieve_job, unknown_job_error
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,23 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
     from finetune_wb._retry import RetryPolicy
+    from finetune_wb.jobs.registry import FileIndex
     from finetune_wb.schema import JobSpec
-
-__all__ = [
-    "REQUEST_ID_KEY",
-    "EventCursor",
-    "JobEvent",
-    "cancel_job",
-    "create_job",
-    "find_job_by_request_id",
-    "get_job",
-    "job_metrics",
-    "list_checkpoints",
-    "list_jobs",
-    "parse_metrics",
-    "parse_result_file",
-    "wait_for_job",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +47,16 @@ _LOOKBACK_SECONDS = 600
 # --------------------------------------------------------------------------------------------- create
 
 
-def _resolve_file(file: str | os.PathLike[str] | None, *, client: Any, model: str | None) -> str | None:
+def _resolve_file(
+    file: str | os.PathLike[str] | None, *, client: Any, model: str | None, index: FileIndex | None
+) -> str | None:
     """A file id as is; a local path is uploaded (validated, de-duplicated) and replaced by its id."""
     if file is None:
         return None
     if isinstance(file, os.PathLike) or Path(str(file)).is_file():
         from finetune_wb.jobs.upload import upload_file
 
-        return upload_file(file, client=client, model=model).id
+        return upload_file(file, client=client, model=model, index=index).id
     text = str(file)
     if text.endswith((".jsonl", ".json")) or os.sep in text or "/" in text:
         raise DataError(f"cannot read {text}: no such file (pass a local JSONL path or a file id, file-...)")
@@ -110,6 +86,7 @@ def create_job(
     request_id: str | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
+    index: FileIndex | None = None,
 ) -> FineTuningJob:
     """Create a fine-tuning job from a :class:`JobSpec`, never starting two jobs for one call.
 
@@ -120,6 +97,7 @@ def create_job(
         request_id: the value of the ``finetune_wb_request_id`` metadata tag (default: a fresh UUID). Pass
             the same id again after a crash to adopt the job an earlier attempt created.
         retry, sleep: the retry policy and an injectable ``time.sleep``.
+        index: for local paths, the second digest -> file id record :func:`upload_file` keeps up to date.
 
     Returns:
         The created (or adopted) job.
@@ -130,9 +108,9 @@ def create_job(
     policy = policy_or_default(retry, sleep)
     client = get_client(client)
     model = spec.get("model") if isinstance(spec, Mapping) else spec.model
-    training_id = _resolve_file(training_file, client=client, model=model)
+    training_id = _resolve_file(training_file, client=client, model=model, index=index)
     assert training_id is not None
-    validation_id = _resolve_file(validation_file, client=client, model=model)
+    validation_id = _resolve_file(validation_file, client=client, model=model, index=index)
     params = _create_params(spec, training_file=training_id, validation_file=validation_id)
 
     caller_request_id = request_id
@@ -372,64 +350,3 @@ def list_checkpoints(
         return _paginate(fetch, limit=None, page_size=100)
     except openai.NotFoundError as exc:
         raise unknown_job_error(job_id, exc, client=raw) from exc
-
-
-# --------------------------------------------------------------------------------------------- metrics
-
-
-def parse_result_file(content: bytes | str) -> list[dict[str, float]]:
-    """Rows of a job's result file; accepts plain CSV and base64-encoded CSV.
-
-    Keys come from the CSV header (``step``, ``train_loss``, ``train_accuracy``, ``valid_loss``, ...);
-    empty cells are left out of the row; ``step`` is an ``int``.
-    """
-    text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
-    text = text.lstrip("\ufeff")
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    if "," not in first_line:
-        try:
-            text = base64.b64decode("".join(text.split()), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-            raise JobError(f"the result file is neither CSV nor base64-encoded CSV ({exc})") from exc
-    rows: list[dict[str, float]] = []
-    for record in csv.DictReader(io.StringIO(text)):
-        row: dict[str, float] = {}
-        for key, value in record.items():
-            if key is None or value is None or value.strip() == "":
-                continue
-            try:
-                number = float(value)
-            except ValueError:
-                continue
-            row[key.strip()] = int(number) if key.strip() == "step" else number
-        if row:
-            rows.append(row)
-    return rows
-
-
-def job_metrics(
-    job: str | FineTuningJob,
-    *,
-    client: openai.OpenAI | None = None,
-    retry: RetryPolicy | None = None,
-) -> list[dict[str, float]]:
-    """The job's result file parsed into one dict per step (empty list for an ended job without one)."""
-    from finetune_wb._client import get_client
-
-    policy = policy_or_default(retry, time.sleep)
-    raw = without_retries(get_client(client))
-    final: Any = job
-    if isinstance(job, str) or not getattr(job, "result_files", None):
-        final = retrieve_job(job, client=raw, policy=policy)
-    result_files = list(getattr(final, "result_files", None) or [])
-    if not result_files:
-        if final.status not in TERMINAL_JOB_STATUSES:
-            raise JobError(
-                f"fine-tuning job {final.id} is {final.status}; its result file exists once it ends - "
-                f"wait_for_job({final.id!r}) first",
-                job_id=final.id,
-            )
-        return []
-    response = policy.call(raw.files.content, result_files[0])
-    data = response.content if hasattr(response, "content") else response.read()
-    return parse_result_file(data)

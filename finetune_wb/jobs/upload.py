@@ -4,18 +4,15 @@
 
 1. the file (or a list of examples, written to JSONL first) is validated, and refused with the validator's
    report when it has errors (``validate=False`` skips this);
-2. its SHA-256 is computed; a local registry (``state_dir()/uploads.json``) maps
-   ``(digest, purpose, server)`` to the file id it was uploaded as, and for fine-tuning data the W&B
-   dataset artifact record (``openai_file_id`` in the artifact's metadata) is the second place the mapping
-   lives. A hit is confirmed with ``files.retrieve`` before it is re-used; a file that was deleted on the
-   server is uploaded again;
+2. its SHA-256 is computed; the local registry (:mod:`finetune_wb.jobs.registry`) maps
+   ``(digest, purpose, server)`` to the file id it was uploaded as, and an ``index`` the caller passes
+   (tracking's W&B dataset artifact record, say) is the second place the mapping lives. A hit is confirmed
+   with ``files.retrieve`` before it is re-used; a file that was deleted on the server is uploaded again;
 3. small files go through ``files.create``; files above ``multipart_threshold`` (default 512 MB, the Files
-   API's limit) go through the Uploads API in parts (default 64 MB) sent by a small thread pool, each part
-   retried on its own when it fails;
+   API's limit) go through the Uploads API in parts (default 64 MB, :mod:`finetune_wb.jobs.multipart`)
+   sent by a small thread pool, each part retried on its own when it fails;
 4. it returns only once the server has processed the file, or raises :class:`UploadError` with the
    server's reason.
-
-The registry stores ids, digests, sizes and the server's base URL, never credentials.
 """
 
 from __future__ import annotations
@@ -24,20 +21,21 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from finetune_wb._client import without_retries
-from finetune_wb._paths import atomic_write_bytes, atomic_write_text, state_dir
+from finetune_wb._paths import state_dir, write_once
 from finetune_wb._retry import policy_or_default
 from finetune_wb._secrets import safe_url
 from finetune_wb.errors import DataError, DataValidationError, UploadError
+from finetune_wb.jobs.files import find_uploaded_file, wait_processed
+from finetune_wb.jobs.multipart import upload_multipart
+from finetune_wb.jobs.registry import FileIndex, UploadRecord, forget_upload, lookup_upload, remember_upload
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -54,95 +52,6 @@ PART_SIZE = 64 * MB
 """Size of one Uploads API part (the API's maximum)."""
 MAX_UPLOAD_BYTES = 8 * 1024 * MB
 """The Uploads API accepts at most 8 GB per upload."""
-REGISTRY_FILE = "uploads.json"
-
-_registry_lock = threading.Lock()
-
-
-class UploadRecord(BaseModel):
-    """One entry of the local upload registry."""
-
-    sha256: str
-    purpose: str
-    base_url: str
-    file_id: str
-    filename: str
-    bytes: int
-    uploaded_at: float
-
-
-# --------------------------------------------------------------------------------------------- registry
-
-
-def registry_path() -> Path:
-    """Where the digest -> file id registry lives."""
-    return state_dir() / REGISTRY_FILE
-
-
-def _registry_key(sha256: str, purpose: str, base_url: str) -> str:
-    return f"{sha256}|{purpose}|{base_url}"
-
-
-def _read_registry() -> dict[str, dict[str, Any]]:
-    path = registry_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring unreadable upload registry %s (%s)", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_registry(data: Mapping[str, Any]) -> None:
-    atomic_write_text(registry_path(), json.dumps(data, indent=1, sort_keys=True))
-
-
-@contextmanager
-def _locked_registry() -> Iterator[None]:
-    """Serialise registry updates between threads and, where ``fcntl`` exists, between processes."""
-    with _registry_lock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: the atomic replace alone keeps the file whole
-            yield
-            return
-        with open(registry_path().with_suffix(".lock"), "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord | None:
-    """The registry entry for this content on this server, if any (not confirmed with the server)."""
-    with _locked_registry():
-        raw = _read_registry().get(_registry_key(sha256, purpose, safe_url(base_url)))
-    if raw is None:
-        return None
-    try:
-        return UploadRecord.model_validate(raw)
-    except ValueError:
-        return None
-
-
-def remember_upload(record: UploadRecord) -> None:
-    """Add or replace a registry entry."""
-    record = record.model_copy(update={"base_url": safe_url(record.base_url)})
-    with _locked_registry():
-        data = _read_registry()
-        data[_registry_key(record.sha256, record.purpose, record.base_url)] = record.model_dump(mode="json")
-        _write_registry(data)
-
-
-def forget_upload(sha256: str, *, purpose: str, base_url: str) -> None:
-    """Drop a registry entry (the file is gone from the server)."""
-    with _locked_registry():
-        data = _read_registry()
-        if data.pop(_registry_key(sha256, purpose, safe_url(base_url)), None) is not None:
-            _write_registry(data)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -159,32 +68,36 @@ def file_digests(path: str | os.PathLike[str], *, chunk_size: int = 4 * MB) -> t
     return sha.hexdigest(), md5.hexdigest()
 
 
-def _example_to_dict(item: Any) -> Any:
-    if hasattr(item, "to_openai"):
-        return item.to_openai()
-    if isinstance(item, BaseModel):
-        return item.model_dump(mode="json", exclude_none=True)
-    if isinstance(item, Mapping):
-        return dict(item)
-    raise DataError(
-        f"cannot upload an item of type {type(item).__name__}: pass a path, or ChatExample / "
-        "PreferenceExample objects or dicts"
-    )
+def examples_jsonl(examples: Iterable[Any]) -> bytes:
+    """ChatExample / PreferenceExample objects or dicts as JSONL bytes (UTF-8, one object a line; b"" for none).
+
+    The bytes an upload stages and a dataset artifact logs for the same examples are the same, so both
+    find each other by SHA-256.
+    """
+    lines = []
+    for i, item in enumerate(examples):
+        if hasattr(item, "to_openai"):
+            obj = item.to_openai()
+        elif isinstance(item, BaseModel):
+            obj = item.model_dump(mode="json", exclude_none=True)
+        elif isinstance(item, Mapping):
+            obj = dict(item)
+        else:
+            raise DataError(
+                f"example {i}: expected a ChatExample, PreferenceExample or dict, got {type(item).__name__} "
+                "(or pass the path of a JSONL file)"
+            )
+        lines.append(json.dumps(obj, ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
 def _stage_examples(examples: Iterable[Any]) -> Path:
     """Write examples to a content-addressed JSONL file under the state directory."""
-    lines = [json.dumps(_example_to_dict(ex), ensure_ascii=False) for ex in examples]
-    if not lines:
+    payload = examples_jsonl(examples)
+    if not payload:
         raise DataError("no examples to upload: the list is empty")
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
     digest = hashlib.sha256(payload).hexdigest()
-    staging = state_dir() / "staged"
-    staging.mkdir(parents=True, exist_ok=True)
-    path = staging / f"examples-{digest[:16]}.jsonl"
-    if not path.exists():
-        atomic_write_bytes(path, payload)
-    return path
+    return write_once(state_dir() / "staged", f"examples-{digest[:16]}.jsonl", payload)
 
 
 def _validate(path: Path, *, model: str | None) -> None:
@@ -220,6 +133,7 @@ def upload_file(
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
+    index: FileIndex | None = None,
 ) -> FileObject:
     """Upload a JSONL file (or examples) once, and return the processed server file.
 
@@ -238,6 +152,10 @@ def upload_file(
         processing_timeout: seconds to wait for the server to process the file (None: no limit).
         retry: the retry policy for each request (default: ``DEFAULT_RETRY`` with ``sleep``).
         sleep, clock: injectable ``time.sleep`` / ``time.monotonic`` for tests.
+        index: a second record of digest -> file id besides the local registry: asked when the registry
+            has no entry, told about every upload and re-use. Pass
+            ``finetune_wb.tracking.artifacts.ArtifactFileIndex()`` to keep the mapping with the W&B
+            dataset artifacts (``openai_file_id`` in their metadata), as the CLI and the session do.
 
     Raises:
         DataValidationError: the validator found errors.
@@ -272,7 +190,7 @@ def upload_file(
     base_url = base_url_of(client)
 
     def processed(file_obj: FileObject) -> FileObject:
-        return _wait_processed(
+        return wait_processed(
             client,
             file_obj,
             policy=policy,
@@ -295,12 +213,12 @@ def upload_file(
                 uploaded_at=float(getattr(file_obj, "created_at", None) or time.time()),
             )
         )
-        if purpose == "fine-tune":
-            _record_in_artifacts(sha256, file_obj.id)
+        if index is not None:
+            index.remember(sha256, file_obj.id, purpose=purpose)
 
     if reuse:
         existing = _reusable_file(
-            client, sha256, size=size, purpose=purpose, base_url=base_url, policy=policy
+            client, sha256, size=size, purpose=purpose, base_url=base_url, policy=policy, index=index
         )
         if existing is not None:
             logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
@@ -308,8 +226,6 @@ def upload_file(
             return processed(existing)
 
     if size > multipart_threshold:
-        from finetune_wb.jobs.multipart import upload_multipart
-
         file_obj = upload_multipart(
             client,
             path,
@@ -328,51 +244,33 @@ def upload_file(
     return processed(file_obj)
 
 
-def _artifact_file_id(sha256: str) -> str | None:
-    """The OpenAI file id recorded with a W&B dataset artifact of this content, if tracking knows one."""
-    try:
-        from finetune_wb.tracking.datasets import find_artifact
-
-        ref = find_artifact(digest=sha256, type_="dataset")
-    except Exception as exc:  # tracking's record is a second source only: never let it break an upload
-        logger.debug("could not read the dataset artifact record: %s", exc)
-        return None
-    return ref.file_id if ref is not None else None
-
-
-def _record_in_artifacts(sha256: str, file_id: str) -> None:
-    """Tell tracking's record that the dataset artifact with this content was uploaded as ``file_id``, so
-    the artifact metadata carries ``openai_file_id`` (see :func:`finetune_wb.tracking.record_file_id`)."""
-    try:
-        from finetune_wb.tracking.datasets import find_artifact, record_file_id
-
-        ref = find_artifact(digest=sha256, type_="dataset")
-        if ref is not None and ref.file_id != file_id:
-            record_file_id(ref, file_id)
-    except Exception as exc:
-        logger.debug("could not record %s with its dataset artifact: %s", file_id, exc)
-
-
 def _reusable_file(
-    client: Any, sha256: str, *, size: int, purpose: str, base_url: str, policy: RetryPolicy
+    client: Any,
+    sha256: str,
+    *,
+    size: int,
+    purpose: str,
+    base_url: str,
+    policy: RetryPolicy,
+    index: FileIndex | None,
 ) -> FileObject | None:
-    """A file the server already has for this content, found through the local registry or (for
-    fine-tuning data) the W&B dataset artifact record, and confirmed with ``files.retrieve``."""
+    """A file the server already has for this content, found through the local registry or the caller's
+    ``index``, and confirmed with ``files.retrieve``."""
     import openai
 
     record = lookup_upload(sha256, purpose=purpose, base_url=base_url)
     candidates: list[tuple[str, bool]] = []  # (file id, from the registry)
     if record is not None:
         candidates.append((record.file_id, True))
-    if purpose == "fine-tune":
-        from_artifact = _artifact_file_id(sha256)
-        if from_artifact is not None and (record is None or from_artifact != record.file_id):
-            candidates.append((from_artifact, False))
+    if index is not None:
+        indexed = index.file_id_for(sha256, purpose=purpose)
+        if indexed is not None and (record is None or indexed != record.file_id):
+            candidates.append((indexed, False))
     for file_id, in_registry in candidates:
         try:
             file_obj = policy.call(without_retries(client).files.retrieve, file_id)
         except (openai.NotFoundError, openai.BadRequestError):
-            # Gone (deleted, expired), or an id from another server (an artifact logged elsewhere).
+            # Gone (deleted, expired), or an id from another server (an index kept for several servers).
             logger.info("%s is not on %s; not re-using it", file_id, safe_url(base_url))
             if in_registry:
                 forget_upload(sha256, purpose=purpose, base_url=base_url)
@@ -399,11 +297,9 @@ def _upload_single(
     Like a job create, an upload whose answer was lost (a 500 after the server stored the file, a dropped
     connection) would be stored twice if simply sent again. Before each retry, after the back-off, the
     newest files are searched for the one the failed attempt made (see
-    :func:`finetune_wb.jobs.multipart.find_uploaded_file`) and that file is used instead.
+    :func:`finetune_wb.jobs.files.find_uploaded_file`) and that file is used instead.
     """
     import openai
-
-    from finetune_wb.jobs.multipart import find_uploaded_file
 
     raw = without_retries(client)
     since = time.time() - 60  # slack for the server's clock
@@ -427,36 +323,3 @@ def _upload_single(
                 return found  # type: ignore[no-any-return]
             if attempt >= policy.max_attempts:
                 raise UploadError(f"uploading {path} failed after {attempt} attempts: {exc}") from exc
-
-
-def _wait_processed(
-    client: Any,
-    file_obj: FileObject,
-    *,
-    policy: RetryPolicy,
-    timeout: float | None,
-    poll_interval: float,
-    max_poll_interval: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> FileObject:
-    """Poll ``files.retrieve`` until the file is processed; raise UploadError on ``error`` or timeout."""
-    raw = without_retries(client)
-    start = clock()
-    interval = poll_interval
-    while True:
-        status = getattr(file_obj, "status", None)
-        if status == "processed" or status is None:
-            return file_obj
-        if status in ("error", "deleted"):
-            details = getattr(file_obj, "status_details", None) or f"status {status!r}, no reason given"
-            raise UploadError(f"the server could not process {file_obj.id}: {details}", file_id=file_obj.id)
-        if timeout is not None and clock() - start >= timeout:
-            raise UploadError(
-                f"{file_obj.id} is still {status!r} after {timeout:g} s; it may finish later - check with "
-                f"client.files.retrieve({file_obj.id!r}) and pass the id on once it is processed",
-                file_id=file_obj.id,
-            )
-        sleep(interval)
-        interval = min(interval * 2, max_poll_interval)
-        file_obj = policy.call(raw.files.retrieve, file_obj.id)

@@ -1,9 +1,8 @@
 """Waiting for a fine-tuning job: back-off polling, new events only, each handed over once.
 
-The events endpoint lists newest first and pages backwards with ``after=<older id>``. To fetch only what
-is new, :class:`EventCursor` reads from the newest event down until it meets the last event it already
-delivered, then hands the new ones over oldest first. A set of delivered ids guards against a server that
-re-orders events, so no callback ever sees the same event twice within one wait.
+Each poll reads the job (:func:`~finetune_wb.jobs.retrieval.retrieve_job`), then the events newer than
+the last one delivered (:class:`~finetune_wb.jobs.events.EventCursor`), so no callback ever sees the same
+event twice within one wait.
 
 Attaching to a job that is already running (after a restart, from another process) is the same call:
 ``wait_for_job("ftjob-...")``. The cursor crosses processes as one string: the id of the last event the
@@ -20,7 +19,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import JobCancelled, JobError, JobFailed, JobTimeout
-from finetune_wb.jobs.events import JobEvent
+from finetune_wb.jobs.events import EventCursor, JobEvent
+from finetune_wb.jobs.retrieval import job_id_of, retrieve_job
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,103 +34,12 @@ logger = logging.getLogger(__name__)
 EventCallback = Callable[[JobEvent], Any]
 
 
-def job_id_of(job: str | Any) -> str:
-    """A job id from an id or a job object."""
-    return job if isinstance(job, str) else str(job.id)
-
-
-def unknown_job_error(job_id: str, exc: BaseException, *, client: Any) -> JobError:
-    """The error for a job id the server does not know (404), naming the id, the server and what to do."""
-    from finetune_wb._client import base_url_of
-
-    server = base_url_of(client) or "the server"
-    body = getattr(exc, "body", None)
-    error = body.get("error", body) if isinstance(body, dict) else None
-    reason = error.get("message") if isinstance(error, dict) else None
-    return JobError(
-        f"no fine-tuning job {job_id} on {server} (the server answered 404: {reason or exc}); check the id with "
-        "`finetune-wb jobs` or list_jobs(), and that OPENAI_BASE_URL / the client point at the server "
-        "and organisation that created the job",
-        job_id=job_id,
-    )
-
-
-def retrieve_job(job_id: str | Any, *, client: Any, policy: RetryPolicy) -> FineTuningJob:
-    """``jobs.retrieve`` with the retry policy; an unknown id raises :class:`JobError` naming it."""
-    import openai
-
-    job_id = job_id_of(job_id)
-    try:
-        return policy.call(client.fine_tuning.jobs.retrieve, job_id)  # type: ignore[no-any-return]
-    except openai.NotFoundError as exc:
-        raise unknown_job_error(job_id, exc, client=client) from exc
-
-
 def _callbacks(on_event: EventCallback | Sequence[EventCallback] | None) -> list[EventCallback]:
     if on_event is None:
         return []
     if callable(on_event):
         return [on_event]
     return list(on_event)
-
-
-class EventCursor:
-    """Remembers which events of one job were delivered and fetches only newer ones."""
-
-    def __init__(
-        self,
-        job_id: str,
-        *,
-        after_event_id: str | None = None,
-        page_size: int = 100,
-        policy: RetryPolicy,
-        client: Any,
-    ) -> None:
-        self.job_id = job_id
-        self.last_id = after_event_id
-        self.page_size = page_size
-        self.policy = policy
-        self.client = client
-        self.delivered: set[str] = set()
-
-    def mark_delivered(self, event: JobEvent) -> None:
-        """Record that ``event`` was handed over: it is never fetched again and becomes the cursor."""
-        self.last_id = event.id
-        self.delivered.add(event.id)
-
-    def fetch_new(self, *, mark: bool = True) -> list[JobEvent]:
-        """Events newer than the last delivered one, oldest first (possibly several pages).
-
-        ``mark=False`` leaves marking to the caller (:meth:`mark_delivered` after each event was really
-        handed over), so an interruption halfway through a batch does not count the rest as delivered.
-        """
-        collected: list[Any] = []
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": self.page_size}
-            if after is not None:
-                kwargs["after"] = after
-            page = self.policy.call(self.client.fine_tuning.jobs.list_events, self.job_id, **kwargs)
-            data = list(page.data)
-            reached_known = False
-            for event in data:  # newest first
-                if event.id == self.last_id or event.id in self.delivered:
-                    reached_known = True
-                    break
-                collected.append(event)
-            if reached_known or not data or page.has_more is False:
-                break
-            after = data[-1].id
-        if self.last_id is not None and not self.delivered and not reached_known:
-            # The caller's after_event_id is not among the job's events (wrong job, or pruned): deliver
-            # everything rather than silently dropping it, but say so.
-            logger.warning("event %s not found for %s; delivering all events", self.last_id, self.job_id)
-        collected.reverse()
-        events = [JobEvent.from_openai(ev, job_id=self.job_id) for ev in collected]
-        if mark:
-            for event in events:
-                self.mark_delivered(event)
-        return events
 
 
 class _JobProgress:

@@ -1,7 +1,8 @@
 """The session's evaluation step: the fine-tune against its baselines on the test split, in a W&B eval run.
 
-The answers go to the session's SQLite cache (its path is saved in the state file before the first
-request), so an evaluation that was interrupted asks only for what is missing when it runs again.
+The step works on a :class:`~finetune_wb.session.context.StepContext`; the session's ``evaluate`` holds its
+lock and calls it. The answers go to the session's SQLite cache (its path is saved in the state file before
+the first request), so an evaluation that was interrupted asks only for what is missing when it runs again.
 """
 
 from __future__ import annotations
@@ -14,28 +15,34 @@ from finetune_wb.session.runs import artifact_ref
 from finetune_wb.session.state import eval_summary
 
 if TYPE_CHECKING:  # pragma: no cover
-    from finetune_wb.evaluation import EvalReport
-    from finetune_wb.session.facade import FineTuneSession
+    from finetune_wb.evaluation import EvalOptions, EvalReport
+    from finetune_wb.session.context import StepContext
 
 
 def evaluate_step(
-    session: FineTuneSession,
+    ctx: StepContext,
     *,
     baselines: Sequence[Any],
     evaluators: Any,
     models: Sequence[Any] | None,
     examples: Any,
-    concurrency: int | None,
-    rpm: float | None,
-    tpm: float | None,
-    max_tokens: int,
-    temperature: float,
+    options: EvalOptions,
 ) -> EvalReport:
-    """Body of :meth:`FineTuneSession.evaluate` (the caller holds the session's lock)."""
-    from finetune_wb.evaluation import evaluate
-    from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
+    """Body of :meth:`FineTuneSession.evaluate`.
 
-    st = session.state
+    ``options`` are the caller's; the session fills in its client and progress setting where the caller
+    set none, and always its own cache file, W&B run and lineage (set by the caller, they are an error).
+    """
+    from finetune_wb import evaluation
+    from finetune_wb.evaluation.options import SESSION_OWNED
+
+    owned = sorted(SESSION_OWNED & options.model_fields_set)
+    if owned:
+        raise ConfigError(
+            f"session.evaluate sets {', '.join(owned)} itself (its answer cache, its W&B eval run and their "
+            "lineage); call finetune_wb.evaluate(...) to evaluate with your own"
+        )
+    st = ctx.state
     # one model may be given on its own ("gpt-4o-mini" must not become a model per character)
     baselines = list(baselines) if isinstance(baselines, (list, tuple)) else [baselines]
     if models is not None and not isinstance(models, (list, tuple)):
@@ -48,39 +55,35 @@ def evaluate_step(
         models = [st.fine_tuned_model]
     models = [*models, *baselines]
     if examples is None:
-        examples = session._require_path("test")
+        examples = ctx.require_path("test")
     if not st.eval_cache_path:
-        st.eval_cache_path = str(session.data_dir / "eval-cache.sqlite")
+        st.eval_cache_path = str(ctx.data_dir / "eval-cache.sqlite")
     st.eval_models = [getattr(m, "name", m) for m in models]
-    session.data_dir.mkdir(parents=True, exist_ok=True)
-    session._save()
+    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx.save()
 
     run = None
     lineage: list[Any] = []
-    if session._tracking:
+    if ctx.runs.enabled:
         lineage = [
             r for r in (artifact_ref(st.model_artifact), artifact_ref(st.test_artifact)) if r is not None
         ]
-        run = session._init_run(
+        run = ctx.runs.start(
             "eval",
             name=f"eval-{st.job_id or st.session_id}",
             config={"models": st.eval_models, "job_id": st.job_id, "fine_tuned_model": st.fine_tuned_model},
         )
+    session_values: dict[str, Any] = {"cache": st.eval_cache_path, "run": run, "lineage": lineage}
+    if "client" not in options.model_fields_set:
+        session_values["client"] = ctx.client
+    if "progress" not in options.model_fields_set:
+        session_values["progress"] = ctx.progress
     try:
-        report = evaluate(
+        report = evaluation.evaluate(
             examples,
             models=list(models),
             evaluators=evaluators,
-            client=session.client,
-            concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
-            rpm=rpm,
-            tpm=tpm,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            cache=st.eval_cache_path,
-            run=run,
-            progress=session.progress,
-            lineage=lineage,
+            options=options.model_copy(update=session_values),
         )
     except BaseException:
         if run is not None:
@@ -88,7 +91,7 @@ def evaluate_step(
         raise
     if run is not None:
         run.finish()
-    session._last_eval = report
+    ctx.last_eval = report
     st.eval_summary = eval_summary(report)
-    session._save()
+    ctx.save()
     return report

@@ -27,17 +27,27 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb._paths import sha256_file
-from finetune_wb.errors import ConfigError, DataError
-from finetune_wb.session.runs import start_session_run, tracking_enabled
-from finetune_wb.session.state import DEFAULT_MODEL, SessionState, WandbMode, dump_obj, load_state, save_state
+from finetune_wb.errors import ConfigError
+from finetune_wb.session.context import StepContext
+from finetune_wb.session.data_step import (
+    as_template,
+    examples_of,
+    prepare_step,
+    use_files_step,
+    validate_step,
+)
+from finetune_wb.session.job_step import fine_tune_step, wait_step
+from finetune_wb.session.runs import SessionRuns
+from finetune_wb.session.state import SessionState, WandbMode, load_state
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
     from openai.types.fine_tuning import FineTuningJob
+    from typing_extensions import Unpack
 
     from finetune_wb.data.template import Template
-    from finetune_wb.evaluation import EvalReport
+    from finetune_wb.evaluation import EvalOptions, EvalReport
+    from finetune_wb.evaluation.options import SessionEvalKwargs
     from finetune_wb.schema import ChatExample, JobSpec, PreferenceExample
     from finetune_wb.validation.validate import ValidationReport
 
@@ -83,14 +93,7 @@ class FineTuneSession:
             raise ConfigError(
                 f"wandb_mode must be 'online', 'offline', 'disabled' or None, got {wandb_mode!r}"
             )
-        self._client = client
-        self.wandb_mode = wandb_mode
-        self.wandb_dir = str(wandb_dir) if wandb_dir is not None else None
-        self.progress = progress
-        self.poll_interval = poll_interval
         self._lock = threading.RLock()
-        self._report: ValidationReport | None = None
-        self._last_eval: EvalReport | None = None
         if state_path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             from finetune_wb._paths import state_dir
@@ -98,27 +101,40 @@ class FineTuneSession:
             state_path = (
                 state_dir() / "sessions" / f"{_file_safe(project)}-{stamp}-{uuid.uuid4().hex[:6]}.json"
             )
-        self.state_path = Path(state_path).expanduser().resolve()
-        if self.state_path.exists():
-            self.state = self._load(self.state_path)
-            if self.state.project != project and project != "finetune-wb":
+        path = Path(state_path).expanduser().resolve()
+        existing = path.exists()
+        if existing:
+            state = load_state(path)
+            if state.project != project and project != "finetune-wb":
                 raise ConfigError(
-                    f"{self.state_path} belongs to project {self.state.project!r}, not {project!r}; "
+                    f"{path} belongs to project {state.project!r}, not {project!r}; "
                     "pass another state_path for a new session"
                 )
             if entity is not None:
-                self.state.entity = entity
-            logger.info("session %s continues from %s", self.state.session_id, self.state_path)
+                state.entity = entity
         else:
-            self.state = SessionState(project=project, entity=entity)
-            try:
-                self._save()
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot write the session state file {self.state_path}: {exc.strerror or exc}; "
-                    "pass a state_path in a writable directory"
-                ) from exc
-            logger.info("session %s: new state file %s", self.state.session_id, self.state_path)
+            state = SessionState(project=project, entity=entity)
+        runs = SessionRuns(
+            state,
+            path,
+            mode=wandb_mode,
+            wandb_dir=str(wandb_dir) if wandb_dir is not None else None,
+        )
+        self.context = StepContext(
+            state, path, runs, openai_client=client, progress=progress, poll_interval=poll_interval
+        )
+        """What the session's steps work on (:mod:`finetune_wb.session.context`)."""
+        if existing:
+            logger.info("session %s continues from %s", state.session_id, path)
+            return
+        try:
+            self.context.save()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the session state file {path}: {exc.strerror or exc}; "
+                "pass a state_path in a writable directory"
+            ) from exc
+        logger.info("session %s: new state file %s", state.session_id, path)
 
     # -- construction ---------------------------------------------------------------------------------------
 
@@ -137,7 +153,7 @@ class FineTuneSession:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ConfigError(f"cannot resume: no session state file at {path}")
-        state = cls._load(path)
+        state = load_state(path)
         return cls(
             state.project,
             client=client,
@@ -149,12 +165,17 @@ class FineTuneSession:
             poll_interval=poll_interval,
         )
 
-    @staticmethod
-    def _load(path: Path) -> SessionState:
-        return load_state(path)
+    # -- what the steps share (the context) -----------------------------------------------------------------
 
-    def _save(self) -> None:
-        save_state(self.state, self.state_path)
+    @property
+    def state(self) -> SessionState:
+        """The session's state, as saved in ``state_path`` after every step."""
+        return self.context.state
+
+    @property
+    def state_path(self) -> Path:
+        """The JSON state file (absolute)."""
+        return self.context.state_path
 
     @property
     def project(self) -> str:
@@ -163,16 +184,44 @@ class FineTuneSession:
     @property
     def data_dir(self) -> Path:
         """Directory beside the state file that holds the train/test JSONL and the evaluation cache."""
-        return self.state_path.with_name(f"{self.state_path.stem}-data")
+        return self.context.data_dir
 
     @property
     def client(self) -> openai.OpenAI:
         """The OpenAI client (built from the environment on first use when none was given)."""
-        if self._client is None:
-            from finetune_wb._client import get_client
+        return self.context.client
 
-            self._client = get_client(None)
-        return self._client
+    @property
+    def progress(self) -> bool:
+        return self.context.progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        self.context.progress = value
+
+    @property
+    def poll_interval(self) -> float:
+        return self.context.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        self.context.poll_interval = value
+
+    @property
+    def wandb_mode(self) -> WandbMode | None:
+        return self.context.runs.mode
+
+    @wandb_mode.setter
+    def wandb_mode(self, value: WandbMode | None) -> None:
+        self.context.runs.mode = value
+
+    @property
+    def wandb_dir(self) -> str | None:
+        return self.context.runs.wandb_dir
+
+    @wandb_dir.setter
+    def wandb_dir(self, value: str | None) -> None:
+        self.context.runs.wandb_dir = value
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[None]:
@@ -204,122 +253,40 @@ class FineTuneSession:
     ) -> tuple[list[ChatExample], list[ChatExample]]:
         """Build chat examples from ``records`` with ``template``, split them, and write both splits.
 
-        ``records``: a list of dicts, a pandas DataFrame, a Hugging Face Dataset / DatasetDict or a path.
+        ``records``: a list of dicts, a pandas DataFrame, a Hugging Face Dataset / DatasetDict or a path —
+        or the ChatExamples already built from them with ``template`` (they are split as they are).
         With neither ``n_train`` nor ``train_fraction``, 80 % go to training. Calling ``prepare`` again with
         the same data changes nothing; with different data after a job exists it raises
         :class:`ConfigError` (start a new session for new data).
         """
-        from finetune_wb.data.build import build_examples, split_examples
-        from finetune_wb.data.jsonl import write_jsonl
-        from finetune_wb.data.template import Template
-
         with self._step("prepare"):
-            if isinstance(template, dict):
-                unknown = sorted(set(template) - set(Template.model_fields))
-                if unknown:
-                    raise ConfigError(
-                        f"template has unknown key(s) {unknown}; a template takes {sorted(Template.model_fields)}"
-                    )
-                template = Template(**template)
-            examples = build_examples(records, template=template)
-            if not examples:
-                raise DataError("prepare got no records: pass a non-empty list, DataFrame, Dataset or file")
-            if n_train is None and train_fraction is None:
-                train_fraction = 0.8
-            train, test = split_examples(
-                examples, n_train=n_train, train_fraction=train_fraction, seed=seed, stratify=stratify
+            template = as_template(template)
+            return prepare_step(
+                self.context,
+                examples_of(records, template),
+                template=template,
+                n_train=n_train,
+                train_fraction=train_fraction,
+                seed=seed,
+                stratify=stratify,
             )
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            train_path = self.data_dir / "train.jsonl"
-            test_path = self.data_dir / "test.jsonl"
-            staged_train = write_jsonl(train, self.data_dir / ".train.jsonl.new")
-            staged_test = write_jsonl(test, self.data_dir / ".test.jsonl.new")
-            train_digest, test_digest = sha256_file(Path(staged_train)), sha256_file(Path(staged_test))
-            st = self.state
-            if st.train_digest is not None and (st.train_digest, st.test_digest) != (
-                train_digest,
-                test_digest,
-            ):
-                if st.training_file_id or st.job_id:
-                    Path(staged_train).unlink(missing_ok=True)
-                    Path(staged_test).unlink(missing_ok=True)
-                    raise ConfigError(
-                        f"session {st.session_id} ({self.state_path}) already uploaded other training data "
-                        f"(sha256 {st.train_digest[:12]}); start a new session (another state_path) for new data"
-                    )
-                st.validation = None
-                self._report = None
-            os.replace(staged_train, train_path)
-            os.replace(staged_test, test_path)
-            st.template = dump_obj(template)
-            st.split = {
-                "n_train": n_train,
-                "train_fraction": train_fraction,
-                "seed": seed,
-                "stratify": stratify,
-            }
-            st.train_path, st.test_path = str(train_path), str(test_path)
-            st.train_digest, st.test_digest = train_digest, test_digest
-            st.n_train, st.n_test = len(train), len(test)
-            self._save()
-            logger.info(
-                "prepared %d train / %d test examples (train sha256 %s)",
-                len(train),
-                len(test),
-                train_digest[:12],
-            )
-            return list(train), list(test)
 
     def use_files(self, train: str | os.PathLike[str], test: str | os.PathLike[str] | None = None) -> None:
         """Use JSONL files of chat examples you built yourself instead of :meth:`prepare`."""
-        import shutil
-
         with self._step("use_files"):
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            targets = {"train": Path(train), **({"test": Path(test)} if test is not None else {})}
-            for split, src in targets.items():
-                if not src.is_file():
-                    raise ConfigError(f"{src}: no such {split} file")
-                digest = sha256_file(src)
-                old = getattr(self.state, f"{split}_digest")
-                if (
-                    split == "train"
-                    and old not in (None, digest)
-                    and (self.state.training_file_id or self.state.job_id)
-                ):
-                    raise ConfigError(
-                        f"session {self.state.session_id} ({self.state_path}) already uploaded other training "
-                        f"data than {src}; start a new session (another state_path) for new data"
-                    )
-                dest = self.data_dir / f"{split}.jsonl"
-                if src.resolve() != dest.resolve():
-                    shutil.copyfile(src, dest)
-                setattr(self.state, f"{split}_path", str(dest))
-                setattr(self.state, f"{split}_digest", digest)
-                with dest.open("rb") as fh:
-                    setattr(self.state, f"n_{split}", sum(1 for line in fh if line.strip()))
-            self._save()
+            use_files_step(self.context, Path(train), Path(test) if test is not None else None)
 
     @property
     def train_examples(self) -> list[ChatExample | PreferenceExample]:
         from finetune_wb.data.jsonl import load_examples
 
-        return load_examples(self._require_path("train"))
+        return load_examples(self.context.require_path("train"))
 
     @property
     def test_examples(self) -> list[ChatExample | PreferenceExample]:
         from finetune_wb.data.jsonl import load_examples
 
-        return load_examples(self._require_path("test"))
-
-    def _require_path(self, split: str) -> Path:
-        value = getattr(self.state, f"{split}_path")
-        if not value:
-            raise ConfigError(f"no {split} data yet: call session.prepare(records, template=...) first")
-        path = Path(value)
-        if not path.is_file():
-            raise ConfigError(f"the session's {split} file {path} is missing (state file {self.state_path})")
-        return path
+        return load_examples(self.context.require_path("test"))
 
     def validate(
         self,
@@ -333,31 +300,10 @@ class FineTuneSession:
 
         ``model`` defaults to the JobSpec's model once one is known, else ``gpt-4o-mini-2024-07-18``.
         """
-        from finetune_wb.validation.validate import validate_file
-
         with self._step("validate"):
-            path = self._require_path("train")
-            model = model or (self.state.spec or {}).get("model") or DEFAULT_MODEL
-            report = validate_file(path, model=model, n_epochs=n_epochs, max_cost=max_cost)
-            self._report = report
-            tokens = getattr(report, "tokens", None)
-            self.state.validation = {
-                "ok": bool(report.ok),
-                "model": model,
-                "digest": self.state.train_digest,
-                "n_examples": report.n_examples,
-                "n_errors": len(report.errors),
-                "n_warnings": len(report.issues) - len(report.errors),
-                "n_epochs": getattr(report, "n_epochs", None),
-                "billed_tokens": getattr(tokens, "billed", None),
-                "total_tokens": getattr(tokens, "total", None),
-                "estimated_cost_usd": getattr(report, "estimated_cost_usd", None),
-            }
-            self._save()
-            logger.info("validation: %s", report.summary().splitlines()[0] if report.summary() else report.ok)
-            if raise_on_error:
-                report.raise_for_errors()
-            return report
+            return validate_step(
+                self.context, model=model, n_epochs=n_epochs, max_cost=max_cost, raise_on_error=raise_on_error
+            )
 
     # -- the job --------------------------------------------------------------------------------------------
 
@@ -367,15 +313,8 @@ class FineTuneSession:
         Calling it again — or after :meth:`resume` — returns the session's existing job instead of creating
         another one. A different spec for a session that already has a job raises :class:`ConfigError`.
         """
-        from finetune_wb.session.job_step import fine_tune_step
-
         with self._step("fine_tune"):
-            return fine_tune_step(self, spec)
-
-    def _retrieve_job(self) -> FineTuningJob:
-        if not self.state.job_id:
-            raise ConfigError("no job yet: call session.fine_tune(JobSpec(...)) first")
-        return self.client.fine_tuning.jobs.retrieve(self.state.job_id)
+            return fine_tune_step(self.context, spec)
 
     @property
     def job_id(self) -> str | None:
@@ -385,23 +324,6 @@ class FineTuneSession:
     def fine_tuned_model(self) -> str | None:
         return self.state.fine_tuned_model
 
-    # -- W&B ------------------------------------------------------------------------------------------------
-
-    @property
-    def _tracking(self) -> bool:
-        return tracking_enabled(self.wandb_mode)
-
-    def _init_run(self, job_type: str, *, name: str, config: dict[str, Any] | None = None) -> Any:
-        return start_session_run(
-            self.state,
-            self.state_path,
-            job_type=job_type,
-            name=name,
-            config=config,
-            mode=self.wandb_mode,
-            wandb_dir=self.wandb_dir,
-        )
-
     # -- waiting --------------------------------------------------------------------------------------------
 
     def wait(self, *, timeout: float | None = None) -> FineTuningJob:
@@ -410,17 +332,8 @@ class FineTuneSession:
         Returns the finished job; raises :class:`JobFailed` / :class:`JobCancelled` (the run records the
         error) or :class:`JobTimeout` (the job keeps running; call ``wait`` again later).
         """
-        from finetune_wb.session.job_step import wait_step
-
         with self._step("wait"):
-            return wait_step(self, timeout=timeout)
-
-    def _spec(self) -> JobSpec | None:
-        if not self.state.spec:
-            return None
-        from finetune_wb.schema import JobSpec
-
-        return JobSpec.model_validate(self.state.spec)
+            return wait_step(self.context, timeout=timeout)
 
     # -- evaluation -----------------------------------------------------------------------------------------
 
@@ -431,35 +344,34 @@ class FineTuneSession:
         *,
         models: Sequence[Any] | None = None,
         examples: Any = None,
-        concurrency: int | None = None,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        max_tokens: int = 256,
-        temperature: float = 0,
+        options: EvalOptions | None = None,
+        **overrides: Unpack[SessionEvalKwargs],
     ) -> EvalReport:
         """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
 
         ``baselines``: a model name (or :class:`~finetune_wb.evaluation.ModelTarget`) or a list of them.
         ``models`` replaces the session's fine-tuned model (e.g. an Azure deployment name, or a
         :class:`~finetune_wb.evaluation.ModelTarget` with its own client); the ``baselines`` follow it.
-        ``examples`` replaces the test split. Answers are cached in the session's SQLite file, so an
-        evaluation that was interrupted asks only for what is missing when it runs again. For a label task,
-        a small ``max_tokens`` keeps a chatty baseline cheap.
+        ``examples`` replaces the test split. ``options`` (an :class:`~finetune_wb.evaluation.EvalOptions`)
+        and keyword ``overrides`` over it (``concurrency``, ``rpm``, ``tpm``, ``max_tokens``,
+        ``temperature``, ``retry``, ``seed``, ``prices``, ``client``, ``progress``) set how it runs; the
+        session's client and progress setting apply where they set none, and the cache, W&B run and lineage
+        are always the session's. Answers are cached in the session's SQLite file, so an evaluation that was
+        interrupted asks only for what is missing when it runs again. For a label task, a small
+        ``max_tokens`` keeps a chatty baseline cheap.
         """
+        from finetune_wb.evaluation.options import EvalOptions
         from finetune_wb.session.eval_step import evaluate_step
 
+        merged = EvalOptions.merged(options, overrides, caller="FineTuneSession.evaluate")
         with self._step("evaluate"):
             return evaluate_step(
-                self,
+                self.context,
                 baselines=baselines,
                 evaluators=evaluators,
                 models=models,
                 examples=examples,
-                concurrency=concurrency,
-                rpm=rpm,
-                tpm=tpm,
-                max_tokens=max_tokens,
-                temperature=temperature,
+                options=merged,
             )
 
     # -- convenience ----------------------------------------------------------------------------------------

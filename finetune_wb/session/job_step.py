@@ -1,8 +1,9 @@
 """The session's job step: upload once, create the job once, wait for it with live W&B tracking.
 
-These are the parts of :class:`~finetune_wb.session.facade.FineTuneSession` that talk to the fine-tuning API and
-must survive a crash without paying twice: every id is written to the state file before the next call
-that depends on it. The session's methods hold its lock and call these functions.
+These are the parts of :class:`~finetune_wb.session.facade.FineTuneSession` that talk to the fine-tuning API
+and must survive a crash without paying twice: every id is written to the state file before the next call
+that depends on it. Each step works on a :class:`~finetune_wb.session.context.StepContext`; the session's
+methods hold its lock and call them.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import ConfigError, JobError
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
-from finetune_wb.session.runs import artifact_ref, log_session_datasets
+from finetune_wb.session.data_step import validate_step
+from finetune_wb.session.runs import artifact_ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from openai.types.fine_tuning import FineTuningJob
 
     from finetune_wb.schema import JobSpec
-    from finetune_wb.session.facade import FineTuneSession
+    from finetune_wb.session.context import StepContext
 
 logger = logging.getLogger("finetune_wb.session")
 
 
-def fine_tune_step(session: FineTuneSession, spec: JobSpec | dict[str, Any]) -> FineTuningJob:
-    """Body of :meth:`FineTuneSession.fine_tune` (the caller holds the session's lock)."""
+def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuningJob:
+    """Upload the training file once, log the dataset run, create the job once (validating first if needed)."""
     from finetune_wb.jobs.operations import create_job
     from finetune_wb.jobs.upload import upload_file
     from finetune_wb.schema import JobSpec
@@ -46,7 +48,7 @@ def fine_tune_step(session: FineTuneSession, spec: JobSpec | dict[str, Any]) -> 
                 f"invalid JobSpec ({problems}); its fields are {', '.join(JobSpec.model_fields)}"
             ) from exc
     spec_json = spec.model_dump(mode="json")
-    st = session.state
+    st = ctx.state
     if st.job_id:
         if st.spec is not None and st.spec != spec_json:
             raise ConfigError(
@@ -54,62 +56,65 @@ def fine_tune_step(session: FineTuneSession, spec: JobSpec | dict[str, Any]) -> 
                 "session for a different job"
             )
         logger.info("session already has job %s; not creating another", st.job_id)
-        return session._retrieve_job()
+        return ctx.retrieve_job()
 
-    train_path = session._require_path("train")
+    train_path = ctx.require_path("train")
     validation = st.validation or {}
     if not validation or validation.get("model") != spec.model or validation.get("digest") != st.train_digest:
-        session.validate(model=spec.model, n_epochs=spec.n_epochs if isinstance(spec.n_epochs, int) else None)
+        validate_step(
+            ctx, model=spec.model, n_epochs=spec.n_epochs if isinstance(spec.n_epochs, int) else None
+        )
     elif not validation.get("ok"):
         from finetune_wb.errors import DataValidationError
 
         raise DataValidationError(
             f"{train_path} has {validation.get('n_errors')} validation errors; fix them and prepare again",
-            session._report,
+            ctx.report,
         )
     st.spec = spec_json
-    record_base_url(session)
-    session._save()
+    record_base_url(ctx)
+    ctx.save()
 
     if not st.training_file_id:
+        from finetune_wb.tracking.artifacts import ArtifactFileIndex  # W&B's record of this data's file id
+
         file = upload_file(
-            train_path, client=session.client, model=spec.model, validate=False, progress=session.progress
+            train_path,
+            client=ctx.client,
+            model=spec.model,
+            validate=False,
+            progress=ctx.progress,
+            index=ArtifactFileIndex(),
         )
         st.training_file_id = file.id
-        session._save()
+        ctx.save()
         logger.info("training file %s uploaded as %s", train_path, file.id)
 
-    if st.train_artifact is None and session._tracking:
-        log_session_datasets(
-            st,
-            session.state_path,
+    if st.train_artifact is None and ctx.runs.enabled:
+        ctx.runs.log_datasets(
             train_path=train_path,
-            test_path=session._require_path("test") if st.test_path else None,
-            report=session._report,
-            mode=session.wandb_mode,
-            wandb_dir=session.wandb_dir,
+            test_path=ctx.require_path("test") if st.test_path else None,
+            report=ctx.report,
         )
-        session._save()
+        ctx.save()
 
     if not st.job_request_id:
         st.job_request_id = f"{st.session_id}-{uuid.uuid4().hex[:8]}"
-        session._save()
-    job = create_job(
-        spec, training_file=st.training_file_id, client=session.client, request_id=st.job_request_id
-    )
+        ctx.save()
+    job = create_job(spec, training_file=st.training_file_id, client=ctx.client, request_id=st.job_request_id)
     st.job_id = job.id
     st.job_status = job.status
-    session._save()
+    ctx.save()
     logger.info("fine-tuning job %s created (%s)", job.id, job.status)
     return job
 
 
-def record_base_url(session: FineTuneSession) -> None:
+def record_base_url(ctx: StepContext) -> None:
     """Remember which server the session talks to; warn when a resumed session talks to another one."""
     from finetune_wb._client import base_url_of
 
-    base_url = base_url_of(session.client)
-    st = session.state
+    base_url = base_url_of(ctx.client)
+    st = ctx.state
     if st.base_url and st.base_url != base_url:
         logger.warning(
             "session %s was started against %s; this process talks to %s",
@@ -120,26 +125,26 @@ def record_base_url(session: FineTuneSession) -> None:
     st.base_url = base_url
 
 
-def wait_step(session: FineTuneSession, *, timeout: float | None) -> FineTuningJob:
-    """Body of :meth:`FineTuneSession.wait` (the caller holds the session's lock)."""
+def wait_step(ctx: StepContext, *, timeout: float | None) -> FineTuningJob:
+    """Wait for the session's job, streaming its events and metrics into a W&B ``fine-tune`` run."""
     from finetune_wb.jobs.waiting import wait_for_job
 
-    st = session.state
+    st = ctx.state
     if not st.job_id:
         raise ConfigError("no job to wait for: call session.fine_tune(JobSpec(...)) first")
-    if st.job_status in TERMINAL_JOB_STATUSES and (st.tracked or not session._tracking):
-        return finish_job(session, session._retrieve_job())
+    if st.job_status in TERMINAL_JOB_STATUSES and (st.tracked or not ctx.runs.enabled):
+        return finish_job(ctx, ctx.retrieve_job())
 
     tracker = None
-    if session._tracking:
-        from finetune_wb.tracking import FineTuneTracker
+    if ctx.runs.enabled:
+        from finetune_wb.tracking.runs import FineTuneTracker
 
-        run = session._init_run("fine-tune", name=st.job_id, config={"job_id": st.job_id})
+        run = ctx.runs.start("fine-tune", name=st.job_id, config={"job_id": st.job_id})
         datasets = [r for r in (artifact_ref(st.train_artifact),) if r is not None]
         tracker = FineTuneTracker(
             run,
             job_id=st.job_id,
-            spec=session._spec(),
+            spec=ctx.spec(),
             datasets=datasets,
             estimated_billed_tokens=(st.validation or {}).get("billed_tokens"),
             owns_run=True,
@@ -147,11 +152,11 @@ def wait_step(session: FineTuneSession, *, timeout: float | None) -> FineTuningJ
     try:
         job = wait_for_job(
             st.job_id,
-            client=session.client,
+            client=ctx.client,
             on_event=tracker,
-            progress=session.progress,
+            progress=ctx.progress,
             timeout=timeout,
-            poll_interval=session.poll_interval,
+            poll_interval=ctx.poll_interval,
         )
     except JobError as exc:
         if tracker is not None:
@@ -161,30 +166,30 @@ def wait_step(session: FineTuneSession, *, timeout: float | None) -> FineTuningJ
                 tracker.finish(exit_code=0)
             else:
                 with contextlib.suppress(Exception):
-                    tracker.finalize(session._retrieve_job(), client=session.client)
+                    tracker.finalize(ctx.retrieve_job(), client=ctx.client)
                 st.tracked = True
         with contextlib.suppress(Exception):
-            st.job_status = session._retrieve_job().status
-        session._save()
+            st.job_status = ctx.retrieve_job().status
+        ctx.save()
         raise
     except BaseException:
         if tracker is not None:
             tracker.finish(exit_code=1)
         raise
     if tracker is not None:
-        tracked = tracker.finalize(job, client=session.client)
+        tracked = tracker.finalize(job, client=ctx.client)
         if tracked.model_artifact is not None:
             st.model_artifact = tracked.model_artifact.model_dump(mode="json")
         st.tracked = True
-    return finish_job(session, job)
+    return finish_job(ctx, job)
 
 
-def finish_job(session: FineTuneSession, job: FineTuningJob) -> FineTuningJob:
+def finish_job(ctx: StepContext, job: FineTuningJob) -> FineTuningJob:
     """Record a finished job's outcome (status, fine-tuned model, trained tokens) in the state file."""
-    st = session.state
+    st = ctx.state
     st.job_status = job.status
     st.fine_tuned_model = job.fine_tuned_model
     st.trained_tokens = getattr(job, "trained_tokens", None)
-    session._save()
+    ctx.save()
     logger.info("job %s %s -> %s", job.id, job.status, job.fine_tuned_model)
     return job

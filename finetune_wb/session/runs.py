@@ -10,14 +10,15 @@ session's state (``wandb_runs``), and the artifact references it produced, so th
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import TrackingError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from finetune_wb.session.state import SessionState
-    from finetune_wb.tracking import ArtifactRef
+    from finetune_wb.session.state import SessionState, WandbMode
+    from finetune_wb.tracking.artifacts import ArtifactRef
 
 
 def tracking_enabled(mode: str | None) -> bool:
@@ -25,92 +26,84 @@ def tracking_enabled(mode: str | None) -> bool:
     return (mode or os.environ.get("WANDB_MODE")) != "disabled"
 
 
-def start_session_run(
-    state: SessionState,
-    state_path: Path,
-    *,
-    job_type: str,
-    name: str,
-    config: dict[str, Any] | None = None,
-    mode: str | None = None,
-    wandb_dir: str | None = None,
-) -> Any:
-    """Start one of the session's runs; never touches a run the caller has open (``reinit="create_new"``)."""
-    import wandb
+@dataclass(eq=False)
+class SessionRuns:
+    """Starts the W&B runs of one session and records each in its state's ``wandb_runs``."""
 
-    from finetune_wb._secrets import scrub
-    from finetune_wb.tracking.mode import init_mode
+    state: SessionState
+    state_path: Path
+    mode: WandbMode | None = None
+    """"online", "offline" or "disabled"; None follows ``WANDB_MODE`` (offline without credentials)."""
+    wandb_dir: str | None = None
 
-    cfg = {"session_id": state.session_id, "state_file": str(state_path), **(config or {})}
-    try:
-        run = wandb.init(
-            project=state.project,
-            entity=state.entity,
-            job_type=job_type,
-            name=name,
-            config=scrub(cfg),
-            # None would let wandb prompt for a login; without credentials the run is written offline
-            mode=mode or init_mode(),  # type: ignore[arg-type]
-            dir=wandb_dir,
-            reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True),
+    @property
+    def enabled(self) -> bool:
+        """False when W&B is disabled for this session: the steps then start no run at all."""
+        return tracking_enabled(self.mode)
+
+    def start(self, job_type: str, *, name: str, config: dict[str, Any] | None = None) -> Any:
+        """Start one of the session's runs; never touches a run the caller has open (``reinit="create_new"``)."""
+        import wandb
+
+        from finetune_wb._secrets import scrub
+        from finetune_wb.tracking.mode import init_mode
+
+        state = self.state
+        cfg = {"session_id": state.session_id, "state_file": str(self.state_path), **(config or {})}
+        try:
+            run = wandb.init(
+                project=state.project,
+                entity=state.entity,
+                job_type=job_type,
+                name=name,
+                config=scrub(cfg),
+                # None would let wandb prompt for a login; without credentials the run is written offline
+                mode=self.mode or init_mode(),  # type: ignore[arg-type]
+                dir=self.wandb_dir,
+                reinit="create_new",
+                settings=wandb.Settings(console="off", silent=True),
+            )
+        except Exception as exc:
+            raise TrackingError(
+                f"could not start a W&B {job_type} run in project {state.project!r}: {exc}; log in with "
+                "`wandb login`, or pass wandb_mode='offline' (upload later with `wandb sync`) or 'disabled'"
+            ) from exc
+        run_dir = getattr(run, "dir", None)
+        state.wandb_runs[job_type] = str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
+        return run
+
+    def log_datasets(self, *, train_path: Path, test_path: Path | None, report: Any = None) -> None:
+        """The ``dataset`` run: train (with its validation report and OpenAI file id) and test artifacts."""
+        from finetune_wb.tracking.datasets import log_dataset
+
+        state = self.state
+        run = self.start(
+            "dataset", name=f"data-{(state.train_digest or '')[:8]}", config={"spec": state.spec}
         )
-    except Exception as exc:
-        raise TrackingError(
-            f"could not start a W&B {job_type} run in project {state.project!r}: {exc}; log in with "
-            "`wandb login`, or pass wandb_mode='offline' (upload later with `wandb sync`) or 'disabled'"
-        ) from exc
-    run_dir = getattr(run, "dir", None)
-    state.wandb_runs[job_type] = str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
-    return run
-
-
-def log_session_datasets(
-    state: SessionState,
-    state_path: Path,
-    *,
-    train_path: Path,
-    test_path: Path | None,
-    report: Any = None,
-    mode: str | None = None,
-    wandb_dir: str | None = None,
-) -> None:
-    """The ``dataset`` run: train (with its validation report and OpenAI file id) and test artifacts."""
-    from finetune_wb.tracking import log_dataset
-
-    run = start_session_run(
-        state,
-        state_path,
-        job_type="dataset",
-        name=f"data-{(state.train_digest or '')[:8]}",
-        config={"spec": state.spec},
-        mode=mode,
-        wandb_dir=wandb_dir,
-    )
-    try:
-        train_ref = log_dataset(
-            train_path,
-            run=run,
-            split="train",
-            name=f"{state.project}-train",
-            report=report,
-            file_id=state.training_file_id,
-            model=(state.spec or {}).get("model"),
-        )
-        state.train_artifact = train_ref.model_dump(mode="json")
-        if test_path is not None:
-            test_ref = log_dataset(test_path, run=run, split="test", name=f"{state.project}-test")
-            state.test_artifact = test_ref.model_dump(mode="json")
-    except BaseException:
-        run.finish(exit_code=1)
-        raise
-    run.finish()
+        try:
+            train_ref = log_dataset(
+                train_path,
+                run=run,
+                split="train",
+                name=f"{state.project}-train",
+                report=report,
+                file_id=state.training_file_id,
+                model=(state.spec or {}).get("model"),
+            )
+            state.train_artifact = train_ref.model_dump(mode="json")
+            if test_path is not None:
+                test_ref = log_dataset(test_path, run=run, split="test", name=f"{state.project}-test")
+                state.test_artifact = test_ref.model_dump(mode="json")
+        except BaseException:
+            run.finish(exit_code=1)
+            raise
+        run.finish()
 
 
 def artifact_ref(data: dict[str, Any] | None) -> ArtifactRef | None:
     """An :class:`~finetune_wb.tracking.ArtifactRef` back from its JSON form in the state file."""
     if not data:
         return None
-    from finetune_wb.tracking import ArtifactRef
+    from finetune_wb.tracking.artifacts import ArtifactRef
 
     return ArtifactRef.model_validate(data)

@@ -20,7 +20,6 @@ from finetune_wb._paths import atomic_write_text
 from finetune_wb.errors import ConfigError
 
 STATE_VERSION = 1
-DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 WandbMode = Literal["online", "offline", "disabled"]
 
 

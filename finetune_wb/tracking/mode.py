@@ -1,4 +1,5 @@
-"""Which W&B mode is in force (online, offline, disabled) and the one-time hint about offline runs.
+"""Which W&B mode is in force (online, offline, disabled), starting the runs finetune_wb owns in it, where
+a run is written, and the one-time hint about uploading offline runs.
 
 Nothing here imports wandb at module level; functions that need it import it when called.
 """
@@ -11,11 +12,13 @@ import netrc
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from finetune_wb._secrets import RedactSecrets
+from finetune_wb._secrets import scrub
+from finetune_wb.errors import TrackingError
 
 logger = logging.getLogger("finetune_wb.tracking")
 
@@ -27,10 +30,6 @@ _hint_lock = threading.Lock()
 
 
 _hint_given = False
-
-
-for _name in ("finetune_wb.tracking", "finetune_wb.tracking.sync"):
-    logging.getLogger(_name).addFilter(RedactSecrets())
 
 
 def _logged_in() -> bool:
@@ -81,6 +80,50 @@ def init_mode() -> str | None:
     return "offline" if is_offline() else None
 
 
+def start_run(
+    *,
+    project: str,
+    job_type: str,
+    entity: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+    dir: str | None = None,
+    what: str = "a run",
+) -> Any:
+    """``wandb.init`` for the runs finetune_wb starts: offline when W&B is, never touching other runs.
+
+    ``reinit="create_new"`` leaves any run the caller has open alone (and does not make ours the global
+    ``wandb.run``); without credentials the run is offline instead of prompting for a login.
+    """
+    import wandb
+
+    try:
+        return wandb.init(
+            project=project,
+            entity=entity,
+            name=name,
+            job_type=job_type,
+            config=scrub(dict(config or {})),
+            tags=tags,
+            dir=dir,
+            mode=init_mode(),  # type: ignore[arg-type]
+            reinit="create_new",
+            # No console capture: whatever the process prints (an httpx INFO line with a gateway's
+            # ?api-key=..., a traceback) would be stored in the run verbatim. Our own messages go through
+            # logging (secrets redacted) and the run's summary holds the errors.
+            settings=wandb.Settings(console="off", silent=True),
+        )
+    except Exception as exc:
+        raise TrackingError(f"could not start a W&B run for {what}: {exc}") from exc
+
+
+def run_dir(run: Any) -> str | None:
+    """The directory a run is written to (the parent of ``run.dir``, its files), or None when unknown."""
+    files_dir = getattr(run, "dir", None)
+    return str(Path(files_dir).parent) if files_dir else None
+
+
 # Callers that promise to print nothing (FineTuneSession: "fit for services") set this for the duration of a
 # step, so the hint goes to the logger even when no logging is configured. A ContextVar: per thread / task.
 hint_to_logger_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -97,15 +140,12 @@ def offline_hint(run: Any = None) -> None:
         if _hint_given:
             return
         _hint_given = True
-    run_dir = None
-    if run is not None:
-        files_dir = getattr(run, "dir", None)
-        run_dir = str(Path(files_dir).parent) if files_dir else None
+    directory = run_dir(run) if run is not None else None
     wandb_dir = os.environ.get("WANDB_DIR") or "."
     every = os.path.join(
-        str(Path(run_dir).parent) if run_dir else os.path.join(wandb_dir, "wandb"), "offline-run-*"
+        str(Path(directory).parent) if directory else os.path.join(wandb_dir, "wandb"), "offline-run-*"
     )
-    this = f"`wandb sync {run_dir}` for this run, " if run_dir else ""
+    this = f"`wandb sync {directory}` for this run, " if directory else ""
     message = (
         f"W&B is offline: runs are written locally. Upload them later with `wandb login`, then {this}"
         f"`wandb sync {every}` for every offline run (or `wandb sync --sync-all` from the directory "

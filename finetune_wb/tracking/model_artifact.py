@@ -17,8 +17,9 @@ from typing import Any
 
 from finetune_wb._secrets import scrub
 from finetune_wb.errors import TrackingError
-from finetune_wb.tracking.datasets import ArtifactRef, _add_lineage, link_input, recorded_artifacts, remember
-from finetune_wb.tracking.mode import is_offline
+from finetune_wb.tracking.artifacts import ArtifactRef, recorded_artifacts, remember
+from finetune_wb.tracking.lineage import add_lineage, link_input
+from finetune_wb.tracking.mode import is_offline, start_run
 from finetune_wb.tracking.records import safe_name
 from finetune_wb.tracking.results import dump_job, hyperparameters_of
 
@@ -76,7 +77,7 @@ def log_model(
         project=(getattr(run, "project", None) or None) if online else None,
         metadata=card,
     )
-    _add_lineage(run, "outputs", ref.lineage_entry())
+    add_lineage(run, "outputs", ref.lineage_entry())
     return remember(ref)
 
 
@@ -122,8 +123,6 @@ def start_eval_run(
         run_config.setdefault("fine_tuned_model", model)
     if baseline:
         run_config.setdefault("baseline_model", baseline)
-    from finetune_wb.tracking.runs import start_run  # runs imports this module
-
     run = start_run(
         project=project,
         entity=entity,

@@ -1,4 +1,5 @@
-"""Reading a finished job back from the API: plain-JSON job fields, result-file rows, checkpoints."""
+"""A job as its fine-tune run records it: plain-JSON fields, run config, summary and error, and what is
+read back from the API once it ended (result-file rows, checkpoints)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,63 @@ def hyperparameters_of(job_json: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hyper.items() if v is not None}
 
 
+def job_error(job_json: dict[str, Any]) -> dict[str, Any]:
+    """The error a failed or cancelled job's run records: code, message, param and status."""
+    error = job_json.get("error") or {}
+    status = job_json.get("status")
+    out = {k: error.get(k) for k in ("code", "message", "param") if error.get(k) is not None}
+    if not out.get("message"):
+        out["message"] = f"job {job_json.get('id')} ended with status {status}"
+    out["status"] = status
+    return out
+
+
+def run_summary(
+    job_json: dict[str, Any], steps: set[int], estimated: int | None, final_metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The fine-tune run's summary: status, models, tokens (billed and estimated), duration, final metrics."""
+    created, finished = job_json.get("created_at"), job_json.get("finished_at")
+    summary: dict[str, Any] = {
+        "status": job_json.get("status"),
+        "job_id": job_json.get("id"),
+        "base_model": job_json.get("model"),
+        "fine_tuned_model": job_json.get("fine_tuned_model"),
+        "trained_tokens": job_json.get("trained_tokens"),
+        "billed_tokens": job_json.get("trained_tokens"),
+        "estimated_billed_tokens": estimated,
+        "duration_seconds": (finished - created) if created and finished else None,
+        "n_steps_logged": len(steps),
+    }
+    summary.update({f"final_{k}": v for k, v in final_metrics.items()})
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def job_config(job: Any, spec: Any) -> dict[str, Any]:
+    """Run config: the JobSpec and the job's fields, plain JSON, plus flat keys for filtering."""
+    config: dict[str, Any] = {}
+    if spec is not None:
+        config["spec"] = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+    if not isinstance(job, str):
+        job_json = dump_job(job)
+        config["job"] = job_json
+        config.update(
+            {
+                "job_id": job_json.get("id"),
+                "base_model": job_json.get("model"),
+                "method": (job_json.get("method") or {}).get("type") or "supervised",
+                "hyperparameters": hyperparameters_of(job_json),
+                "training_file": job_json.get("training_file"),
+                "validation_file": job_json.get("validation_file"),
+            }
+        )
+    else:
+        config["job_id"] = job
+    return scrub(config)
+
+
 def result_rows(job: Any, *, client: Any) -> list[dict[str, float]]:
     """Per-step rows of the job's result file(s); [] when there is none or it cannot be read."""
-    from finetune_wb.jobs.operations import job_metrics
+    from finetune_wb.jobs.result_file import job_metrics
 
     try:
         return list(job_metrics(job, client=client))

@@ -1,4 +1,5 @@
-"""Fine-tune and eval runs: live metrics from job events, the result file afterwards, the model artifact.
+"""The fine-tune run of one job: live metrics from its events, then the result file, checkpoints, summary
+and the model artifact.
 
 ``FineTuneTracker`` is an ``on_event`` callback for ``finetune_wb.jobs.wait_for_job``: it logs each metrics
 event once, at its training step (``define_metric`` makes ``step`` the x-axis), and ``finalize(job)`` fills
@@ -11,23 +12,29 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from finetune_wb._client import get_client, without_retries
+from finetune_wb._retry import policy_or_default
 from finetune_wb._secrets import register_client_secrets, scrub
-from finetune_wb.errors import TrackingError
-from finetune_wb.tracking.datasets import ArtifactRef, link_input
-from finetune_wb.tracking.mode import init_mode, is_disabled, is_offline, offline_hint
-
-# The model artifact and the eval-run hook live in models.py; importable from here as before.
-from finetune_wb.tracking.model_artifact import (
-    log_model,
-    model_ref as model_ref,
-    start_eval_run as start_eval_run,
+from finetune_wb.errors import JobError, TrackingError
+from finetune_wb.jobs.retrieval import describe_api_error, retrieve_job
+from finetune_wb.tracking.artifacts import ArtifactRef
+from finetune_wb.tracking.lineage import link_input
+from finetune_wb.tracking.mode import is_disabled, is_offline, offline_hint, run_dir, start_run
+from finetune_wb.tracking.model_artifact import log_model
+from finetune_wb.tracking.results import (
+    checkpoint_rows,
+    dump_job,
+    hyperparameters_of,
+    job_config,
+    job_error,
+    result_rows,
+    run_summary,
 )
-from finetune_wb.tracking.results import checkpoint_rows, dump_job, hyperparameters_of, result_rows
+from finetune_wb.tracking.synced import remember_synced
 
 logger = logging.getLogger("finetune_wb.tracking")
 
@@ -76,44 +83,6 @@ def event_step_metrics(event: Any) -> tuple[int | None, dict[str, float]]:
         return int(step), clean
     except (TypeError, ValueError):
         return None, {}
-
-
-def start_run(
-    *,
-    project: str,
-    job_type: str,
-    entity: str | None = None,
-    name: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    tags: list[str] | None = None,
-    dir: str | None = None,
-    what: str = "a run",
-) -> Any:
-    """``wandb.init`` for the runs finetune_wb starts: offline when W&B is, never touching other runs.
-
-    ``reinit="create_new"`` leaves any run the caller has open alone (and does not make ours the global
-    ``wandb.run``); without credentials the run is offline instead of prompting for a login.
-    """
-    import wandb
-
-    try:
-        return wandb.init(
-            project=project,
-            entity=entity,
-            name=name,
-            job_type=job_type,
-            config=scrub(dict(config or {})),
-            tags=tags,
-            dir=dir,
-            mode=init_mode(),  # type: ignore[arg-type]
-            reinit="create_new",
-            # No console capture: whatever the process prints (an httpx INFO line with a gateway's
-            # ?api-key=..., a traceback) would be stored in the run verbatim. Our own messages go through
-            # logging (secrets redacted) and the run's summary holds the errors.
-            settings=wandb.Settings(console="off", silent=True),
-        )
-    except Exception as exc:
-        raise TrackingError(f"could not start a W&B run for {what}: {exc}") from exc
 
 
 class FineTuneTracker:
@@ -183,7 +152,7 @@ class FineTuneTracker:
             entity=entity,
             name=job_id,
             job_type="fine-tune",
-            config=_job_config(job, spec),
+            config=job_config(job, spec),
             tags=tags,
             dir=dir,
             what=f"job {job_id}",
@@ -200,6 +169,11 @@ class FineTuneTracker:
 
     def __enter__(self) -> FineTuneTracker:
         return self
+
+    @property
+    def finished(self) -> bool:
+        """Whether this tracker has finished its run (only ever true for a run it started itself)."""
+        return self._finished
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc is not None and not self._finished and self._ended_job(exc):
@@ -250,19 +224,14 @@ class FineTuneTracker:
         ``job`` is the final FineTuningJob (or its id, retrieved with ``client``). A failed or cancelled job
         gets its error in the summary; when this tracker started the run it finishes it with exit code 1.
         """
-        from finetune_wb._client import get_client
-
         client = get_client(client if client is not None else self._client)
         register_client_secrets(client)
         if isinstance(job, str):
             try:
-                job = client.fine_tuning.jobs.retrieve(job)
+                job = retrieve_job(job, client=without_retries(client), policy=policy_or_default(None))
             except Exception as exc:
-                from finetune_wb.errors import JobError
-                from finetune_wb.tracking.sync import _describe_api_error
-
                 raise JobError(
-                    _describe_api_error(exc, client, f"could not read job {job} back"), job
+                    describe_api_error(exc, client, f"could not read job {job} back"), job
                 ) from exc
         try:
             return self._finalize(job, client, finish=finish)
@@ -276,7 +245,7 @@ class FineTuneTracker:
         run = self.run
         job_json = dump_job(job)
         status = str(job_json.get("status"))
-        run.config.update(_job_config(job, self.spec), allow_val_change=True)
+        run.config.update(job_config(job, self.spec), allow_val_change=True)
 
         final_row: dict[str, float] = {}
         if job_json.get("result_files"):
@@ -305,7 +274,7 @@ class FineTuneTracker:
 
         final_metrics = {**self.last_metrics, **final_row}
         estimated = self._estimated_billed_tokens(job_json)
-        summary = _summary(job_json, self.logged_steps, estimated, final_metrics)
+        summary = run_summary(job_json, self.logged_steps, estimated, final_metrics)
         for key, value in scrub(summary).items():
             run.summary[key] = value
 
@@ -315,13 +284,13 @@ class FineTuneTracker:
 
         error = None
         if status in ("failed", "cancelled"):
-            error = _error_of(job_json)
+            error = job_error(job_json)
             self.record_error(error)
         result = TrackedJob(
             job_id=str(job_json["id"]),
             status=status,
             run_id=getattr(run, "id", None),
-            run_dir=_run_dir(run),
+            run_dir=run_dir(run),
             offline=self.offline,
             fine_tuned_model=job_json.get("fine_tuned_model"),
             steps_from_events=sorted(self.steps_from_events),
@@ -337,22 +306,17 @@ class FineTuneTracker:
 
     def _remember_synced(self, result: TrackedJob) -> None:
         """A job tracked to its end counts as synced: ``finetune-wb sync`` will not log it a second time."""
-        from finetune_wb.tracking.sync import SyncResult, _remember_synced
-
         project = str(getattr(self.run, "project", "") or "")
         if not project or is_disabled(self.run):
             return
-        _remember_synced(
-            SyncResult(
-                job_id=result.job_id,
-                outcome="synced",
-                job_status=result.status,
-                project=project,
-                entity=str(getattr(self.run, "entity", "") or "") or None,
-                run_id=result.run_id,
-                run_dir=result.run_dir,
-                offline=result.offline,
-            )
+        remember_synced(
+            result.job_id,
+            project=project,
+            entity=str(getattr(self.run, "entity", "") or "") or None,
+            run_id=result.run_id,
+            run_dir=result.run_dir,
+            job_status=result.status,
+            offline=result.offline,
         )
 
     def _estimated_billed_tokens(self, job_json: dict[str, Any]) -> int | None:
@@ -401,60 +365,3 @@ def _event_names(metrics: dict[str, float]) -> dict[str, float]:
         if column in out and name not in out:
             out[name] = out.pop(column)
     return out
-
-
-def _error_of(job_json: dict[str, Any]) -> dict[str, Any]:
-    error = job_json.get("error") or {}
-    status = job_json.get("status")
-    out = {k: error.get(k) for k in ("code", "message", "param") if error.get(k) is not None}
-    if not out.get("message"):
-        out["message"] = f"job {job_json.get('id')} ended with status {status}"
-    out["status"] = status
-    return out
-
-
-def _summary(
-    job_json: dict[str, Any], steps: set[int], estimated: int | None, final_metrics: dict[str, float]
-) -> dict[str, Any]:
-    created, finished = job_json.get("created_at"), job_json.get("finished_at")
-    summary: dict[str, Any] = {
-        "status": job_json.get("status"),
-        "job_id": job_json.get("id"),
-        "base_model": job_json.get("model"),
-        "fine_tuned_model": job_json.get("fine_tuned_model"),
-        "trained_tokens": job_json.get("trained_tokens"),
-        "billed_tokens": job_json.get("trained_tokens"),
-        "estimated_billed_tokens": estimated,
-        "duration_seconds": (finished - created) if created and finished else None,
-        "n_steps_logged": len(steps),
-    }
-    summary.update({f"final_{k}": v for k, v in final_metrics.items()})
-    return {k: v for k, v in summary.items() if v is not None}
-
-
-def _job_config(job: Any, spec: Any) -> dict[str, Any]:
-    """Run config: the JobSpec and the job's fields, plain JSON, plus flat keys for filtering."""
-    config: dict[str, Any] = {}
-    if spec is not None:
-        config["spec"] = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
-    if not isinstance(job, str):
-        job_json = dump_job(job)
-        config["job"] = job_json
-        config.update(
-            {
-                "job_id": job_json.get("id"),
-                "base_model": job_json.get("model"),
-                "method": (job_json.get("method") or {}).get("type") or "supervised",
-                "hyperparameters": hyperparameters_of(job_json),
-                "training_file": job_json.get("training_file"),
-                "validation_file": job_json.get("validation_file"),
-            }
-        )
-    else:
-        config["job_id"] = job
-    return scrub(config)
-
-
-def _run_dir(run: Any) -> str | None:
-    files_dir = getattr(run, "dir", None)
-    return str(Path(files_dir).parent) if files_dir else None

@@ -12,22 +12,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from finetune_wb._client import without_retries
-from finetune_wb._secrets import register_client_secrets, safe_url, scrub
+from finetune_wb._retry import policy_or_default
+from finetune_wb._secrets import register_client_secrets, scrub
+from finetune_wb.jobs.events import job_events
+from finetune_wb.jobs.retrieval import describe_api_error, retrieve_job
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
-from finetune_wb.tracking.mode import is_disabled, is_offline
-from finetune_wb.tracking.records import updating_record
+from finetune_wb.tracking.mode import is_disabled, is_offline, run_dir
+from finetune_wb.tracking.synced import (
+    default_entity,
+    default_project,
+    is_synced,
+    record_key,
+    remember_synced,
+    synced_record,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb._retry import RetryPolicy
 
 logger = logging.getLogger("finetune_wb.tracking.sync")
-
-DEFAULT_PROJECT = "openai-fine-tunes"
-SYNC_RECORD = "synced_jobs.json"
 
 Outcome = Literal["synced", "already_synced", "not_finished", "failed"]
 
@@ -76,113 +85,14 @@ class SyncReport(BaseModel):
         return all(r.outcome != "failed" for r in self.results)
 
 
-def _project(project: str | None) -> str:
-    return project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
-
-
-def _entity(entity: str | None) -> str | None:
-    return entity or os.environ.get("WANDB_ENTITY") or None
-
-
-def _record_key(project: str, entity: str | None) -> str:
-    return f"{entity or ''}/{project}"
-
-
-def synced_record(*, project: str | None = None, entity: str | None = None) -> dict[str, dict[str, Any]]:
-    """The local record of jobs synced into ``entity/project``: job id -> run id, status, time, mode."""
-    with updating_record(SYNC_RECORD) as data:
-        return dict(data.get(_record_key(_project(project), _entity(entity)), {}))
-
-
-def _remember_synced(result: SyncResult) -> None:
-    with updating_record(SYNC_RECORD) as data:
-        bucket = data.setdefault(_record_key(result.project, result.entity), {})
-        bucket[result.job_id] = {
-            "run_id": result.run_id,
-            "run_dir": result.run_dir,
-            "job_status": result.job_status,
-            "offline": result.offline,
-            "synced_at": int(time.time()),
-        }
-
-
-def _synced_online(job_id: str, project: str, entity: str | None) -> bool:
-    """Online only: does W&B already hold a finished run for this job?"""
-    import wandb
-
-    try:
-        api = wandb.Api()
-        path = f"{entity or api.default_entity}/{project}"
-        runs = api.runs(path, filters={"display_name": job_id})
-        return any((run.summary.get("status") in TERMINAL_JOB_STATUSES) for run in runs)
-    except Exception as exc:  # no project yet, no access: fall back to the local record
-        logger.debug("W&B runs query for %s failed: %s", job_id, exc)
-        return False
-
-
-def is_synced(job_id: str, *, project: str | None = None, entity: str | None = None) -> bool:
-    """Whether the job was synced before: the local record, and (online only) W&B's runs."""
-    project, entity = _project(project), _entity(entity)
-    if job_id in synced_record(project=project, entity=entity):
-        return True
-    return False if is_offline() else _synced_online(job_id, project, entity)
-
-
 _DISABLED = "W&B is disabled (WANDB_MODE=disabled): there is nowhere to sync to; unset WANDB_MODE or set it to offline"
 
 
-def _server(client: Any) -> str:
-    """The client's base URL without user-info or query (either may hold a key)."""
-    return safe_url(getattr(client, "base_url", None)) or "the API server"
-
-
-def _describe_api_error(exc: Exception, client: Any, what: str) -> str:
-    """``what`` failed: the server's answer plus what to check, with no credential in it."""
-    import openai
-
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.APIConnectionError):
-        hint = f"could not reach {_server(client)}: check OPENAI_BASE_URL, that the server is running, and the network"
-    elif status == 401:
-        hint = "the server refused the API key: check OPENAI_API_KEY (or the Azure key)"
-    elif status == 403:
-        hint = "the API key may not read fine-tuning jobs of this organization/project"
-    elif status == 404:
-        hint = "no such job on this server: list the jobs with `finetune-wb jobs`"
-    else:
-        hint = f"server {_server(client)}"
-    return str(scrub(f"{what}: {type(exc).__name__}: {exc} ({hint})"))
-
-
-def _retrieve(job: Any, client: Any) -> Any:
-    from finetune_wb._retry import DEFAULT_RETRY
-
-    if isinstance(job, str):
-        return DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.retrieve, job)
-    if getattr(job, "status", None) not in TERMINAL_JOB_STATUSES:  # a listing can be stale: ask again
-        return DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.retrieve, job.id)
+def _current(job: Any, client: Any, policy: RetryPolicy) -> Any:
+    """The job as the server has it now; a finished job object from a listing is used as it is."""
+    if isinstance(job, str) or getattr(job, "status", None) not in TERMINAL_JOB_STATUSES:
+        return retrieve_job(job, client=client, policy=policy)  # a listing can be stale: ask again
     return job
-
-
-def _all_events(job_id: str, client: Any) -> list[Any]:
-    """Every event of the job, oldest first (the API pages newest first)."""
-    from finetune_wb._retry import DEFAULT_RETRY
-    from finetune_wb.jobs.events import JobEvent
-
-    events: list[Any] = []
-    after: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": 100}
-        if after:
-            kwargs["after"] = after
-        page = DEFAULT_RETRY.call(without_retries(client).fine_tuning.jobs.list_events, job_id, **kwargs)
-        data = list(page.data)
-        events.extend(data)
-        if not data or not getattr(page, "has_more", False):
-            break
-        after = data[-1].id
-    events.reverse()
-    return [JobEvent.from_openai(e, job_id=job_id) for e in events]
 
 
 def spec_from_job(job: Any) -> Any:
@@ -223,15 +133,16 @@ def spec_from_job(job: Any) -> Any:
 
 
 def _dataset_inputs(
-    run: Any, job: Any, client: Any, *, table_rows: int | None
+    run: Any, job: Any, raw: Any, *, policy: RetryPolicy, table_rows: int | None
 ) -> tuple[list[str], list[Any]]:
     """Link (if known locally) or download-and-log the job's training and validation files.
 
     Returns the file ids that could not be read (a deleted file must not stop the sync) and the
     ArtifactRefs of the files that could.
     """
-    from finetune_wb._retry import DEFAULT_RETRY
-    from finetune_wb.tracking.datasets import cached_copy, find_artifact, link_input, log_dataset
+    from finetune_wb.tracking.artifacts import find_artifact
+    from finetune_wb.tracking.datasets import cached_copy, log_dataset
+    from finetune_wb.tracking.lineage import link_input
 
     missing: list[str] = []
     refs: list[Any] = []
@@ -245,7 +156,7 @@ def _dataset_inputs(
             refs.append(link_input(run, known))
             continue
         try:
-            response = DEFAULT_RETRY.call(without_retries(client).files.content, file_id)
+            response = policy.call(raw.files.content, file_id)
             data = response.content if hasattr(response, "content") else response.read()
         except Exception as exc:
             logger.warning("job %s: could not download %s file %s: %s", job.id, split, file_id, exc)
@@ -271,7 +182,9 @@ def _dataset_inputs(
     return missing, refs
 
 
-def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float, progress: bool) -> Any:
+def _wait_live(
+    job_id: str, tracker: Any, client: Any, *, policy: RetryPolicy, poll_interval: float, progress: bool
+) -> Any:
     """Follow a running job with the tracker as ``on_event``; the final job whatever its outcome."""
     from finetune_wb.errors import JobCancelled, JobFailed
     from finetune_wb.jobs.waiting import wait_for_job
@@ -281,7 +194,7 @@ def _wait_live(job_id: str, tracker: Any, client: Any, *, poll_interval: float, 
             job_id, client=client, on_event=tracker, progress=progress, poll_interval=poll_interval
         )
     except (JobFailed, JobCancelled):
-        return _retrieve(job_id, client)
+        return retrieve_job(job_id, client=without_retries(client), policy=policy)
 
 
 def sync_job(
@@ -301,13 +214,14 @@ def sync_job(
 
     ``job_id`` may also be a FineTuningJob. ``project`` defaults to ``$WANDB_PROJECT`` or
     "openai-fine-tunes", ``entity`` to ``$WANDB_ENTITY``. A job still running is ``not_finished`` unless
-    ``wait``: then its run is started now and follows the job live until it ends. Never raises for a job-level problem: the result
-    says ``failed`` with the error instead, so one job never stops the others.
+    ``wait``: then its run is started now and follows the job live until it ends. Never raises for a
+    job-level problem: the result says ``failed`` with the error instead, so one job never stops the others.
+    Every request is retried on transient failures (429, 5xx, dropped connections).
     """
     from finetune_wb._client import get_client
     from finetune_wb.tracking.runs import FineTuneTracker
 
-    project, entity = _project(project), _entity(entity)
+    project, entity = default_project(project), default_entity(entity)
     jid = job_id if isinstance(job_id, str) else str(getattr(job_id, "id", job_id))
     base = {"job_id": jid, "project": project, "entity": entity, "offline": is_offline()}
     if is_disabled():
@@ -321,10 +235,12 @@ def sync_job(
     except Exception as exc:  # no credentials: ConfigError says which variables to set
         return SyncResult(outcome="failed", error=str(scrub(str(exc))), **base)
     register_client_secrets(client)
+    policy = policy_or_default(None, time.sleep)
+    raw = without_retries(client)
     try:
-        job = _retrieve(job_id, client)
+        job = _current(job_id, raw, policy)
     except Exception as exc:
-        error = _describe_api_error(exc, client, f"could not retrieve job {jid}")
+        error = describe_api_error(exc, client, f"could not retrieve job {jid}")
         return SyncResult(outcome="failed", error=error, message=error, **base)
     base["job_id"] = jid = job.id
     if job.status not in TERMINAL_JOB_STATUSES and not wait:
@@ -343,7 +259,7 @@ def sync_job(
             run_id=previous.get("run_id"),
             run_dir=previous.get("run_dir"),
             fine_tuned_model=job.fine_tuned_model,
-            message=f"job {jid} was synced to {_record_key(project, entity).lstrip('/')} before; "
+            message=f"job {jid} was synced to {record_key(project, entity).lstrip('/')} before; "
             "--overwrite (overwrite=True) syncs it again",
             **base,
         )
@@ -353,17 +269,19 @@ def sync_job(
         tracker = FineTuneTracker.start(job, project=project, entity=entity, spec=spec_from_job(job))
         run = tracker.run
         if log_data:
-            missing, refs = _dataset_inputs(run, job, client, table_rows=table_rows)
+            missing, refs = _dataset_inputs(run, job, raw, policy=policy, table_rows=table_rows)
             tracker.datasets.extend(refs)
             if missing:
                 run.summary["unavailable_files"] = missing
         if job.status not in TERMINAL_JOB_STATUSES:
-            job = _wait_live(jid, tracker, client, poll_interval=poll_interval, progress=progress)
-        for event in _all_events(jid, client):  # steps already logged live are skipped
+            job = _wait_live(
+                jid, tracker, client, policy=policy, poll_interval=poll_interval, progress=progress
+            )
+        for event in job_events(jid, client=raw, policy=policy):  # steps already logged live are skipped
             tracker(event)
         tracked = tracker.finalize(job, client=client)
     except KeyboardInterrupt:  # Ctrl-C while following a job: the run must not end as a success
-        if tracker is not None and not tracker._finished:
+        if tracker is not None and not tracker.finished:
             tracker.record_error({"message": f"interrupted before job {jid} was synced to its end"})
             tracker.finish(exit_code=1)
         raise
@@ -377,7 +295,7 @@ def sync_job(
             outcome="failed",
             job_status=job.status,
             run_id=getattr(tracker.run, "id", None) if tracker else None,
-            run_dir=_run_dir_of(tracker),
+            run_dir=run_dir(tracker.run) if tracker else None,
             error=error,
             message=f"the sync of job {jid} failed ({error}); its run records the error and ends with "
             "exit code 1; fix the cause and sync again",
@@ -398,13 +316,16 @@ def sync_job(
         error=(tracked.error or {}).get("message"),
         **base,
     )
-    _remember_synced(result)
+    remember_synced(
+        jid,
+        project=project,
+        entity=entity,
+        run_id=result.run_id,
+        run_dir=result.run_dir,
+        job_status=result.job_status,
+        offline=result.offline,
+    )
     return result
-
-
-def _run_dir_of(tracker: Any) -> str | None:
-    files_dir = getattr(getattr(tracker, "run", None), "dir", None)
-    return os.path.dirname(files_dir) if files_dir else None
 
 
 def sync_jobs(
@@ -433,7 +354,7 @@ def sync_jobs(
         raise ConfigError(_DISABLED)
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be 0 or more (the number of most recent jobs to sync), got {limit}")
-    project, entity = _project(project), _entity(entity)
+    project, entity = default_project(project), default_entity(entity)
     client = get_client(client)
     register_client_secrets(client)
     try:
@@ -441,7 +362,7 @@ def sync_jobs(
     except FineTuneError:
         raise
     except Exception as exc:
-        raise JobError(_describe_api_error(exc, client, "could not list the fine-tuning jobs")) from exc
+        raise JobError(describe_api_error(exc, client, "could not list the fine-tuning jobs")) from exc
     report = SyncReport(project=project, entity=entity)
     for job in jobs:
         result = sync_job(

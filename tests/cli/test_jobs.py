@@ -280,3 +280,44 @@ def test_connection_error_names_the_server_without_credentials(
     assert code == 1
     assert "could not reach http://127.0.0.1:9/v1" in err
     assert "s3cret" not in err
+
+
+def test_upload_and_train_record_the_file_id_with_the_wandb_dataset_artifact(
+    emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI passes tracking's artifact record to the upload (which itself knows nothing of W&B): the
+    dataset artifact logged before gets the file id, and an upload whose registry entry is lost finds it."""
+    import hashlib
+
+    import wandb
+
+    from finetune_wb.jobs.registry import registry_path
+    from finetune_wb.tracking.artifacts import find_artifact
+    from finetune_wb.tracking.datasets import log_dataset
+
+    path = _train_file(tmp_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    run = wandb.init(project="cli-upload-tests", reinit="create_new")
+    try:
+        assert log_dataset(path, run=run, split="train", validate=False).file_id is None
+    finally:
+        run.finish()
+
+    code, out, _ = _run(capsys, "upload", str(path))
+    file_id = out.strip()
+    ref = find_artifact(digest=digest, type_="dataset")
+    assert code == 0 and ref is not None and ref.file_id == file_id
+    assert ref.metadata["openai_file_id"] == file_id
+
+    registry_path().unlink()  # another machine's registry, a wiped cache: the artifact record still knows
+    code, out, _ = _run(capsys, "upload", str(path), "--json")
+    assert code == 0 and json.loads(out)["id"] == file_id
+    assert sum(1 for e in emu.journal if e.method == "POST" and e.path == "/v1/files") == 1
+
+    # `train` with a local path uploads it the same way (here: re-used through the artifact record again).
+    registry_path().unlink()
+    code, out, _ = _run(capsys, "train", "--model", "gpt-4o-mini-2024-07-18", "--training-file", str(path))
+    assert code == 0 and out.strip().startswith("ftjob-")
+    assert sum(1 for e in emu.journal if e.method == "POST" and e.path == "/v1/files") == 1
+    job = emu.client().fine_tuning.jobs.retrieve(out.strip())
+    assert job.training_file == file_id

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from finetune_wb.config.files import read_records
 from finetune_wb.config.model import RunConfig
-from finetune_wb.errors import ConfigError
+from finetune_wb.data.records import read_records
+from finetune_wb.errors import ConfigError, DataError
 
 TOML = """
 project = "contract-nli"
@@ -112,16 +112,29 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         RunConfig.load(other)
 
 
-def test_read_records_formats(tmp_path: Path) -> None:
+def test_config_data_is_read_by_the_data_stages_reader(tmp_path: Path) -> None:
+    """``[data] path`` goes through :func:`finetune_wb.data.read_records`; its problems become ConfigErrors."""
     tsv = tmp_path / "r.tsv"
     tsv.write_text("text\tanswer\nhello\tYes\n", encoding="utf-8")
-    assert read_records(tsv) == [{"text": "hello", "answer": "Yes"}]
+    cfg = RunConfig.from_dict({"data": {"path": "r.tsv"}, "base_dir": str(tmp_path)})
+    assert cfg.load_records() == read_records(tsv) == [{"text": "hello", "answer": "Yes"}]
+
     bad = tmp_path / "r.jsonl"
     bad.write_text('{"text": "a"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"r\.jsonl:2"):
+    cfg = RunConfig.from_dict({"data": {"path": "r.jsonl"}, "base_dir": str(tmp_path)})
+    with pytest.raises(DataError, match=r"r\.jsonl:2"):
         read_records(bad)
-    with pytest.raises(ConfigError, match="not found"):
-        read_records(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match=r"r\.jsonl:2: not a valid UTF-8 JSON line"):
+        cfg.load_records()
+    bad.unlink()  # gone after the config was loaded
+    with pytest.raises(ConfigError, match=r"r\.jsonl does not exist"):
+        cfg.load_records()
+
+    array = tmp_path / "r.json"
+    array.write_text('[{"text": "a", "answer": "Yes"},\n {"text": "b", "answer": oops}]', encoding="utf-8")
+    cfg = RunConfig.from_dict({"data": {"path": "r.json"}, "base_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"r\.json:2: not valid JSON"):
+        cfg.load_records()
 
 
 def test_empty_selection_is_an_error(tmp_path: Path) -> None:
@@ -176,7 +189,7 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
     ],
 )
 def test_problems_found_with_the_data_name_file_and_key(tmp_path: Path, extra: str, needle: str) -> None:
-    from finetune_wb.session.run_config import run_config
+    from finetune_wb.session.config_runner import run_config
 
     cfg_path = tmp_path / "run.toml"
     cfg_path.write_text('wandb_mode = "disabled"\n[data]\ndemo = true\n' + extra, encoding="utf-8")

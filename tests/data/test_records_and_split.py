@@ -232,6 +232,22 @@ def test_read_records_json_list_and_errors(tmp_path: Path) -> None:
     assert read_records(path) == RECORDS[:3]
     with pytest.raises(DataError, match="does not exist"):
         read_records(tmp_path / "missing.csv")
+    path.write_text('[\n {"text": "a"},\n {"text": oops}\n]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"r\.json:3: not valid JSON"):
+        read_records(path)
+    path.write_text('[{"text": "a"}, "b"]', encoding="utf-8")
+    with pytest.raises(DataError, match="item 1 is str"):
+        read_records(path)
+
+
+def test_read_records_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    for suffix, delim in ((".csv", ","), (".tsv", "\t")):
+        path = tmp_path / f"bom{suffix}"
+        path.write_bytes(f"\ufefftext{delim}answer\nhello{delim}Yes\n".encode())
+        assert read_records(path) == [{"text": "hello", "answer": "Yes"}]
+    path = tmp_path / "bom.json"
+    path.write_bytes('\ufeff[{"text": "hello"}]'.encode())
+    assert read_records(path) == [{"text": "hello"}]
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,4 +1,4 @@
-"""Evaluators: the decorator, custom sync/async functions, and each built-in."""
+"""Evaluators: the decorator, custom sync/async functions, and each built-in (resolution: test_resolution)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from finetune_wb.evaluation import (
     json_valid,
     regex,
 )
-from finetune_wb.evaluation.evaluators import resolve_evaluators
 from finetune_wb.schema import ChatExample
 
 
@@ -154,24 +153,3 @@ def test_classification_without_labels_uses_the_targets() -> None:
     clf.prepare(["cat", "dog", "dog"])
     assert _score(clf, "I think dog", "dog").label == "dog"
     assert _score(clf, "cat, surely", "dog").label == "cat"
-
-
-def test_resolve_evaluators_accepts_names_factories_functions_and_objects() -> None:
-    def plain(output: str) -> bool:
-        return bool(output)
-
-    class Custom:
-        name = "custom"
-
-        async def ascore(self, output: str, target: str, example: ChatExample) -> Score:
-            return Score(value=1.0)
-
-    evs = resolve_evaluators(["exact_match", contains, plain, Custom(), regex("x", name="has_x")])
-    assert [e.name for e in evs] == ["exact_match", "contains", "plain", "custom", "has_x"]
-    assert evs[3].params == {}
-    assert [e.name for e in resolve_evaluators(None)] == ["exact_match"]
-    assert [e.name for e in resolve_evaluators(plain)] == ["plain"]
-    with pytest.raises(EvaluationError, match="unknown evaluator"):
-        resolve_evaluators(["nope"])
-    with pytest.raises(EvaluationError, match="share the name"):
-        resolve_evaluators([exact_match, "exact_match"])

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from finetune_wb.evaluation import evaluate, transport
-from finetune_wb.evaluation.engine import UNREACHED_ATTEMPTS
+from finetune_wb.evaluation.answering import UNREACHED_ATTEMPTS
 from finetune_wb.evaluation.transport import DirectPost
 from tests.fakes.chat import FAST_RETRY, FakeChat, make_examples
 

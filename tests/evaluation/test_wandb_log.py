@@ -114,3 +114,20 @@ def test_examples_from_a_wandb_artifact_object(finetune_emulator: Any, tmp_path:
         artifact, models=BASE, client=finetune_emulator.client(), cache=tmp_path / "c.sqlite3", progress=False
     )
     assert len(report.examples) == 4 and report.source == "artifact held-out"
+
+
+def test_the_confusion_plot_shows_the_counts_of_the_metrics_own_matrix() -> None:
+    from collections import Counter
+
+    from finetune_wb.evaluation.stats import classification_metrics
+    from finetune_wb.evaluation.wandb_log import confusion_pairs
+
+    gold = ["Yes", "Yes", "No", "No", "No", "yes"]
+    predicted = ["Yes", "No", "No", "<other>", "No", "Yes"]
+    details = classification_metrics(gold, predicted, labels=["Yes", "No"])
+    y_true, preds = confusion_pairs(details)
+    names = details["matrix_labels"]
+    # every scored row once, with its own labels ("yes" and "<other>" included)
+    plotted = Counter((names[t], names[p]) for t, p in zip(y_true, preds, strict=True))
+    assert plotted == Counter(zip(gold, predicted, strict=True))
+    assert confusion_pairs({}) == ([], [])

@@ -163,6 +163,12 @@ class FakeFineTuneAPI:
         self.files: dict[str, bytes] = dict(files or {})
         self.journal: list[tuple[str, str, dict[str, str]]] = []
         self.authorizations: set[str] = set()
+        self.faults: list[tuple[str, str, int]] = []  # (method, path, status), each answered once
+
+    def fail_once(self, method: str, path: str, status: int) -> None:
+        """Answer the next ``method path`` request with ``status`` (and ``retry-after-ms: 0``, so a retry
+        does not wait), then serve it normally again. Several calls queue several failures."""
+        self.faults.append((method, path, status))
 
     def add_job(self, job: FakeJob) -> FakeJob:
         self.jobs.append(job)
@@ -194,6 +200,16 @@ class FakeFineTuneAPI:
         path = request.url.path
         self.journal.append((request.method, path, params))
         self.authorizations.add(request.headers.get("authorization", ""))
+        for fault in self.faults:
+            if fault[:2] == (request.method, path):
+                self.faults.remove(fault)
+                return httpx.Response(
+                    fault[2],
+                    headers={"retry-after-ms": "0"},
+                    json={
+                        "error": {"message": f"injected {fault[2]}", "type": "x", "param": None, "code": None}
+                    },
+                )
         parts = path.strip("/").split("/")  # v1, fine_tuning, jobs, id, events
         jobs = {j.id: j for j in self.jobs}
         if parts[1:3] == ["fine_tuning", "jobs"]:

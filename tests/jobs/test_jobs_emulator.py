@@ -18,14 +18,8 @@ from finetune_wb._retry import RetryPolicy
 from finetune_wb.emulator import ManualClock, run_emulator
 from finetune_wb.errors import JobCancelled, JobFailed, JobTimeout
 from finetune_wb.jobs.events import JobEvent
-from finetune_wb.jobs.operations import (
-    REQUEST_ID_KEY,
-    cancel_job,
-    create_job,
-    job_metrics,
-    list_checkpoints,
-    list_jobs,
-)
+from finetune_wb.jobs.operations import REQUEST_ID_KEY, cancel_job, create_job, list_checkpoints, list_jobs
+from finetune_wb.jobs.result_file import job_metrics
 from finetune_wb.jobs.upload import upload_file
 from finetune_wb.jobs.waiting import wait_for_job
 from finetune_wb.schema import JobSpec

@@ -19,18 +19,17 @@ import pytest
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import ConfigError, JobCancelled, JobError, JobFailed, JobTimeout
-from finetune_wb.jobs.events import JobEvent, parse_metrics
+from finetune_wb.jobs.events import EventCursor, JobEvent, parse_metrics
 from finetune_wb.jobs.operations import (
     REQUEST_ID_KEY,
     cancel_job,
     create_job,
     find_job_by_request_id,
-    job_metrics,
     list_checkpoints,
     list_jobs,
-    parse_result_file,
 )
-from finetune_wb.jobs.waiting import EventCursor, wait_for_job
+from finetune_wb.jobs.result_file import job_metrics, parse_result_file
+from finetune_wb.jobs.waiting import wait_for_job
 
 
 def _error(status: int) -> openai.APIError:

@@ -19,7 +19,8 @@ import pytest
 from finetune_wb._paths import state_dir
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import DataError, DataValidationError, UploadError
-from finetune_wb.jobs.upload import lookup_upload, registry_path, upload_file
+from finetune_wb.jobs.registry import lookup_upload, registry_path
+from finetune_wb.jobs.upload import upload_file
 
 NO_WAIT = RetryPolicy(max_attempts=5, initial_wait=0.0, jitter=False, sleep=lambda _s: None)
 
@@ -177,6 +178,45 @@ def test_second_upload_of_same_content_is_reused(tmp_path: Path) -> None:
     assert _upload(copy, client, reuse=False).id not in (first.id, other.id)
 
 
+class DictIndex:
+    """A FileIndex kept in a dict, recording what the upload asked and told it."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+        self.asked: list[tuple[str, str]] = []
+
+    def file_id_for(self, sha256: str, *, purpose: str) -> str | None:
+        self.asked.append((sha256, purpose))
+        return self.ids.get((sha256, purpose))
+
+    def remember(self, sha256: str, file_id: str, *, purpose: str) -> None:
+        self.ids[(sha256, purpose)] = file_id
+
+
+def test_a_callers_index_is_told_every_upload_and_consulted_when_the_registry_has_none(
+    tmp_path: Path,
+) -> None:
+    """The upload's second record of digest -> file id is whatever the caller passes (tracking passes W&B's)."""
+    server = FakeFilesServer()
+    client = FakeFilesClient(server)
+    path = _write_jsonl(tmp_path / "a.jsonl")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    index = DictIndex()
+    first = _upload(path, client, index=index)
+    assert index.ids == {(digest, "fine-tune"): first.id}
+
+    registry_path().unlink()  # the registry is lost: the index still knows, and the server confirms it
+    assert _upload(path, client, index=index).id == first.id
+    assert server.calls.count("files.create") == 1 and (digest, "fine-tune") in index.asked
+    assert lookup_upload(digest, purpose="fine-tune", base_url=client.base_url) is not None  # back in it
+
+    registry_path().unlink()
+    del server.files[first.id]  # an id the server no longer has is not re-used: uploaded again
+    again = _upload(path, client, index=index)
+    assert again.id != first.id and index.ids[(digest, "fine-tune")] == again.id
+    assert _upload(path, client).id == again.id  # without an index, the registry alone still de-duplicates
+
+
 def test_deleted_file_is_uploaded_again(tmp_path: Path) -> None:
     server = FakeFilesServer()
     client = FakeFilesClient(server)
@@ -278,7 +318,7 @@ def test_refuses_files_over_8_gb_and_missing_files(tmp_path: Path) -> None:
 def test_registry_survives_concurrent_writers_and_corruption() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from finetune_wb.jobs.upload import UploadRecord, forget_upload, remember_upload
+    from finetune_wb.jobs.registry import UploadRecord, forget_upload, remember_upload
 
     def record(i: int) -> None:
         remember_upload(
@@ -412,8 +452,10 @@ def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
 ) -> None:
     import wandb
 
-    from finetune_wb.tracking import find_artifact, log_dataset
+    from finetune_wb.tracking.artifacts import ArtifactFileIndex, find_artifact
+    from finetune_wb.tracking.datasets import log_dataset
 
+    index = ArtifactFileIndex()  # what the CLI and the session pass: the upload itself knows nothing of W&B
     path = _write_jsonl(tmp_path / "train.jsonl")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     run = wandb.init(project="upload-tests", reinit="create_new")
@@ -423,7 +465,7 @@ def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
         run.finish()
     assert logged.file_id is None  # logged before it was uploaded
 
-    first = upload_file(path, client=finetune_emulator_client, progress=False)
+    first = upload_file(path, client=finetune_emulator_client, progress=False, index=index)
     ref = find_artifact(digest=digest, type_="dataset")
     assert ref is not None and ref.file_id == first.id and ref.metadata["openai_file_id"] == first.id
 
@@ -436,7 +478,7 @@ def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
 
     # The local registry is lost (another machine, a wiped cache): the artifact record still knows the id.
     registry_path().unlink()
-    second = upload_file(path, client=finetune_emulator_client, progress=False)
+    second = upload_file(path, client=finetune_emulator_client, progress=False, index=index)
     assert second.id == first.id
     assert len([e for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]) == 1
     assert lookup_upload(digest, purpose="fine-tune", base_url=finetune_emulator.base_url) is not None
@@ -444,8 +486,42 @@ def test_emulator_file_id_mapping_lives_with_the_wandb_dataset_artifact(
     # An artifact id the server does not have (logged against another server) is checked, then ignored.
     registry_path().unlink()
     finetune_emulator_client.files.delete(first.id)
-    third = upload_file(path, client=finetune_emulator_client, progress=False)
+    third = upload_file(path, client=finetune_emulator_client, progress=False, index=index)
     assert third.id != first.id
     assert len([e for e in finetune_emulator.journal if e.method == "POST" and e.path == "/v1/files"]) == 2
     ref = find_artifact(digest=digest, type_="dataset")
     assert ref is not None and ref.file_id == third.id
+
+
+def test_the_upload_alone_never_imports_wandb_or_tracking_and_records_nothing_there(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    """jobs sits below tracking: without an index, an upload neither loads W&B nor writes its records.
+
+    A dataset artifact of the same data is already recorded; the upload leaves its record alone (the layer
+    above, the CLI or the session, passes ``index=ArtifactFileIndex()`` for that, tested with the CLI).
+    """
+    import subprocess
+    import sys
+
+    from finetune_wb.tracking.artifacts import ArtifactRef, find_artifact, remember
+
+    path = _write_jsonl(tmp_path / "train.jsonl")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    remember(ArtifactRef(name="train", type="dataset", digest=digest))
+    code = (
+        "import sys, openai\n"
+        "from finetune_wb.jobs.upload import upload_file\n"
+        f"client = openai.OpenAI(base_url={finetune_emulator.base_url!r}, api_key='sk-emulator-upload-test')\n"
+        f"print(upload_file({str(path)!r}, client=client, progress=False).id)\n"
+        "print(sorted(m for m in sys.modules if m == 'wandb' or m.startswith(('wandb.', 'finetune_wb.tracking'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    file_id, loaded = done.stdout.strip().splitlines()[-2:]
+    assert file_id.startswith("file-") and loaded == "[]"
+    assert lookup_upload(digest, purpose="fine-tune", base_url=finetune_emulator.base_url).file_id == file_id
+    ref = find_artifact(digest=digest, type_="dataset")
+    assert ref is not None and ref.file_id is None and "openai_file_id" not in ref.metadata

@@ -159,3 +159,91 @@ def test_kill_mid_evaluation_then_resume_asks_only_what_is_missing(
     assert session.state.job_id == job_id
     assert _posts(finetune_emulator, "/v1/files") == 1
     assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+
+
+def test_a_state_file_written_by_the_previous_version_still_resumes(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    """A state file as ``finetune_wb/session_state.py`` (state version 1, before the session package) wrote it
+    after ``fine_tune``: resuming it uploads nothing, creates no job, waits for that job, keeps the format."""
+    from finetune_wb._paths import sha256_file
+    from finetune_wb.data.build import build_examples, split_examples
+    from finetune_wb.data.jsonl import write_jsonl
+
+    finetune_emulator.pace = 0.01
+    client = finetune_emulator.client()
+    records = load_demo_records()[:N_RECORDS]
+    train, test = split_examples(build_examples(records, template=demo_template()), n_train=N_TRAIN, seed=1)
+    data_dir = tmp_path / "old-data"
+    train_path, test_path = (
+        write_jsonl(train, data_dir / "train.jsonl"),
+        write_jsonl(test, data_dir / "test.jsonl"),
+    )
+    with train_path.open("rb") as fh:
+        file = client.files.create(file=fh, purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=file.id, hyperparameters={"n_epochs": 2})
+    old = {
+        "version": 1,
+        "session_id": "5e55104f0a1d",
+        "project": "old-project",
+        "entity": None,
+        "created_at": 1764000000.0,
+        "updated_at": 1764000060.5,
+        "base_url": finetune_emulator.base_url,
+        "template": demo_template().model_dump(mode="json"),
+        "split": {"n_train": N_TRAIN, "train_fraction": None, "seed": 1, "stratify": True},
+        "train_path": str(train_path),
+        "test_path": str(test_path),
+        "train_digest": sha256_file(train_path),
+        "test_digest": sha256_file(test_path),
+        "n_train": N_TRAIN,
+        "n_test": N_TEST,
+        "validation": {
+            "ok": True,
+            "model": BASE,
+            "digest": sha256_file(train_path),
+            "n_examples": N_TRAIN,
+            "n_errors": 0,
+            "n_warnings": 0,
+            "n_epochs": 2,
+            "billed_tokens": 4000,
+            "total_tokens": 2000,
+            "estimated_cost_usd": 0.012,
+        },
+        "spec": SPEC.model_dump(mode="json"),
+        "training_file_id": file.id,
+        "train_artifact": None,
+        "test_artifact": None,
+        "job_request_id": "5e55104f0a1d-0c0ffee0",
+        "job_id": job.id,
+        "job_status": "validating_files",
+        "fine_tuned_model": None,
+        "trained_tokens": None,
+        "model_artifact": None,
+        "tracked": False,
+        "eval_cache_path": None,
+        "eval_models": [],
+        "eval_summary": None,
+        "wandb_runs": {},
+    }
+    state_path = tmp_path / "old.json"
+    state_path.write_text(json.dumps(old, indent=2) + "\n", encoding="utf-8")
+
+    session = FineTuneSession.resume(state_path, client=client, wandb_mode="disabled", poll_interval=0.05)
+    assert (session.project, session.state.session_id, session.job_id) == (
+        "old-project",
+        "5e55104f0a1d",
+        job.id,
+    )
+    session.prepare(records, template=demo_template(), n_train=N_TRAIN, seed=1)  # the same data: accepted
+    assert session.fine_tune(SPEC).id == job.id
+    finished = session.wait()
+    assert finished.status == "succeeded" and session.fine_tuned_model == finished.fine_tuned_model
+    assert _posts(finetune_emulator, "/v1/files") == 1
+    assert _posts(finetune_emulator, "/v1/fine_tuning/jobs") == 1
+    saved = json.loads(state_path.read_text(encoding="utf-8"))
+    assert sorted(saved) == sorted(old)  # the same format, written back
+    assert saved["job_status"] == "succeeded" and saved["created_at"] == old["created_at"]
+    assert {k: saved[k] for k in ("train_digest", "test_digest", "training_file_id", "job_request_id")} == {
+        k: old[k] for k in ("train_digest", "test_digest", "training_file_id", "job_request_id")
+    }

@@ -230,11 +230,11 @@ def test_state_file_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(_paths.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        session._save()
+        session.context.save()
     assert session.state_path.read_text() == before  # the old state survives a failed write
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # and no temporary file is left behind
     monkeypatch.undo()
-    session._save()
+    session.context.save()
     assert json.loads(session.state_path.read_text())["job_id"] == "ftjob-new"
     assert FineTuneSession(project="atomic", state_path=tmp_path / "s.json").state.job_id == "ftjob-new"
     with pytest.raises(ConfigError, match="belongs to project"):
@@ -367,7 +367,7 @@ def test_evaluation_concurrency_defaults_to_the_engines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: int | None
 ) -> None:
     from finetune_wb import evaluation
-    from finetune_wb.evaluation.engine import DEFAULT_CONCURRENCY
+    from finetune_wb.evaluation.options import DEFAULT_CONCURRENCY
 
     seen: dict[str, Any] = {}
 
@@ -383,7 +383,7 @@ def test_evaluation_concurrency_defaults_to_the_engines(
     session.prepare(_records(20), template=demo_template(), n_train=10, seed=1)
     with pytest.raises(Stop):
         session.evaluate(models=[BASE], concurrency=given)
-    assert seen["concurrency"] == (DEFAULT_CONCURRENCY if given is None else given)
+    assert seen["options"].concurrency == (DEFAULT_CONCURRENCY if given is None else given)
 
 
 def test_use_files_then_other_data_after_the_upload_is_refused(

@@ -11,7 +11,7 @@ import pytest
 
 from finetune_wb._secrets import scrub
 from finetune_wb.tracking import ArtifactRef, FineTuneTracker, link_input, start_eval_run
-from finetune_wb.tracking.datasets import remember
+from finetune_wb.tracking.artifacts import remember
 from finetune_wb.tracking.mode import _reset_offline_hint, offline_hint
 from tests.fakes.finetune_api import FakeFineTuneAPI, FakeJob
 from tests.fakes.wandb_readback import read_runs
@@ -140,7 +140,7 @@ def test_offline_hint_is_given_once(tmp_path: Path) -> None:
 def test_sync_check_online_asks_wandb_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import wandb
 
-    from finetune_wb.tracking.sync import is_synced
+    from finetune_wb.tracking.synced import is_synced
 
     queries: list[tuple[str, Any]] = []
 
@@ -203,7 +203,8 @@ def test_eval_run_hook_uses_model_and_test_artifacts(tmp_path: Path) -> None:
 
 def test_wandb_disabled_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
     from finetune_wb.tracking.mode import init_mode
-    from finetune_wb.tracking.sync import sync_job, synced_record
+    from finetune_wb.tracking.sync import sync_job
+    from finetune_wb.tracking.synced import synced_record
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert init_mode() == "disabled"  # never turned into an offline run behind the user's back

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from finetune_wb.tracking import ArtifactRef
-from finetune_wb.tracking.datasets import remember
-from finetune_wb.tracking.sync import SyncReport, is_synced, sync_job, sync_jobs, synced_record
+from finetune_wb.tracking.artifacts import remember
+from finetune_wb.tracking.sync import SyncReport, sync_job, sync_jobs
+from finetune_wb.tracking.synced import is_synced, synced_record
 from tests.fakes.finetune_api import API_KEY, FakeFineTuneAPI, FakeJob, dpo_lines, jsonl, training_lines
 from tests.fakes.wandb_readback import files_containing, read_runs, staged_file
 
@@ -392,7 +393,7 @@ def test_interrupted_sync_ends_its_run_failed_and_is_not_recorded(monkeypatch: p
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("finetune_wb.tracking.sync._all_events", interrupted)
+    monkeypatch.setattr("finetune_wb.tracking.sync.job_events", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sync_job(job.id, project=PROJECT, client=api.client())
     (run,) = read_runs()
@@ -464,3 +465,44 @@ def test_cli_wait_shows_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPa
     job.status = "running"
     assert main(["sync", "--id", job.id, "--wait", "--overwrite", "--project", PROJECT, "--json"]) == 0
     assert seen == [True, False]
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_sync_rides_out_a_transient_error_reading_the_job_and_its_events(status: int) -> None:
+    """sync reads the job and its events through the jobs layer's one retried helpers."""
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-transient001", event_steps=[1, 2]))
+    path = f"/v1/fine_tuning/jobs/{job.id}"
+    api.fail_once("GET", path, status)
+    api.fail_once("GET", f"{path}/events", status)
+    result = sync_job(job.id, project=PROJECT, client=api.client())  # the client itself never retries
+    assert result.outcome == "synced" and result.job_status == "succeeded" and api.faults == []
+    assert len([e for e in api.journal if e[:2] == ("GET", path)]) == 2
+    (run,) = read_runs()
+    assert sorted(row["step"] for row in run.history() if "step" in row) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_job_that_ended_while_followed_live_is_read_back_with_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """wait=True: the job fails while followed; reading it back (a 500 first) still records its error."""
+    from finetune_wb.errors import JobFailed
+
+    api = FakeFineTuneAPI(
+        files={"file-train": jsonl(training_lines()), "file-valid": jsonl(training_lines())}
+    )
+    job = api.add_job(FakeJob("ftjob-endslive001", status="running", event_steps=[1]))
+    path = f"/v1/fine_tuning/jobs/{job.id}"
+
+    def failing_wait(job_id: str, **kwargs: Any) -> Any:
+        job.status, job.error = "failed", {"code": "oom", "message": "ran out of memory", "param": None}
+        api.fail_once("GET", path, 500)
+        raise JobFailed(f"fine-tuning job {job_id} failed", job_id=job_id)
+
+    monkeypatch.setattr("finetune_wb.jobs.waiting.wait_for_job", failing_wait)
+    result = sync_job(job.id, project=PROJECT, client=api.client(), wait=True)
+    assert result.outcome == "synced" and result.job_status == "failed" and api.faults == []
+    (run,) = read_runs()
+    assert run.exit_code == 1 and run.summary["error"]["code"] == "oom"

@@ -279,3 +279,19 @@ def test_job_failing_inside_with_is_read_back_and_ends_the_run_failed(
         "status": "failed",
     }
     assert back.config["job"]["status"] == "failed" and no_online_wandb == []
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_finalize_by_job_id_retries_a_transient_error(no_online_wandb: list[str], status: int) -> None:
+    """``finalize("ftjob-...")`` reads the job through the jobs layer's retried helper (it used to have none)."""
+    api = FakeFineTuneAPI()
+    job = api.add_job(FakeJob("ftjob-byid000001", event_steps=[]))
+    path = f"/v1/fine_tuning/jobs/{job.id}"
+    api.fail_once("GET", path, status)
+    run = _init(job_type="fine-tune", name=job.id)
+    try:
+        result = FineTuneTracker(run, job_id=job.id).finalize(job.id, client=api.client())
+    finally:
+        run.finish()
+    assert result.status == "succeeded" and result.steps_from_result_file == [1, 2, 3, 4, 5, 6]
+    assert [e[:2] for e in api.journal].count(("GET", path)) == 2 and api.faults == []

@@ -1,9 +1,15 @@
-"""Evaluators named by text: ``--evaluator`` on the command line, or strings in ``evaluators=[...]``.
+"""Evaluator resolution: the one place that turns what a user names into evaluator objects.
 
-Forms (see docs/evaluation.md, "Choosing evaluators by name"):
+:func:`resolve_evaluators` normalises the ``evaluators=`` argument of ``evaluate`` (objects, functions,
+built-in factories and texts); :func:`evaluator_from_spec` builds what one text names — an
+``--evaluator`` on the command line, a string in ``evaluators=[...]`` or an entry of a config file (there
+with keyword arguments from the file). Built-ins are looked up in their registry,
+:data:`~finetune_wb.evaluation.builtin_evaluators.BUILTIN_EVALUATORS`.
+
+Text forms (see docs/evaluation.md, "Choosing evaluators by name"):
 
 * ``NAME`` — a built-in with its defaults: ``exact_match``, ``contains``, ``regex``, ``json_valid``,
-  ``json_match``, ``classification``, ``llm_judge``.
+  ``json_match``, ``classification``, ``llm_judge`` (every registered one).
 * ``NAME:VALUE`` — a built-in with its first argument set: ``contains:Yes``, ``regex:^(Yes|No)$``,
   ``classification:Yes|No`` (labels are separated by ``|``), ``llm_judge:Answers must cite the clause``.
 * ``NAME:KEY=VALUE,KEY=VALUE`` — keyword arguments: ``regex:pattern=^yes,ignore_case=true``,
@@ -22,10 +28,15 @@ import inspect
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS, exact_match, is_builtin_factory
+from finetune_wb.evaluation.evaluators import FunctionEvaluator
+
+__all__ = ["evaluator_from_spec", "resolve_evaluators"]
 
 _KEY = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(.*)$", re.DOTALL)
 _ARG_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
@@ -34,23 +45,72 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def parse_evaluator_spec(spec: str) -> Any:
-    """Build the evaluator a text names (see the module docstring for the forms)."""
-    from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS
+def resolve_evaluators(items: Any) -> list[Any]:
+    """Normalise the ``evaluators=`` argument into evaluator objects, in order; default ``exact_match``.
 
+    Items may be texts (see the module docstring), built-in factories (their defaults), configured
+    evaluators, objects with ``name`` and ``ascore`` (the :class:`~finetune_wb.evaluation.Evaluator`
+    protocol) or plain functions. Two evaluators with one name are an error: the report keys on names.
+    """
+    if items is None:
+        items = [exact_match]
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    out = [_evaluator_object(evaluator_from_spec(item) if isinstance(item, str) else item) for item in items]
+    names = [e.name for e in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise EvaluationError(f"two evaluators share the name(s) {dupes}; give one a different name=")
+    return out
+
+
+def _evaluator_object(item: Any) -> Any:
+    if is_builtin_factory(item):
+        return item()
+    if hasattr(item, "ascore") and hasattr(item, "name"):
+        if not hasattr(item, "params"):
+            item.params = {}
+        return item
+    if callable(item):
+        return FunctionEvaluator(item)
+    raise EvaluationError(f"not an evaluator: {item!r} (pass a function, a name or an Evaluator)")
+
+
+def evaluator_from_spec(
+    spec: str, kwargs: Mapping[str, Any] | None = None, *, base_dir: str | Path | None = None
+) -> Any:
+    """What the text ``spec`` names: a built-in factory or configured built-in, or a custom evaluator.
+
+    ``kwargs`` (a config file's entry ``{name = "classification", labels = [...]}``) configure a built-in
+    named without arguments; a bare built-in name without them gives the factory itself. ``base_dir``
+    anchors a relative ``file.py:FUNCTION`` (a config file's directory); without it, the current directory.
+    """
     text = spec.strip()
     name, sep, rest = text.partition(":")
     name = name.strip()
-    if name in BUILTIN_EVALUATORS:
+    if name in BUILTIN_EVALUATORS and not sep:
         factory = BUILTIN_EVALUATORS[name]
-        if not sep:
-            return factory()
-        return factory(**_builtin_kwargs(name, factory, rest))
+        if not kwargs:
+            return factory
+        try:
+            return factory(**kwargs)
+        except TypeError as exc:
+            raise EvaluationError(f"evaluator {name!r} does not accept {sorted(kwargs)}: {exc}") from exc
     if not sep:
         raise EvaluationError(
             f"unknown evaluator {text!r}; built-ins are {', '.join(BUILTIN_EVALUATORS)}, and a custom one is "
             "named MODULE:FUNCTION or path/to/file.py:FUNCTION"
         )
+    if kwargs:
+        raise EvaluationError(
+            f"evaluator {text!r}: arguments go in the spec itself, not as extra keys {sorted(kwargs)}"
+        )
+    if name in BUILTIN_EVALUATORS:
+        factory = BUILTIN_EVALUATORS[name]
+        return factory(**_builtin_kwargs(name, factory, rest))
+    target, _, attr = text.rpartition(":")
+    if base_dir is not None and target.endswith(".py") and not Path(target).expanduser().is_absolute():
+        text = f"{Path(base_dir) / target}:{attr}"
     return _import_evaluator(text)
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from finetune_wb.config.model import RunConfig, config_key
 from finetune_wb.errors import ConfigError
+from finetune_wb.session.facade import FineTuneSession
 
 
 class RunResult(BaseModel):
@@ -52,8 +53,6 @@ def run_config(
     beside the config. Against a server that is not on this machine, creating the job needs ``yes=True`` or
     ``confirm(question) -> True`` (the question states the estimated cost).
     """
-    from finetune_wb.session.facade import FineTuneSession
-
     say = echo or (lambda _line: None)
     spec = config.job_spec()
     path = Path(state_path) if state_path is not None else config.resolved_state_path()
@@ -73,12 +72,12 @@ def run_config(
         with config_key(source, "data"):
             records = config.load_records()
         template = config.build_template()
-        with config_key(source, "template"):
-            build_examples(records, template=template)  # a field the records lack, named before any split
+        with config_key(source, "template"):  # a field the records lack is named before any split
+            examples = build_examples(records, template=template)
         split = config.split
         with config_key(source, "split"):
             train, test = session.prepare(
-                records,
+                examples,
                 template=template,
                 n_train=split.n_train,
                 train_fraction=split.train_fraction,

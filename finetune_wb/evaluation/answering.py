@@ -1,0 +1,267 @@
+"""Asking a model: the client pool, pacing, retries, the answer cache and in-flight sharing.
+
+:class:`Answerer` is what the engine and a judging evaluator send requests through. Per request: take a
+concurrency slot (AIMD-adaptive), wait for the RPM/TPM buckets, call the server with the ``openai`` client's
+own retries off, and on a transient failure release the slot, back off as the project's
+:class:`~finetune_wb._retry.RetryPolicy` says (honouring ``retry-after-ms`` / ``retry-after``) and try again;
+a 429 also halves the concurrency. Each answer is committed to the SQLite cache as it arrives; a request that
+still fails returns its error (never cached).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.cache import AnswerCache, cache_key
+from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
+from finetune_wb.evaluation.transport import DirectPost, describe_error, parse_completion, send
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetune_wb._retry import RetryPolicy
+    from finetune_wb.evaluation.targets import RequestCounts
+
+__all__ = ["PRIVATE_LOOP", "UNREACHED_ATTEMPTS", "Answer", "Answerer", "EngineJudge"]
+
+PRIVATE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("finetune_wb_private_loop", default=False)
+"""True while the sync ``evaluate`` runs the engine on an event loop of its own (see
+:meth:`Answerer.client_for`)."""
+
+UNREACHED_ATTEMPTS = 3
+"""Attempts per request while a server has not sent a single HTTP response this run. Connection failures
+to a server that did answer are retried as the retry policy says; to one that never did (a wrong
+OPENAI_BASE_URL, a server that is down) the rows give up after a few seconds, keep the error, and are asked
+again on the next run."""
+
+
+@dataclass
+class Answer:
+    """One model's answer to one prompt; ``output`` is None when it has none (``error`` says why)."""
+
+    output: str | None = None
+    error: str | None = None
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _request_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
+    """A cheap upper-ish estimate for the TPM bucket: ~4 characters a token, plus the answer budget."""
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    return chars // 4 + 4 * len(messages) + max_tokens
+
+
+class Answerer:
+    """Sends chat requests for one evaluation: one async client per distinct client, shared limits."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        rpm: float | None,
+        tpm: float | None,
+        cache: AnswerCache | None,
+        retry: RetryPolicy,
+        default_client: Any,
+    ) -> None:
+        self.slots = AdaptiveLimit(concurrency)
+        self.rpm = TokenBucket(rpm, capacity=1.5, initial=1.0) if rpm else None
+        self.tpm = TokenBucket(tpm, capacity=tpm / 60.0 * 5) if tpm else None
+        self.cache = cache
+        self.retry = retry
+        self.default_client = default_client
+        self._clients: dict[int, tuple[Any, str, Any]] = {}  # id(source) -> (client, base URL, source)
+        self._owned: list[Any] = []  # clients built here (closed at the end); callers' clients are theirs
+        self._direct: dict[int, tuple[Any, DirectPost | None]] = {}
+        self._pending: dict[str, asyncio.Future[Answer]] = {}
+        self._reached: set[int] = set()  # ids of clients whose server sent any HTTP response this run
+
+    def client_for(self, client: Any) -> tuple[Any, str]:
+        """An async client (own retries off) and its base URL, built once per distinct client object."""
+        from finetune_wb._client import base_url_of, get_async_client, without_retries
+
+        source = client if client is not None else self.default_client
+        key = id(source)
+        if key not in self._clients:
+            if source is not None and not _is_openai_client(source):
+                aclient = source  # a duck-typed async client (tests, custom transports)
+            else:
+                import openai
+
+                built = not isinstance(source, openai.AsyncOpenAI)
+                aclient = get_async_client(source)
+                if built:
+                    self._owned.append(aclient)
+                elif PRIVATE_LOOP.get():
+                    aclient = self._fresh_pool(aclient)
+            aclient = without_retries(aclient)
+            self._clients[key] = (aclient, base_url_of(aclient), source)
+        aclient, base_url, _ = self._clients[key]
+        return aclient, base_url
+
+    def _fresh_pool(self, aclient: Any) -> Any:
+        """The caller's ``AsyncOpenAI`` with a connection pool of its own for this evaluation's event loop.
+
+        The sync ``evaluate`` runs on a private event loop that is closed when it returns. Connections
+        opened on it must not land in the caller's pool (their next request on their own loop would fail
+        with "Event loop is closed"), and connections the caller opened on their loop must not be used on
+        ours. A client with openai's default HTTP client gets a fresh default one here (closed at the end);
+        a custom ``http_client`` is the caller's to manage and is used as it is.
+        """
+        import openai
+
+        try:
+            if not isinstance(aclient._client, openai.DefaultAsyncHttpxClient):
+                return aclient
+            copy = aclient.copy(http_client=openai.DefaultAsyncHttpxClient())
+        except Exception:  # a future openai without these: share the caller's pool as before
+            return aclient
+        self._owned.append(copy)
+        return copy
+
+    def _direct_for(self, aclient: Any) -> DirectPost | None:
+        """The direct poster for a client (the client is kept alongside, so its id cannot be reused)."""
+        entry = self._direct.get(id(aclient))
+        if entry is None or entry[0] is not aclient:
+            entry = (aclient, DirectPost.for_client(aclient))
+            self._direct[id(aclient)] = entry
+        return entry[1]
+
+    async def aclose(self) -> None:
+        for client in self._owned:
+            await client.close()
+        self._owned.clear()
+
+    async def answer(
+        self,
+        aclient: Any,
+        base_url: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        counts: RequestCounts | None = None,
+    ) -> Answer:
+        key = cache_key(base_url, model, messages, params)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return Answer(
+                    output=hit.output,
+                    cached=True,
+                    prompt_tokens=hit.prompt_tokens,
+                    completion_tokens=hit.completion_tokens,
+                    finish_reason=hit.finish_reason,
+                )
+        pending = self._pending.get(key)
+        if pending is not None:  # the same request is in flight (e.g. a judge asked twice): share it
+            shared: Answer = await asyncio.shield(pending)
+            return Answer(**{**shared.__dict__, "cached": shared.output is not None})
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            answer = await self._fetch(key, aclient, base_url, model, messages, params, counts)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: nobody may be waiting
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(answer)
+        return answer
+
+    async def _fetch(
+        self,
+        key: str,
+        aclient: Any,
+        base_url: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        counts: RequestCounts | None,
+    ) -> Answer:
+        try:
+            response = await self._call(aclient, model, messages, params, counts)
+        except Exception as exc:
+            return Answer(error=describe_error(exc))
+        parsed = parse_completion(response)
+        if self.cache is not None:
+            self.cache.put(key, base_url=base_url, model=model, answer=parsed)
+        return Answer(**parsed.model_dump())
+
+    async def _call(
+        self,
+        aclient: Any,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        counts: RequestCounts | None,
+    ) -> Any:
+        from finetune_wb._retry import status_code_of
+
+        tokens = _request_tokens(messages, int(params.get("max_tokens") or 0))
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = await self.slots.acquire()
+            try:
+                if self.rpm is not None:
+                    await self.rpm.acquire(1)
+                if self.tpm is not None:
+                    await self.tpm.acquire(tokens)
+                if counts is not None:
+                    counts.requests += 1
+                try:
+                    response = await send(aclient, self._direct_for(aclient), model, messages, params)
+                except Exception as exc:
+                    error: Exception = exc
+                else:
+                    self.slots.succeeded()
+                    self._reached.add(id(aclient))
+                    return response
+            finally:
+                await self.slots.release()
+            if status_code_of(error) is not None:
+                self._reached.add(id(aclient))  # the server answered, if only with an error
+            elif id(aclient) not in self._reached and attempt >= UNREACHED_ATTEMPTS:
+                raise error  # a server that never answered this run (wrong URL, down): do not wait minutes
+            if not self.retry.retry_on(error) or attempt >= self.retry.max_attempts:
+                raise error
+            if status_code_of(error) == 429:
+                self.slots.rate_limited(generation)
+                if counts is not None:
+                    counts.rate_limited += 1
+            if counts is not None:
+                counts.retries += 1
+            wait = self.retry.wait_seconds(error, attempt)
+            if self.retry.on_retry is not None:
+                self.retry.on_retry(error, attempt, wait)
+            await self.retry.async_sleep(wait)
+
+
+def _is_openai_client(obj: Any) -> bool:
+    import openai
+
+    return isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
+
+
+class EngineJudge:
+    """The engine's :class:`~finetune_wb.evaluation.evaluators.JudgeContext`: its limits, retries and cache."""
+
+    def __init__(self, answerer: Answerer, *, temperature: float) -> None:
+        self._answerer = answerer
+        self._temperature = temperature
+
+    async def complete(
+        self, model: str, messages: list[dict[str, Any]], *, client: Any = None, max_tokens: int = 512
+    ) -> str:
+        aclient, base_url = self._answerer.client_for(client)
+        params = {"max_tokens": max_tokens, "temperature": self._temperature}
+        answer = await self._answerer.answer(aclient, base_url, model, messages, params)
+        if answer.error is not None:
+            raise EvaluationError(f"judge model {model!r} did not answer: {answer.error}")
+        return answer.output or ""
