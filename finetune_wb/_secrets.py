@@ -26,7 +26,17 @@ SECRET_ENV_VARS = (
 
 
 # Environment variables holding URLs that may carry credentials (user:password@host, ?api-key=...).
-SECRET_URL_ENV_VARS = ("OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "WANDB_BASE_URL")
+SECRET_URL_ENV_VARS = (
+    "OPENAI_BASE_URL",
+    "AZURE_OPENAI_ENDPOINT",
+    "WANDB_BASE_URL",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 
 
 # Dict keys whose values are dropped wherever they appear (compared case-insensitively).
@@ -155,7 +165,9 @@ def safe_url(url: str | None) -> str:
     try:
         parts = urlsplit(str(url or ""))
         host = parts.hostname or ""
-        if parts.port:
+        if ":" in host:  # an IPv6 address keeps its brackets
+            host = f"[{host}]"
+        if host and parts.port:
             host = f"{host}:{parts.port}"
     except ValueError:
         return ""

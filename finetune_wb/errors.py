@@ -13,6 +13,7 @@ The hierarchy::
     │   └── JobTimeout              we stopped waiting; the job keeps running
     ├── TrackingError               W&B could not record something
     ├── EvaluationError             an evaluation could not run
+    │   └── EvalCacheError          the answer cache file is unreadable (corrupt) or stays locked
     └── EmulatorError               the local emulator could not start or was misused
 
 Messages say what went wrong, where (file and line, job id) and what to do next.
@@ -90,6 +91,10 @@ class TrackingError(FineTuneError):
 
 class EvaluationError(FineTuneError):
     """An evaluation could not run (bad examples, unknown evaluator, ...)."""
+
+
+class EvalCacheError(EvaluationError):
+    """The evaluation's answer cache cannot be used: not a readable SQLite file, or locked for too long."""
 
 
 class EmulatorError(FineTuneError):

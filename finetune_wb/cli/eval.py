@@ -2,7 +2,8 @@
 
 Exit codes: 0 when every model answered every row; 1 when some rows stayed unanswered (their count goes to
 stderr; run the same command again to retry only those, the rest come from the cache) or the evaluation
-failed; 2 on bad input (options, the data file, an evaluator spec).
+failed; 2 on bad input (options, the data file, an evaluator spec, an answer cache file that is not a readable
+SQLite database: the message names it and says to move it aside or use ``--no-cache``).
 
 ``--json`` prints :meth:`EvalReport.to_json`: ``metrics[model][evaluator]`` is a number (the mean score; the
 accuracy for ``classification``), ``metric_details`` holds the intervals and details, ``rows`` one object per
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
         epilog=(
             "Exit codes: 0 every row answered; 1 some rows unanswered (count and first error on stderr; run "
-            "again to retry only them); 2 bad input. --json prints one object: metrics[model][evaluator] "
+            "again to retry only them); 2 bad input (also a --cache file that is not a readable SQLite "
+            "database). --json prints one object: metrics[model][evaluator] "
             "(numbers), metric_details, rows (model, output, error, scores), comparisons, models, warnings."
         ),
     )
@@ -112,7 +114,7 @@ def _split_specs(specs: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
-    from finetune_wb.errors import EvaluationError
+    from finetune_wb.errors import EvalCacheError, EvaluationError
     from finetune_wb.evaluation import evaluate
     from finetune_wb.evaluation.inputs import load_eval_examples
     from finetune_wb.evaluation.resolution import resolve_evaluators
@@ -127,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cache: Any = None if args.no_cache else (args.cache or True)
+    try:  # a corrupt cache file is bad input too: say so before any request or W&B run
+        _check_cache(cache)
+    except EvalCacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     wandb_run = None
     if args.wandb_project:
         from finetune_wb.tracking.model_artifact import start_eval_run
@@ -147,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
             run=wandb_run,
             progress=not args.no_progress and not args.json,
         )
+    except EvalCacheError as exc:  # damaged (or locked) while the evaluation ran
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if wandb_run is not None:
             wandb_run.finish()
@@ -169,3 +179,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _check_cache(cache: Any) -> None:
+    """Open (and so check) the answer cache file; raises EvalCacheError naming it when it is unreadable."""
+    if cache is None:
+        return
+    from finetune_wb.evaluation.cache import AnswerCache, default_cache_path
+
+    AnswerCache(default_cache_path() if cache is True else Path(cache)).close()

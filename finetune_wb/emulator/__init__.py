@@ -18,6 +18,7 @@ from finetune_wb._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "BodyLimits": ".limits",
     "Emulator": ".runner",
     "JournalEntry": ".faults",
     "ManualClock": ".clock",
@@ -31,4 +32,5 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
     from finetune_wb.emulator.clock import ManualClock as ManualClock, SystemClock as SystemClock
     from finetune_wb.emulator.faults import JournalEntry as JournalEntry
+    from finetune_wb.emulator.limits import BodyLimits as BodyLimits
     from finetune_wb.emulator.runner import Emulator as Emulator, run_emulator as run_emulator

@@ -36,6 +36,7 @@ from finetune_wb.schema import content_text
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_SPACES = re.compile(r"\s+")
 _OR_PAIR = re.compile(r"\b([A-Za-z][\w-]{0,30})\s*(?:,\s*)?or\s+([A-Za-z][\w-]{0,30})\b")
 
 
@@ -49,12 +50,13 @@ def prompt_text(messages: Iterable[Any]) -> str:
 
 
 def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
+    # the same as " ".join(text.lower().split()) without a list of every word (a 50 MB prompt stays small)
+    return _SPACES.sub(" ", text.lower()).strip()
 
 
 def count_tokens(text: str) -> int:
     """Approximate token count: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
+    return sum(1 for _ in _TOKEN.finditer(text))
 
 
 def prompt_tokens(messages: Iterable[Any]) -> int:
@@ -146,7 +148,7 @@ class NearestNeighbourModel:
         exact = self._exact.get(_normalise(text))
         if exact is not None:
             return exact
-        q = Counter(w.lower() for w in _WORD.findall(text))
+        q = Counter(m.group().lower() for m in _WORD.finditer(text))
         scores: dict[int, float] = {}
         for t, c in q.items():
             idf = self._idf.get(t)
@@ -176,7 +178,7 @@ _SENTENCES = (
 
 def _labels_for(text: str) -> tuple[str, str]:
     lower = text.lower()
-    words = set(_WORD.findall(lower))
+    words = {m.group() for m in _WORD.finditer(lower)}
     if "yes" in words and "no" in words:
         return ("Yes", "No")
     if "true" in words and "false" in words:

@@ -9,6 +9,7 @@ from finetune_wb.emulator import lifecycle
 from finetune_wb.emulator.answerers import NearestNeighbourModel
 from finetune_wb.emulator.clock import Clock, SystemClock
 from finetune_wb.emulator.faults import Faults
+from finetune_wb.emulator.limits import BodyLimits
 from finetune_wb.emulator.state import ApiError, Store
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
@@ -22,6 +23,7 @@ class Core:
         pace: float = 1.0,
         clock: Clock | None = None,
         persist_dir: str | os.PathLike[str] | None = None,
+        limits: BodyLimits | None = None,
     ) -> None:
         if pace <= 0:
             raise ValueError(f"pace must be > 0 (1.0 = default speed, smaller = faster), got {pace}")
@@ -29,6 +31,7 @@ class Core:
         self.clock: Clock = clock or SystemClock()
         self.store = Store(persist_dir)
         self.faults = Faults(self.clock)
+        self.limits = limits or BodyLimits()
 
     def now(self) -> float:
         return self.clock.now()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.emulator.clock import Clock
 from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, reason_of
+from finetune_wb.emulator.limits import BodyLimits
 from finetune_wb.errors import EmulatorError
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ class Emulator:
     Start it with :func:`run_emulator` (or ``Emulator(...).start()`` / ``.stop()``, or ``with Emulator():``).
     ``pace`` scales every duration of a job's lifecycle (1.0: a 100-example, 3-epoch job takes ~8.5 s;
     0.01: ~0.1 s). ``clock`` replaces the wall clock, e.g. with a :class:`ManualClock`. ``persist_dir`` keeps
-    files and jobs on disk so a restarted emulator still has them.
+    files and jobs on disk so a restarted emulator still has them. ``limits`` caps request bodies (a
+    :class:`~finetune_wb.emulator.limits.BodyLimits`; the default is what OpenAI documents): a bigger body
+    answers 413 before it is read.
     """
 
     def __init__(
@@ -37,13 +40,14 @@ class Emulator:
         persist_dir: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        limits: BodyLimits | None = None,
     ) -> None:
         from finetune_wb.emulator.core import Core
 
         if not 0 <= port <= 65535:
             raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
-            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir)
+            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir, limits=limits)
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
         except OSError as exc:
@@ -242,9 +246,11 @@ def run_emulator(
     port: int = 0,
     *,
     host: str = "127.0.0.1",
+    limits: BodyLimits | None = None,
 ) -> Iterator[Emulator]:
-    """Run an emulator for the duration of a ``with`` block and stop it afterwards."""
-    emu = Emulator(pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port)
+    """Run an emulator for the duration of a ``with`` block and stop it afterwards (``limits``: the
+    request body caps, see :class:`Emulator`)."""
+    emu = Emulator(pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port, limits=limits)
     emu.start()
     try:
         yield emu

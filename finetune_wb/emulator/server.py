@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -16,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from finetune_wb.emulator.api import json_body, routes
+from finetune_wb.emulator.api import routes
+from finetune_wb.emulator.bodies import BodyLimit, admin_json
 from finetune_wb.emulator.clock import ManualClock
 from finetune_wb.emulator.core import Core
 from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, RateDecision, reason_of
@@ -89,7 +91,7 @@ class EmulatorMiddleware(BaseHTTPMiddleware):
                 response = error_response(_fault_error(rule))
             else:
                 if path.startswith("/v1/"):
-                    core.tick_all()
+                    await run_in_threadpool(core.tick_all)  # validating a big file stalls no other request
                 response = await call_next(request)
                 if rule is not None:
                     fault = "fault"
@@ -124,7 +126,7 @@ def admin_routes(core: Core) -> list[Route]:
     async def add_fault(request: Request) -> Response:
         try:
             # the same defaults as Emulator.inject_fault; "method": null matches every method
-            body = {"path": "/v1/fine_tuning/jobs", "method": "POST", **(await json_body(request))}
+            body = {"path": "/v1/fine_tuning/jobs", "method": "POST", **(await admin_json(request))}
             rule = FaultRule.model_validate(body)
             core.faults.add_fault(rule)
         except ValueError as exc:
@@ -133,13 +135,13 @@ def admin_routes(core: Core) -> list[Route]:
 
     async def add_latency(request: Request) -> Response:
         try:
-            core.faults.add_latency(LatencyRule.model_validate(await json_body(request)))
+            core.faults.add_latency(LatencyRule.model_validate(await admin_json(request)))
         except ValueError as exc:
             raise ApiError(400, f"Invalid latency: {reason_of(exc)}") from None
         return JSONResponse(core.faults.describe())
 
     async def rate_limit(request: Request) -> Response:
-        body = await json_body(request)
+        body = await admin_json(request)
         try:
             core.faults.set_rate_limit(str(body.get("path", "/v1/chat/completions")), body.get("rpm"))
         except ValueError as exc:
@@ -147,7 +149,7 @@ def admin_routes(core: Core) -> list[Route]:
         return JSONResponse(core.faults.describe())
 
     async def fail_job(request: Request) -> Response:
-        body = await json_body(request)
+        body = await admin_json(request)
         code = body.get("code", "internal_error")
         message = body.get("message", "The job failed (injected by the emulator).")
         param = body.get("param")
@@ -164,7 +166,7 @@ def admin_routes(core: Core) -> list[Route]:
                 "This emulator runs on the wall clock; start it with clock=ManualClock() "
                 "to advance time by hand.",
             )
-        seconds = (await json_body(request)).get("seconds", 0)
+        seconds = (await admin_json(request)).get("seconds", 0)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise ApiError(400, f"'seconds' must be a number >= 0, got {seconds!r}.", param="seconds")
         return JSONResponse({"now": core.clock.advance(float(seconds))})
@@ -221,7 +223,8 @@ def build_app(core: Core) -> Starlette:
 
     return Starlette(
         routes=[*routes(core), *admin_routes(core)],
-        middleware=[Middleware(EmulatorMiddleware, core=core)],
+        # the body cap sits inside the middleware that journals, so a 413 is journalled like any answer
+        middleware=[Middleware(EmulatorMiddleware, core=core), Middleware(BodyLimit, limits=core.limits)],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
     )
 

@@ -165,15 +165,40 @@ class Store:
     def read_blob(self, blob_id: str) -> bytes:
         return self.blob_path(blob_id).read_bytes()
 
+    def incoming_path(self) -> Path:
+        """A new empty file in the blob directory for content still arriving (renamed into place later)."""
+        fd, name = tempfile.mkstemp(dir=self.blob_dir, prefix=".incoming-")
+        os.close(fd)
+        return Path(name)
+
+    def drop_parts(self, upload_id: str) -> None:
+        """Delete the stored parts of a completed or cancelled upload (their bookkeeping stays)."""
+        with self.lock:
+            for pid, part in self.parts.items():
+                if part.get("upload_id") == upload_id:
+                    self.blob_path(pid).unlink(missing_ok=True)
+
     # --- files ---------------------------------------------------------------------------------------------
-    def add_file(self, *, data: bytes, filename: str, purpose: str, now: float) -> dict[str, Any]:
+    def add_file(
+        self,
+        *,
+        data: bytes | None = None,
+        source: Path | None = None,
+        filename: str,
+        purpose: str,
+        now: float,
+    ) -> dict[str, Any]:
+        """A new file holding ``data``, or the content of ``source`` (a file in the blob directory, moved)."""
         with self.lock:
             file_id = new_id("file-")
-            self.write_blob(file_id, data)
+            if source is not None:
+                source.replace(self.blob_path(file_id))
+            else:
+                self.write_blob(file_id, data or b"")
             obj = {
                 "id": file_id,
                 "object": "file",
-                "bytes": len(data),
+                "bytes": self.blob_path(file_id).stat().st_size,
                 "created_at": int(now),
                 "filename": filename,
                 "purpose": purpose,

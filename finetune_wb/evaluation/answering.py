@@ -6,17 +6,22 @@ own retries off, and on a transient failure release the slot, back off as the pr
 :class:`~finetune_wb._retry.RetryPolicy` says (honouring ``retry-after-ms`` / ``retry-after``) and try again;
 a 429 also halves the concurrency. Each answer is committed to the SQLite cache as it arrives; a request that
 still fails returns its error (never cached).
+
+With a cache, a request is first *claimed* in it (across processes): when another live process has claimed
+the same request, this one waits for that answer (polling the cache, at most the client's request timeout)
+instead of paying for it a second time; past that bound the row keeps an error saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import EvaluationError
-from finetune_wb.evaluation.cache import AnswerCache, cache_key
+from finetune_wb.errors import EvalCacheError, EvaluationError
+from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, Claim, cache_key
 from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
 from finetune_wb.evaluation.transport import DirectPost, describe_error, parse_completion, send
 
@@ -24,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.evaluation.targets import RequestCounts
 
-__all__ = ["PRIVATE_LOOP", "UNREACHED_ATTEMPTS", "Answer", "Answerer", "EngineJudge"]
+__all__ = ["PRIVATE_LOOP", "UNREACHED_ATTEMPTS", "Answer", "Answerer", "EngineJudge", "request_timeout_of"]
 
 PRIVATE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("finetune_wb_private_loop", default=False)
 """True while the sync ``evaluate`` runs the engine on an event loop of its own (see
@@ -35,6 +40,16 @@ UNREACHED_ATTEMPTS = 3
 to a server that did answer are retried as the retry policy says; to one that never did (a wrong
 OPENAI_BASE_URL, a server that is down) the rows give up after a few seconds, keep the error, and are asked
 again on the next run."""
+
+CLAIM_GRACE_S = 30.0
+"""A claim in the cache holds for the request timeout plus this; past it, another process takes it over."""
+
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+"""The request timeout assumed for a client that does not say its own (openai's default)."""
+
+
+class _WaitedTooLong(Exception):
+    """Another process kept a request claimed for longer than this one waits."""
 
 
 @dataclass
@@ -185,46 +200,85 @@ class Answerer:
         counts: RequestCounts | None,
     ) -> Answer:
         try:
-            response = await self._call(aclient, model, messages, params, counts)
-        except Exception as exc:
+            response = await self._call(key, aclient, model, messages, params, counts)
+        except _WaitedTooLong as exc:
+            return Answer(error=str(exc))
+        except EvalCacheError:
+            raise
+        except BaseException as exc:
+            if self.cache is not None:  # failed or cancelled: let another process (or the next run) ask it
+                try:
+                    self.cache.release(key)
+                except EvalCacheError:
+                    if isinstance(exc, Exception):
+                        raise
+            if not isinstance(exc, Exception):
+                raise
             return Answer(error=describe_error(exc))
+        if isinstance(response, CachedAnswer):  # another process answered it while this one waited
+            return Answer(**response.model_dump(), cached=True)
         parsed = parse_completion(response)
         if self.cache is not None:
-            self.cache.put(key, base_url=base_url, model=model, answer=parsed)
+            self.cache.put(key, base_url=base_url, model=model, answer=parsed)  # also drops the claim
         return Answer(**parsed.model_dump())
 
     async def _call(
         self,
+        key: str,
         aclient: Any,
         model: str,
         messages: list[dict[str, Any]],
         params: dict[str, Any],
         counts: RequestCounts | None,
     ) -> Any:
+        """The server's response; or, when another process held the claim, the answer it stored."""
         from finetune_wb._retry import status_code_of
 
         tokens = _request_tokens(messages, int(params.get("max_tokens") or 0))
+        timeout = request_timeout_of(aclient)
+        hold = timeout + CLAIM_GRACE_S
         attempt = 0
+        claimed_at: float | None = None if self.cache is not None else 0.0
+        waiting_since: float | None = None
         while True:
-            attempt += 1
             generation = await self.slots.acquire()
+            other: Claim | None = None
             try:
-                if self.rpm is not None:
-                    await self.rpm.acquire(1)
-                if self.tpm is not None:
-                    await self.tpm.acquire(tokens)
-                if counts is not None:
-                    counts.requests += 1
-                try:
-                    response = await send(aclient, self._direct_for(aclient), model, messages, params)
-                except Exception as exc:
-                    error: Exception = exc
-                else:
-                    self.slots.succeeded()
-                    self._reached.add(id(aclient))
-                    return response
+                if claimed_at is None and self.cache is not None:
+                    state = self.cache.claim(key, hold_s=hold)
+                    if isinstance(state, CachedAnswer):
+                        return state
+                    if isinstance(state, Claim):
+                        other = state
+                    else:
+                        claimed_at = time.monotonic()
+                if other is None:
+                    attempt += 1
+                    if self.rpm is not None:
+                        await self.rpm.acquire(1)
+                    if self.tpm is not None:
+                        await self.tpm.acquire(tokens)
+                    if self.cache is not None and (attempt > 1 or time.monotonic() - (claimed_at or 0) > 5):
+                        self.cache.extend(key, hold_s=hold)  # still asking: keep the claim ours
+                    if counts is not None:
+                        counts.requests += 1
+                    try:
+                        response = await send(aclient, self._direct_for(aclient), model, messages, params)
+                    except Exception as exc:
+                        error: Exception = exc
+                    else:
+                        self.slots.succeeded()
+                        self._reached.add(id(aclient))
+                        return response
             finally:
                 await self.slots.release()
+            if other is not None:  # another process is asking it: wait for its answer, off the slot
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                found = await self._wait_for_other(key, other, waiting_since, patience=timeout)
+                if found is not None:
+                    return found
+                continue  # the claim was dropped or went stale: claim it again
             if status_code_of(error) is not None:
                 self._reached.add(id(aclient))  # the server answered, if only with an error
             elif id(aclient) not in self._reached and attempt >= UNREACHED_ATTEMPTS:
@@ -240,7 +294,47 @@ class Answerer:
             wait = self.retry.wait_seconds(error, attempt)
             if self.retry.on_retry is not None:
                 self.retry.on_retry(error, attempt, wait)
+            if self.cache is not None:
+                self.cache.extend(key, hold_s=wait + hold)  # backing off is still asking
             await self.retry.async_sleep(wait)
+
+    async def _wait_for_other(
+        self, key: str, other: Claim, since: float, *, patience: float
+    ) -> CachedAnswer | None:
+        """Poll the cache until the answer is there (it), the claim is gone or stale (None), or patience ends."""
+        assert self.cache is not None
+        delay = 0.05
+        while True:
+            waited = time.monotonic() - since
+            if waited >= patience:
+                raise _WaitedTooLong(
+                    f"not asked: another process (pid {other.pid} on {other.host}) has been asking this same "
+                    f"request for {time.time() - other.claimed:.0f} s (claimed in the answer cache "
+                    f"{self.cache.path}); this one waited {waited:.0f} s for that answer rather than pay for "
+                    "it twice. Run again once the other process has finished: the answer then comes from the "
+                    "cache"
+                )
+            await asyncio.sleep(min(delay, max(patience - waited, 0.01)))
+            delay = min(delay * 1.5, 1.0)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+            holder = self.cache.holder(key)
+            if holder is None:
+                return None
+            other = holder
+
+
+def request_timeout_of(aclient: Any) -> float:
+    """The client's request (read) timeout in seconds; openai's default when it does not say."""
+    timeout = getattr(aclient, "timeout", None)
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        return float(timeout)
+    for name in ("read", "connect"):
+        value = getattr(timeout, name, None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return DEFAULT_REQUEST_TIMEOUT_S
 
 
 def _is_openai_client(obj: Any) -> bool:

@@ -145,18 +145,24 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
         bars[m].update(1)
 
     try:
-        # Interleave models so that a slow or failing model does not starve the others of slots.
-        await asyncio.gather(*(one(m, i) for i in range(len(exs)) for m in range(len(resolved))))
-    finally:
-        for bar in bars:
-            bar.close()
-
-    try:
+        try:
+            # Interleave models so that a slow or failing model does not starve the others of slots.
+            tasks = [asyncio.ensure_future(one(m, i)) for i in range(len(exs)) for m in range(len(resolved))]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:  # e.g. the cache file broke: stop the other rows before closing it
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        finally:
+            for bar in bars:
+                bar.close()
         scored = await score_all(evs, exs, answers)
     finally:
         await answerer.aclose()
         if store is not None:
-            store.close()
+            store.close()  # also drops any claim still held in it
     report = build_report(
         examples=exs,
         resolved=resolved,

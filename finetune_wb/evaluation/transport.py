@@ -159,13 +159,14 @@ def parse_completion(response: Any) -> CachedAnswer:
 
 def describe_error(exc: BaseException) -> str:
     from finetune_wb._retry import status_code_of
+    from finetune_wb._secrets import safe_url
 
     status = status_code_of(exc)
     text = str(exc).strip() or type(exc).__name__
     prefix = f"HTTP {status}: " if status is not None else f"{type(exc).__name__}: "
     if status is None:
         try:
-            url = str(exc.request.url)  # type: ignore[attr-defined]
+            url = safe_url(str(exc.request.url))  # type: ignore[attr-defined]
         except Exception:  # not an HTTP error, or one without its request
             url = ""
         if url:

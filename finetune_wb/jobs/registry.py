@@ -6,10 +6,16 @@ never keys. A :class:`FileIndex` is a second place that knows such ids: the laye
 :func:`~finetune_wb.jobs.upload.upload_file` (tracking's W&B dataset artifact record is one), and the
 upload asks it when the registry has no entry and tells it about every upload. This module knows nothing
 about what that index is.
+
+Two processes that upload the same content to the same server at once would both find no entry and both
+upload it. :func:`claim` is the cross-process lock (one per content, purpose and server) that an upload
+holds from "look it up" to "remember it": the second process waits, then finds the first one's entry and
+re-uses its file. Every read-modify-write of the registry file itself holds the registry's own lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -20,12 +26,17 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from finetune_wb._paths import atomic_write_text, state_dir
+from finetune_wb._paths import atomic_write_text, process_lock, state_dir
 from finetune_wb._secrets import safe_url
+from finetune_wb.errors import UploadError
 
 logger = logging.getLogger(__name__)
 
 REGISTRY_FILE = "uploads.json"
+REGISTRY_LOCK_TIMEOUT = 60.0
+"""Seconds to wait for another process's read-modify-write of the registry file (a few ms normally)."""
+CLAIM_TIMEOUT = 6 * 3600.0
+"""Seconds to wait for another process uploading the same content (an 8 GB upload takes a while)."""
 
 _registry_lock = threading.Lock()
 
@@ -85,19 +96,44 @@ def _write_registry(data: Mapping[str, Any]) -> None:
 
 @contextmanager
 def _locked_registry() -> Iterator[None]:
-    """Serialise registry updates between threads and, where ``fcntl`` exists, between processes."""
-    with _registry_lock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: the atomic replace alone keeps the file whole
-            yield
-            return
-        with open(registry_path().with_suffix(".lock"), "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    """Serialise registry updates between threads and processes (the lock file ``uploads.lock``)."""
+    path = registry_path()
+    with (
+        _registry_lock,
+        process_lock(
+            path.with_suffix(".lock"),
+            timeout=REGISTRY_LOCK_TIMEOUT,
+            what=f"the upload registry {path}",
+            error=UploadError,
+        ),
+    ):
+        yield
+
+
+@contextmanager
+def claim(
+    sha256: str, *, purpose: str, base_url: str, timeout: float | None = CLAIM_TIMEOUT
+) -> Iterator[None]:
+    """Hold the right to upload this content to this server, across processes, for the ``with`` block.
+
+    An upload holds it from looking the content up (:func:`lookup_upload`) to recording the new file
+    (:func:`remember_upload`): a second process uploading the same content waits here, then finds the
+    first one's entry and re-uses that file instead of uploading a second copy. Other content, another
+    purpose or another server is not held up. The lock (``state_dir()/locks/upload-<key>.lock``) is an OS
+    file lock: it dies with a killed holder.
+
+    Raises:
+        UploadError: another process held the claim for more than ``timeout`` seconds.
+    """
+    server = safe_url(base_url)
+    key = hashlib.sha256(_registry_key(sha256, purpose, server).encode("utf-8")).hexdigest()[:24]
+    with process_lock(
+        state_dir() / "locks" / f"upload-{key}.lock",
+        timeout=timeout,
+        what=f"the upload of content sha256 {sha256[:12]} ({purpose}) to {server}",
+        error=UploadError,
+    ):
+        yield
 
 
 def lookup_upload(sha256: str, *, purpose: str, base_url: str) -> UploadRecord | None:

@@ -13,6 +13,10 @@
    sent by a small thread pool, each part retried on its own when it fails;
 4. it returns only once the server has processed the file, or raises :class:`UploadError` with the
    server's reason.
+
+Each attempt is recorded locally before its first request (:mod:`finetune_wb.jobs.upload_progress`), so a
+process killed mid-upload is not repeated by the next call with the same content: a ``files.create`` whose
+answer never arrived is found on the server and adopted, and a multi-part upload is resumed where it stopped.
 """
 
 from __future__ import annotations
@@ -34,8 +38,16 @@ from finetune_wb._retry import policy_or_default
 from finetune_wb._secrets import safe_url
 from finetune_wb.errors import DataError, DataValidationError, UploadError
 from finetune_wb.jobs.files import find_uploaded_file, wait_processed
-from finetune_wb.jobs.multipart import upload_multipart
-from finetune_wb.jobs.registry import FileIndex, UploadRecord, forget_upload, lookup_upload, remember_upload
+from finetune_wb.jobs.multipart import CLOCK_SLACK, cancel_quietly, upload_multipart
+from finetune_wb.jobs.registry import (
+    FileIndex,
+    UploadRecord,
+    claim,
+    forget_upload,
+    lookup_upload,
+    remember_upload,
+)
+from finetune_wb.jobs.upload_progress import AttemptJournal, UploadAttempt, clear_attempt, load_attempt
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -144,7 +156,9 @@ def upload_file(
         purpose: the file purpose (``"fine-tune"`` for training and validation files).
         validate: run the validator first and refuse a file with errors (:class:`DataValidationError`).
         model: the base model the validator checks token limits against.
-        reuse: re-use an identical file already uploaded to the same server (confirmed with the server).
+        reuse: re-use an identical file already uploaded to the same server (confirmed with the server),
+            and adopt or resume what an interrupted earlier attempt left; False abandons that attempt
+            (its multi-part upload is cancelled) and sends a new copy.
         multipart_threshold: files larger than this (bytes) use the Uploads API in parts.
         part_size: bytes per part for the Uploads API.
         max_concurrency: parts in flight at once.
@@ -216,32 +230,67 @@ def upload_file(
         if index is not None:
             index.remember(sha256, file_obj.id, purpose=purpose)
 
-    if reuse:
-        existing = _reusable_file(
-            client, sha256, size=size, purpose=purpose, base_url=base_url, policy=policy, index=index
-        )
-        if existing is not None:
-            logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
-            remember(existing)
-            return processed(existing)
+    # One process at a time per content and server: a second one waits, then re-uses the first one's file.
+    with claim(sha256, purpose=purpose, base_url=base_url):
+        if reuse:
+            existing = _reusable_file(
+                client, sha256, size=size, purpose=purpose, base_url=base_url, policy=policy, index=index
+            )
+            if existing is not None:
+                logger.info("re-using %s for %s (sha256 %s)", existing.id, path, sha256[:12])
+                remember(existing)
+                return processed(existing)
 
-    if size > multipart_threshold:
-        file_obj = upload_multipart(
-            client,
-            path,
-            size=size,
-            md5=md5,
-            purpose=purpose,
-            part_size=part_size,
-            max_concurrency=max_concurrency,
-            progress=progress,
-            policy=policy,
-        )
-    else:
-        file_obj = _upload_single(client, path, purpose=purpose, sha256=sha256, size=size, policy=policy)
+        # An attempt a killed process left behind: its file may be on the server already, or its upload
+        # half sent. With reuse=False it is abandoned (its upload cancelled) and a new copy is sent.
+        pending = load_attempt(sha256, purpose=purpose, base_url=base_url)
+        if pending is not None:
+            found = None
+            if reuse:
+                found = find_uploaded_file(
+                    without_retries(client),
+                    filename=pending.filename,
+                    size=size,
+                    purpose=purpose,
+                    since=pending.started_at - CLOCK_SLACK,
+                    # a multi-part file is not downloaded again to check it: name, size and time decide
+                    sha256=sha256 if pending.kind == "file" else None,
+                    policy=policy,
+                )
+            if found is not None:
+                logger.info(
+                    "an interrupted upload of %s had reached the server as %s; using it", path, found.id
+                )
+                remember(found)
+                clear_attempt(sha256, purpose=purpose, base_url=base_url)
+                return processed(found)
+            if not reuse or pending.kind != "upload" or size <= multipart_threshold:
+                cancel_quietly(without_retries(client), pending.upload_id)
+                pending = None
 
-    remember(file_obj)
-    return processed(file_obj)
+        if size > multipart_threshold:
+            file_obj = upload_multipart(
+                client,
+                path,
+                size=size,
+                md5=md5,
+                sha256=sha256,
+                base_url=base_url,
+                purpose=purpose,
+                part_size=part_size,
+                max_concurrency=max_concurrency,
+                progress=progress,
+                policy=policy,
+                resume=pending,
+            )
+        else:
+            file_obj = _upload_single(
+                client, path, purpose=purpose, sha256=sha256, size=size, policy=policy, base_url=base_url
+            )
+
+        remember(file_obj)
+        clear_attempt(sha256, purpose=purpose, base_url=base_url)
+        return processed(file_obj)
 
 
 def _reusable_file(
@@ -290,19 +339,25 @@ def _reusable_file(
 
 
 def _upload_single(
-    client: Any, path: Path, *, purpose: str, sha256: str, size: int, policy: RetryPolicy
+    client: Any, path: Path, *, purpose: str, sha256: str, size: int, policy: RetryPolicy, base_url: str
 ) -> FileObject:
     """``files.create`` with retries that do not leave a second copy behind.
 
     Like a job create, an upload whose answer was lost (a 500 after the server stored the file, a dropped
     connection) would be stored twice if simply sent again. Before each retry, after the back-off, the
     newest files are searched for the one the failed attempt made (see
-    :func:`finetune_wb.jobs.files.find_uploaded_file`) and that file is used instead.
+    :func:`finetune_wb.jobs.files.find_uploaded_file`) and that file is used instead. The attempt is
+    recorded locally before the first request, so a process killed before the answer arrived is followed
+    by the same search (in :func:`upload_file`), not by a second copy.
     """
     import openai
 
     raw = without_retries(client)
-    since = time.time() - 60  # slack for the server's clock
+    record = UploadAttempt(
+        kind="file", sha256=sha256, purpose=purpose, base_url=base_url, filename=path.name, bytes=size
+    )
+    AttemptJournal(record).save()
+    since = record.started_at - CLOCK_SLACK  # slack for the server's clock
     attempt = 0
     while True:
         attempt += 1
@@ -311,6 +366,8 @@ def _upload_single(
                 return raw.files.create(file=(path.name, fh), purpose=purpose)  # type: ignore[no-any-return]
         except Exception as exc:
             if not policy.retry_on(exc):
+                if isinstance(exc, openai.APIStatusError):  # refused: nothing was stored
+                    clear_attempt(sha256, purpose=purpose, base_url=base_url)
                 if isinstance(exc, openai.APIError):
                     raise UploadError(f"uploading {path} failed: {exc}") from exc
                 raise

@@ -2,7 +2,9 @@
 
 A step is a plain function ``step(ctx, ...)`` in this package (:mod:`.data_step`, :mod:`.job_step`,
 :mod:`.eval_step`). :class:`~finetune_wb.session.facade.FineTuneSession` owns one context
-(``session.context``), takes its lock and calls the step with it; the step never imports the facade. A step
+(``session.context``), takes its locks (:meth:`StepContext.locked`: the thread lock and the state file's
+cross-process lock, then re-reads the state file) and calls the step with it; the step never imports the
+facade. A step
 
 * reads and changes ``ctx.state`` and calls ``ctx.save()`` after each change that must survive a crash
   (an id is saved *before* the call that depends on it);
@@ -16,13 +18,15 @@ A step is a plain function ``step(ctx, ...)`` in this package (:mod:`.data_step`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from finetune_wb.errors import ConfigError
+from finetune_wb.errors import ConfigError, FineTuneError
 from finetune_wb.session.runs import SessionRuns
-from finetune_wb.session.state import SessionState, save_state
+from finetune_wb.session.state import SessionState, load_state, save_state, state_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -48,10 +52,54 @@ class StepContext:
     poll_interval: float = 1.0
     report: ValidationReport | None = None
     last_eval: EvalReport | None = None
+    lock_timeout: float | None = None
+    """How long a step waits for another process working on the same state file (None: as long as it takes)."""
+    entity: str | None = None
+    """The W&B entity this process was given; kept over what :meth:`reload` reads."""
 
     def save(self) -> None:
         """Write the state file atomically (a crash leaves the previous version or this one)."""
         save_state(self.state, self.state_path)
+
+    def reload(self) -> None:
+        """Re-read the state file in place (``state`` stays the same object): another process may have moved on.
+
+        A missing file (deleted meanwhile) keeps the state in memory; the next :meth:`save` writes it again.
+        The validation report of this process is dropped when the training data changed.
+        """
+        if not self.state_path.exists():
+            return
+        fresh = load_state(self.state_path)
+        if fresh.train_digest != self.state.train_digest:
+            self.report = None
+        for name in SessionState.model_fields:
+            setattr(self.state, name, getattr(fresh, name))
+        if self.entity is not None:
+            self.state.entity = self.entity
+
+    @contextmanager
+    def locked(
+        self,
+        step: str,
+        *,
+        timeout: float | None = None,
+        error: Callable[[str], BaseException] = FineTuneError,
+    ) -> Iterator[None]:
+        """Hold the state file's cross-process lock for ``step`` and re-read the state under it.
+
+        A second process on the same state file waits here until the first one's step is done, then acts on
+        what that step recorded (the job it created, the data it prepared) instead of repeating it.
+        ``timeout`` (default :attr:`lock_timeout`) bounds the wait; then ``error`` is raised with a message
+        that names the file and the process holding it.
+        """
+        with state_lock(
+            self.state_path,
+            step=step,
+            timeout=self.lock_timeout if timeout is None else timeout,
+            error=error,
+        ):
+            self.reload()
+            yield
 
     @property
     def client(self) -> openai.OpenAI:

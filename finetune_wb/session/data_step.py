@@ -2,15 +2,19 @@
 
 Each step works on a :class:`~finetune_wb.session.context.StepContext`; the session's methods hold its lock
 and call them. The splits are written beside the state file (``ctx.data_dir``) and their SHA-256 digests
-go to the state, so that new data after an upload is refused instead of silently trained on.
+go to the state, so that new data after an upload is refused instead of silently trained on. Each split
+is written to a temporary file of its own (unique per writer) and renamed over the old one, so a reader —
+another process, or an upload in progress — sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +55,19 @@ def examples_of(records: Any, template: Template) -> list[ChatExample]:
     return build_examples(records, template=template)
 
 
+@contextlib.contextmanager
+def _staging(directory: Path, name: str) -> Iterator[Path]:
+    """A new temporary file beside ``directory/name``, unique to this writer; removed unless renamed away."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".new", dir=directory)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def prepare_step(
     ctx: StepContext,
     examples: list[ChatExample],
@@ -73,24 +90,25 @@ def prepare_step(
         examples, n_train=n_train, train_fraction=train_fraction, seed=seed, stratify=stratify
     )
     data_dir = ctx.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
     train_path, test_path = data_dir / "train.jsonl", data_dir / "test.jsonl"
-    staged_train = write_jsonl(train, data_dir / ".train.jsonl.new")
-    staged_test = write_jsonl(test, data_dir / ".test.jsonl.new")
-    train_digest, test_digest = sha256_file(staged_train), sha256_file(staged_test)
-    st = ctx.state
-    if st.train_digest is not None and (st.train_digest, st.test_digest) != (train_digest, test_digest):
-        if st.training_file_id or st.job_id:
-            staged_train.unlink(missing_ok=True)
-            staged_test.unlink(missing_ok=True)
-            raise ConfigError(
-                f"session {st.session_id} ({ctx.state_path}) already uploaded other training data "
-                f"(sha256 {st.train_digest[:12]}); start a new session (another state_path) for new data"
-            )
-        st.validation = None
-        ctx.report = None
-    os.replace(staged_train, train_path)
-    os.replace(staged_test, test_path)
+    with (
+        _staging(data_dir, train_path.name) as staged_train,
+        _staging(data_dir, test_path.name) as staged_test,
+    ):
+        write_jsonl(train, staged_train)
+        write_jsonl(test, staged_test)
+        train_digest, test_digest = sha256_file(staged_train), sha256_file(staged_test)
+        st = ctx.state
+        if st.train_digest is not None and (st.train_digest, st.test_digest) != (train_digest, test_digest):
+            if st.training_file_id or st.job_id:
+                raise ConfigError(
+                    f"session {st.session_id} ({ctx.state_path}) already uploaded other training data "
+                    f"(sha256 {st.train_digest[:12]}); start a new session (another state_path) for new data"
+                )
+            st.validation = None
+            ctx.report = None
+        os.replace(staged_train, train_path)
+        os.replace(staged_test, test_path)
     st.template = dump_obj(template)
     st.split = {"n_train": n_train, "train_fraction": train_fraction, "seed": seed, "stratify": stratify}
     st.train_path, st.test_path = str(train_path), str(test_path)
@@ -120,7 +138,9 @@ def use_files_step(ctx: StepContext, train: Path, test: Path | None) -> None:
             )
         dest = ctx.data_dir / f"{split}.jsonl"
         if src.resolve() != dest.resolve():
-            shutil.copyfile(src, dest)
+            with _staging(ctx.data_dir, dest.name) as staged:
+                shutil.copyfile(src, staged)
+                os.replace(staged, dest)
         setattr(st, f"{split}_path", str(dest))
         setattr(st, f"{split}_digest", digest)
         with dest.open("rb") as fh:

@@ -91,6 +91,7 @@ def evaluate_step(
         raise
     if run is not None:
         run.finish()
+        ctx.runs.finished("eval")
     ctx.last_eval = report
     st.eval_summary = eval_summary(report)
     ctx.save()

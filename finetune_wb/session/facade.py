@@ -13,6 +13,11 @@ a notebook kernel, a worker killed by its supervisor — continues with :meth:`F
 Fit for services: the session prints nothing (it logs to ``finetune_wb.session``; progress bars only with
 ``progress=True``), keeps no global state, and guards its own state with a lock. Use one session per thread
 (or per job); sessions in different threads do not share anything but the disk.
+
+Safe when two processes (or two session objects) use one state file: every step holds the state file's
+cross-process lock (``<state file>.lock``, an OS file lock that dies with its holder) and re-reads the file
+under it, so the second process waits for the first one's step and then adopts what it recorded — the same
+upload, the same job — instead of paying again.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.errors import ConfigError
+from finetune_wb.errors import ConfigError, FineTuneError, JobTimeout
 from finetune_wb.session.context import StepContext
 from finetune_wb.session.data_step import (
     as_template,
@@ -38,7 +43,7 @@ from finetune_wb.session.data_step import (
 )
 from finetune_wb.session.job_step import fine_tune_step, wait_step
 from finetune_wb.session.runs import SessionRuns
-from finetune_wb.session.state import SessionState, WandbMode, load_state
+from finetune_wb.session.state import SessionState, WandbMode, load_state, state_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -75,6 +80,9 @@ class FineTuneSession:
         wandb_dir: where W&B writes its run directories (default: ``WANDB_DIR`` or the working directory).
         progress: show progress bars (uploads, the job, the evaluation). Off by default: services log.
         poll_interval: first interval between job polls, in seconds.
+        lock_timeout: how long a step waits while another process works on the same state file, in seconds
+            (logged as a warning); None (the default) waits as long as that takes. Past it the step raises
+            :class:`FineTuneError` (``wait``: :class:`JobTimeout`) naming the file and the other process.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class FineTuneSession:
         wandb_dir: str | os.PathLike[str] | None = None,
         progress: bool = False,
         poll_interval: float = 1.0,
+        lock_timeout: float | None = None,
     ) -> None:
         if wandb_mode not in (None, "online", "offline", "disabled"):
             raise ConfigError(
@@ -104,14 +113,7 @@ class FineTuneSession:
         path = Path(state_path).expanduser().resolve()
         existing = path.exists()
         if existing:
-            state = load_state(path)
-            if state.project != project and project != "finetune-wb":
-                raise ConfigError(
-                    f"{path} belongs to project {state.project!r}, not {project!r}; "
-                    "pass another state_path for a new session"
-                )
-            if entity is not None:
-                state.entity = entity
+            state = self._existing_state(path, project, entity)
         else:
             state = SessionState(project=project, entity=entity)
         runs = SessionRuns(
@@ -121,20 +123,49 @@ class FineTuneSession:
             wandb_dir=str(wandb_dir) if wandb_dir is not None else None,
         )
         self.context = StepContext(
-            state, path, runs, openai_client=client, progress=progress, poll_interval=poll_interval
+            state,
+            path,
+            runs,
+            openai_client=client,
+            progress=progress,
+            poll_interval=poll_interval,
+            lock_timeout=lock_timeout,
+            entity=entity,
         )
         """What the session's steps work on (:mod:`finetune_wb.session.context`)."""
         if existing:
             logger.info("session %s continues from %s", state.session_id, path)
             return
         try:
-            self.context.save()
+            # Another process may create the same file at the same moment: the first one's file wins.
+            with state_lock(path, step="create", timeout=lock_timeout):
+                if path.exists():
+                    self.context.reload()
+                    self._existing_state(path, project, entity, state=state)
+                    logger.info("session %s continues from %s", state.session_id, path)
+                    return
+                self.context.save()
         except OSError as exc:
             raise ConfigError(
                 f"cannot write the session state file {path}: {exc.strerror or exc}; "
                 "pass a state_path in a writable directory"
             ) from exc
         logger.info("session %s: new state file %s", state.session_id, path)
+
+    @staticmethod
+    def _existing_state(
+        path: Path, project: str, entity: str | None, *, state: SessionState | None = None
+    ) -> SessionState:
+        """The state saved at ``path`` (or ``state``, already read from it), checked against ``project``."""
+        state = state if state is not None else load_state(path)
+        if state.project != project and project != "finetune-wb":
+            raise ConfigError(
+                f"{path} belongs to project {state.project!r}, not {project!r}; "
+                "pass another state_path for a new session"
+            )
+        if entity is not None:
+            state.entity = entity
+        return state
 
     # -- construction ---------------------------------------------------------------------------------------
 
@@ -148,6 +179,7 @@ class FineTuneSession:
         wandb_dir: str | os.PathLike[str] | None = None,
         progress: bool = False,
         poll_interval: float = 1.0,
+        lock_timeout: float | None = None,
     ) -> FineTuneSession:
         """Continue the session saved at ``path``: no second upload, no second job, cached eval answers."""
         path = Path(path).expanduser()
@@ -163,6 +195,7 @@ class FineTuneSession:
             wandb_dir=wandb_dir,
             progress=progress,
             poll_interval=poll_interval,
+            lock_timeout=lock_timeout,
         )
 
     # -- what the steps share (the context) -----------------------------------------------------------------
@@ -224,10 +257,17 @@ class FineTuneSession:
         self.context.runs.wandb_dir = value
 
     @contextlib.contextmanager
-    def _step(self, name: str) -> Iterator[None]:
+    def _step(
+        self,
+        name: str,
+        *,
+        lock_timeout: float | None = None,
+        error: Callable[[str], BaseException] = FineTuneError,
+    ) -> Iterator[None]:
+        """Run step ``name`` under the session's thread lock and the state file's cross-process lock."""
         from finetune_wb.tracking.mode import hint_to_logger_only
 
-        with self._lock:
+        with self._lock, self.context.locked(name, timeout=lock_timeout, error=error):
             started = time.monotonic()
             logger.info("session %s: %s ...", self.state.session_id, name)
             quiet = hint_to_logger_only.set(True)  # the session prints nothing, the W&B offline hint included
@@ -332,8 +372,15 @@ class FineTuneSession:
         Returns the finished job; raises :class:`JobFailed` / :class:`JobCancelled` (the run records the
         error) or :class:`JobTimeout` (the job keeps running; call ``wait`` again later).
         """
-        with self._step("wait"):
-            return wait_step(self.context, timeout=timeout)
+        started = time.monotonic()
+
+        def busy(message: str) -> JobTimeout:
+            return JobTimeout(message, job_id=self.state.job_id)
+
+        # wait(timeout=T) waits at most T in all, for another process's step on this file included
+        with self._step("wait", lock_timeout=timeout, error=busy):
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            return wait_step(self.context, timeout=left)
 
     # -- evaluation -----------------------------------------------------------------------------------------
 

@@ -112,14 +112,16 @@ def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuni
 def record_base_url(ctx: StepContext) -> None:
     """Remember which server the session talks to; warn when a resumed session talks to another one."""
     from finetune_wb._client import base_url_of
+    from finetune_wb._secrets import safe_url
 
     base_url = base_url_of(ctx.client)
     st = ctx.state
-    if st.base_url and st.base_url != base_url:
+    before = safe_url(st.base_url)  # a state written by an older version may hold user-info: never shown
+    if before and before != base_url:
         logger.warning(
             "session %s was started against %s; this process talks to %s",
             st.session_id,
-            st.base_url,
+            before,
             base_url,
         )
     st.base_url = base_url
@@ -168,6 +170,7 @@ def wait_step(ctx: StepContext, *, timeout: float | None) -> FineTuningJob:
                 with contextlib.suppress(Exception):
                     tracker.finalize(ctx.retrieve_job(), client=ctx.client)
                 st.tracked = True
+                ctx.runs.finished("fine-tune")
         with contextlib.suppress(Exception):
             st.job_status = ctx.retrieve_job().status
         ctx.save()
@@ -181,6 +184,7 @@ def wait_step(ctx: StepContext, *, timeout: float | None) -> FineTuningJob:
         if tracked.model_artifact is not None:
             st.model_artifact = tracked.model_artifact.model_dump(mode="json")
         st.tracked = True
+        ctx.runs.finished("fine-tune")
     return finish_job(ctx, job)
 
 

@@ -1,8 +1,9 @@
 """The state file of a :class:`~finetune_wb.session.facade.FineTuneSession`: its model and how it is written.
 
 The file is small JSON, rewritten after every step through a temporary file and ``os.replace`` so that a crash
-leaves the previous version or the new one, never half of either. It never holds credentials: only ids,
-digests, paths, the base URL of the server (without user-info) and the evaluation's numbers.
+leaves the previous version or the new one, never half of either. Processes that share one state file take
+its lock (:func:`state_lock`) around every step and re-read the file under it. It never holds credentials:
+only ids, digests, paths, the base URL of the server (without user-info) and the evaluation's numbers.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from finetune_wb._jsonable import to_jsonable
-from finetune_wb._paths import atomic_write_text
-from finetune_wb.errors import ConfigError
+from finetune_wb._paths import atomic_write_text, lock_path_for, process_lock
+from finetune_wb.errors import ConfigError, FineTuneError
 
 STATE_VERSION = 1
 WandbMode = Literal["online", "offline", "disabled"]
@@ -68,6 +71,10 @@ class SessionState(BaseModel):
     eval_summary: dict[str, Any] | None = None
 
     wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
+    wandb_open_runs: dict[str, str] = Field(
+        default_factory=dict,
+        description="step -> id of its W&B run while the step is unfinished (a resume continues that run)",
+    )
 
 
 def dump_obj(obj: Any) -> dict[str, Any]:
@@ -84,18 +91,38 @@ def load_state(path: Path) -> SessionState:
     """Read a state file; a missing or corrupt one is a :class:`ConfigError` naming the file."""
     from pydantic import ValidationError
 
+    what_to_do = "pass another state_path, or move this file away to start a new session"
     try:
         return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         reason = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ConfigError(f"{path}: not a finetune_wb session state file ({reason}); {what_to_do}") from exc
+    except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path}: not a finetune_wb session state file ({reason}); pass another state_path, or move this "
-            "file away to start a new session"
+            f"{path}: not a finetune_wb session state file (not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start}); {what_to_do}"
         ) from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the session state file ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the session state file ({exc.strerror or exc}); check that it is a readable "
+            f"file, or {what_to_do}"
+        ) from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: cannot read the session state file ({exc}); {what_to_do}") from exc
+
+
+def state_lock(
+    path: Path, *, step: str, timeout: float | None, error: Callable[[str], BaseException] = FineTuneError
+) -> AbstractContextManager[None]:
+    """The cross-process lock of the state file ``path`` (``<path>.lock``), held while ``step`` runs."""
+    return process_lock(
+        lock_path_for(path),
+        timeout=timeout,
+        what=f"session state file {path} ({step})",
+        error=error,
+    )
 
 
 def save_state(state: SessionState, path: Path) -> None:

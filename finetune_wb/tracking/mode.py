@@ -109,13 +109,27 @@ def start_run(
             dir=dir,
             mode=init_mode(),  # type: ignore[arg-type]
             reinit="create_new",
-            # No console capture: whatever the process prints (an httpx INFO line with a gateway's
-            # ?api-key=..., a traceback) would be stored in the run verbatim. Our own messages go through
-            # logging (secrets redacted) and the run's summary holds the errors.
-            settings=wandb.Settings(console="off", silent=True),
+            settings=run_settings(),
         )
     except Exception as exc:
         raise TrackingError(f"could not start a W&B run for {what}: {exc}") from exc
+
+
+def run_settings() -> Any:
+    """The ``wandb.Settings`` of every run finetune_wb starts: nothing recorded that may hold a credential.
+
+    * no console capture: whatever the process prints (an httpx INFO line with a gateway's ``?api-key=...``,
+      a traceback) would be stored in the run verbatim; our own messages go through logging (secrets
+      redacted) and the run's summary holds the errors;
+    * no system metadata (``x_disable_meta``): wandb would record the process's command line
+      (``--api-key sk-...`` included), the git remote URL (which may carry a token) and the program path;
+    * no code or git state saved (a script may hold a key in its source).
+    """
+    import wandb
+
+    return wandb.Settings(
+        console="off", silent=True, x_disable_meta=True, disable_code=True, save_code=False, disable_git=True
+    )
 
 
 def run_dir(run: Any) -> str | None:
@@ -148,7 +162,7 @@ def offline_hint(run: Any = None) -> None:
     this = f"`wandb sync {directory}` for this run, " if directory else ""
     message = (
         f"W&B is offline: runs are written locally. Upload them later with `wandb login`, then {this}"
-        f"`wandb sync {every}` for every offline run (or `wandb sync --sync-all` from the directory "
+        f"`wandb sync {every}` for every offline run (or `wandb sync --yes` from the directory "
         "holding ./wandb). Lineage edges that need the server are kept as ids and digests in each run's "
         "config under 'lineage'."
     )

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from finetune_wb._client import without_retries
+from finetune_wb._paths import process_lock
 from finetune_wb._retry import policy_or_default
 from finetune_wb._secrets import register_client_secrets, scrub
 from finetune_wb.jobs.events import job_events
@@ -219,7 +221,6 @@ def sync_job(
     Every request is retried on transient failures (429, 5xx, dropped connections).
     """
     from finetune_wb._client import get_client
-    from finetune_wb.tracking.runs import FineTuneTracker
 
     project, entity = default_project(project), default_entity(entity)
     jid = job_id if isinstance(job_id, str) else str(getattr(job_id, "id", job_id))
@@ -251,6 +252,63 @@ def sync_job(
             f"follow it live with `finetune-wb sync --id {jid} --wait` (wait=True)",
             **base,
         )
+    where = record_key(project, entity).lstrip("/")
+    # One process at a time writes a run for this job into this project; the next one waits here and then
+    # finds the job synced (the OS drops the lock of a process that dies, so a crash never leaves it stuck).
+    with process_lock(
+        _sync_lock_file(project, entity, jid),
+        timeout=None,
+        what=f"the W&B sync of job {jid} into {where}",
+    ):
+        return _sync_locked(
+            job,
+            jid,
+            base,
+            client=client,
+            raw=raw,
+            policy=policy,
+            overwrite=overwrite,
+            log_data=log_data,
+            table_rows=table_rows,
+            poll_interval=poll_interval,
+            progress=progress,
+        )
+
+
+def _sync_lock_file(project: str, entity: str | None, job_id: str) -> Path:
+    """``<state_dir>/tracking/locks/sync-<digest>.lock``: one lock per (entity/project, job)."""
+    from finetune_wb.errors import ConfigError
+    from finetune_wb.tracking.records import records_dir
+
+    digest = hashlib.sha256(f"{record_key(project, entity)}\n{job_id}".encode()).hexdigest()[:24]
+    folder = records_dir() / "locks"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {folder} ({exc.strerror or exc}); set FINETUNE_WB_HOME to a writable directory"
+        ) from exc
+    return folder / f"sync-{digest}.lock"
+
+
+def _sync_locked(
+    job: Any,
+    jid: str,
+    base: dict[str, Any],
+    *,
+    client: Any,
+    raw: Any,
+    policy: RetryPolicy,
+    overwrite: bool,
+    log_data: bool,
+    table_rows: int | None,
+    poll_interval: float,
+    progress: bool,
+) -> SyncResult:
+    """The part of :func:`sync_job` that runs under the job's sync lock: check the record, write the run."""
+    from finetune_wb.tracking.runs import FineTuneTracker
+
+    project, entity = base["project"], base["entity"]
     if not overwrite and is_synced(jid, project=project, entity=entity):
         previous = synced_record(project=project, entity=entity).get(jid, {})
         return SyncResult(
