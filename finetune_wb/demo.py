@@ -47,8 +47,16 @@ class DemoResult(BaseModel):
     fine_tuned_model: str | None
     job_seconds: float = Field(description="wall time from job creation to its end")
     baseline: str
-    metrics: dict[str, dict[str, dict[str, Any]]] = Field(description="model -> evaluator -> metric")
+    metrics: dict[str, dict[str, float | None]] = Field(
+        description="model -> evaluator -> headline number (as in `eval --json`)"
+    )
+    metric_details: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="model -> evaluator -> metric object: interval, n, and for classification the "
+        "majority-class rate, balanced accuracy, macro-F1, Cohen's kappa and beats_majority",
+    )
     comparisons: list[dict[str, Any]]
+    warnings: list[str] = Field(default_factory=list, description="the evaluation report's warnings")
     wandb_mode: str
     wandb_dir: str | None
     wandb_runs: dict[str, str]
@@ -206,10 +214,7 @@ def run_demo(
             max_tokens=64,
         )
 
-    metrics = {
-        label: {name: m.model_dump(mode="json", exclude={"details"}) for name, m in per.items()}
-        for label, per in eval_report.metrics.items()
-    }
+    report_json = eval_report.to_json()  # the one metrics schema of eval, run and demo --json
     comparisons = [c.model_dump(mode="json") for c in eval_report.comparisons]
     runs = dict(session.state.wandb_runs)
     sync_command = None
@@ -229,8 +234,10 @@ def run_demo(
         fine_tuned_model=job.fine_tuned_model,
         job_seconds=round(job_seconds, 2),
         baseline=model,
-        metrics=metrics,
+        metrics=report_json["metrics"],
+        metric_details=report_json["metric_details"],
         comparisons=comparisons,
+        warnings=list(eval_report.warnings),
         wandb_mode=wandb_mode,
         wandb_dir=str(wandb_dir),
         wandb_runs=runs,
@@ -247,6 +254,21 @@ def _fmt_p(p: float | None) -> str:
     if p is None:
         return "n/a"
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _chance_line(m: dict[str, Any]) -> str:
+    """Classification: the scores that account for chance and the verdict against the majority class."""
+    if m.get("beats_majority"):
+        verdict = "beats"
+    elif (m.get("accuracy_over_majority") or 0.0) <= 0:
+        verdict = "does NOT beat"
+    else:
+        verdict = "is not clearly above"
+    return (
+        f"balanced acc {_fmt(m.get('balanced_accuracy'))}, macro-F1 {_fmt(m.get('macro_f1'))}, "
+        f"kappa {_fmt(m.get('cohen_kappa'))}; {verdict} always {m.get('majority_class')!r} "
+        f"({_fmt(m.get('majority_class_rate'))})"
+    )
 
 
 def format_summary(result: DemoResult) -> str:
@@ -271,15 +293,19 @@ def format_summary(result: DemoResult) -> str:
     labels = list(result.metrics)
     width = max((len(label) for label in labels), default=10)
     evaluators = list(next(iter(result.metrics.values()), {}))
+    shown: set[str] = set()
     for name in evaluators:
         lines.append(f"    {name}")
         for label in labels:
-            m = result.metrics[label].get(name, {})
+            m = result.metric_details.get(label, {}).get(name, {})
             tag = "fine-tune" if label == result.fine_tuned_model else "baseline"
             lines.append(
-                f"      {label:<{width}}  {_fmt(m.get('value'))}  [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]"
-                f"  ({tag})"
+                f"      {label:<{width}}  {_fmt(result.metrics[label].get(name))}  "
+                f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]  ({tag})"
             )
+            if m.get("majority_class_rate") is not None:
+                lines.append(f"        {_chance_line(m)}")
+                shown.add(f"{label} [{name}]: accuracy ")  # its majority-class warning says the same
     for c in result.comparisons:
         if c.get("difference") is None:
             continue
@@ -293,6 +319,7 @@ def format_summary(result: DemoResult) -> str:
             f"[{_fmt(c.get('ci_low'), '+.3f')}, {_fmt(c.get('ci_high'), '+.3f')}], "
             f"p = {_fmt_p(c.get('p_value'))} ({c.get('test')}, n = {c.get('n')})"
         )
+    lines.extend(f"  warning     {w}" for w in result.warnings if not any(w.startswith(p) for p in shown))
     lines.append(f"  state       {result.state_path}")
     if result.wandb_mode == "offline":
         lines.append(f"  W&B runs    offline, in {result.wandb_dir}:")

@@ -44,11 +44,17 @@ def test_offline_demo_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
     assert (result.n_records, result.n_train, result.n_test) == (120, 30, 90)
     assert result.validation["ok"] and result.validation["n_errors"] == 0
     assert result.job_status == "succeeded" and result.fine_tuned_model
+    # the one --json metrics schema: numbers in metrics, the objects in metric_details (as `eval --json`)
     ft = result.metrics[result.fine_tuned_model]
     base = result.metrics[BASE]
     for name in ("exact_match", "classification"):
-        assert ft[name]["value"] > base[name]["value"]
-        assert ft[name]["ci_low"] <= ft[name]["value"] <= ft[name]["ci_high"]
+        assert ft[name] is not None and base[name] is not None and ft[name] > base[name]
+        detail = result.metric_details[result.fine_tuned_model][name]
+        assert detail["ci_low"] <= ft[name] == detail["value"] <= detail["ci_high"]
+    clf = result.metric_details[result.fine_tuned_model]["classification"]
+    for key in ("accuracy", "majority_class_rate", "balanced_accuracy", "macro_f1", "cohen_kappa"):
+        assert isinstance(clf[key], float), key
+    assert clf["beats_majority"] is True
     comparison = next(c for c in result.comparisons if c["evaluator"] == "exact_match")
     assert comparison["test"] == "mcnemar_exact" and comparison["p_value"] < 0.001
     # W&B ran offline under --out, one run per step, and the summary says how to sync them
@@ -66,6 +72,7 @@ def test_offline_demo_end_to_end_in_a_subprocess(tmp_path: Path) -> None:
     text = format_summary(result)
     for needle in ("validation  ok", result.job_id, "95% confidence interval", "p = ", "wandb sync"):
         assert needle in text
+    assert "balanced acc " in text and "kappa " in text and "beats always " in text
 
 
 def test_real_run_asks_before_spending(finetune_emulator: Any, tmp_path: Path) -> None:
@@ -134,9 +141,13 @@ def test_run_command_runs_and_resumes(
     assert first["state_path"] == str(tmp_path / "run.state.json")
     assert first["job_status"] == "succeeded"
     ft = first["fine_tuned_model"]
-    metrics = first["evaluation"]["metrics"]
-    assert metrics[ft]["exact_match"]["value"] > metrics[BASE]["exact_match"]["value"]
-    assert "classification" in metrics[ft]
+    metrics = first["evaluation"]["metrics"]  # numbers, as in `eval --json`; the objects in metric_details
+    assert metrics[ft]["exact_match"] > metrics[BASE]["exact_match"]
+    details = first["evaluation"]["metric_details"]
+    assert details[ft]["exact_match"]["value"] == metrics[ft]["exact_match"]
+    assert {"accuracy", "majority_class_rate", "balanced_accuracy", "macro_f1", "cohen_kappa"} <= set(
+        details[ft]["classification"]
+    )
     chats = _posts(finetune_emulator, "/v1/chat/completions")
 
     assert main(["run", str(cfg)]) == 0  # again: same job, answers from the cache

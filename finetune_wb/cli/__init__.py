@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "validate",
     "jobs",
     "sync",
+    "link",
     "eval",
     "run",
     "emulator",

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from finetune_wb._jsonable import to_jsonable
-from finetune_wb._secrets import safe_url
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +28,8 @@ def client_from_env() -> Any:
 
 
 def describe_connection_error(exc: BaseException) -> str:
-    """A connection failure, naming the server we tried and what to check."""
-    request = getattr(exc, "request", None)
-    url = safe_url(str(getattr(request, "url", "") or "")) or "the API server"
-    return (
-        f"could not reach {url} ({exc}); check OPENAI_BASE_URL (or the client's base_url), "
-        "that the server is running, and the network"
-    )
+    """A connection failure, naming the server we tried and what to check (the wording of every command:
+    :func:`finetune_wb._retry.describe_connection_error`)."""
+    from finetune_wb._retry import describe_connection_error as describe
+
+    return describe(exc)

@@ -1,13 +1,16 @@
 """``finetune-wb eval``: evaluate and compare models on a chat JSONL file.
 
 Exit codes: 0 when every model answered every row; 1 when some rows stayed unanswered (their count goes to
-stderr; run the same command again to retry only those, the rest come from the cache) or the evaluation
-failed; 2 on bad input (options, the data file, an evaluator spec, an answer cache file that is not a readable
+stderr; run the same command again to retry only those, the rest come from the cache), a model was refused
+by the server (404/401/403: asked once, its other rows not sent, one ``error:`` line naming it) or the
+evaluation failed; 2 on bad input (options, the data file, an evaluator spec, an answer cache file that is not a readable
 SQLite database: the message names it and says to move it aside or use ``--no-cache``).
 
 ``--json`` prints :meth:`EvalReport.to_json`: ``metrics[model][evaluator]`` is a number (the mean score; the
-accuracy for ``classification``), ``metric_details`` holds the intervals and details, ``rows`` one object per
-example and model with ``model``, ``output``, ``error`` and ``scores`` ({evaluator: number}).
+accuracy for ``classification``), ``metric_details`` holds the intervals and details (for ``classification``
+also ``accuracy``, ``majority_class_rate``, ``balanced_accuracy``, ``macro_f1``, ``cohen_kappa``, their
+``intervals`` and ``beats_majority``), ``rows`` one object per example and model with ``model``, ``output``,
+``error`` and ``scores`` ({evaluator: number}). ``run --json`` and ``demo --json`` use the same schema.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Exit codes: 0 every row answered; 1 some rows unanswered (count and first error on stderr; run "
             "again to retry only them); 2 bad input (also a --cache file that is not a readable SQLite "
             "database). --json prints one object: metrics[model][evaluator] "
-            "(numbers), metric_details, rows (model, output, error, scores), comparisons, models, warnings."
+            "(numbers), metric_details (intervals; for classification also majority_class_rate, "
+            "balanced_accuracy, macro_f1, cohen_kappa, beats_majority), rows (model, output, error, scores), "
+            "comparisons, models, warnings."
         ),
     )
     parser.add_argument("--data", required=True, type=Path, help="chat JSONL file to evaluate on")
@@ -82,6 +87,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     cache.add_argument("--no-cache", action="store_true", help="ask every prompt again, store nothing")
     parser.add_argument("--wandb-project", default=None, help="log an eval run to this W&B project")
+    parser.add_argument(
+        "--wandb-log-again",
+        action="store_true",
+        help="log a new eval run even when every answer came from the cache and this same evaluation was "
+        "already logged to the project under the same run name (by default it is not logged twice)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -134,11 +145,6 @@ def run(args: argparse.Namespace) -> int:
     except EvalCacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    wandb_run = None
-    if args.wandb_project:
-        from finetune_wb.tracking.model_artifact import start_eval_run
-
-        wandb_run = start_eval_run(project=args.wandb_project, config={"data": str(args.data)})
     try:
         report = evaluate(
             args.data,
@@ -151,23 +157,47 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             cache=cache,
-            run=wandb_run,
             progress=not args.no_progress and not args.json,
         )
     except EvalCacheError as exc:  # damaged (or locked) while the evaluation ran
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if wandb_run is not None:
-            wandb_run.finish()
+    if args.wandb_project:
+        from finetune_wb.errors import TrackingError
+        from finetune_wb.evaluation.wandb_log import log_eval_run
+
+        try:  # logged once the report exists: a cached re-evaluation is then not logged twice
+            logged = log_eval_run(
+                report, project=args.wandb_project, data=args.data, again=args.wandb_log_again
+            )
+        except TrackingError as exc:
+            print(
+                f"error: {exc}; the answers are cached (unless --no-cache): run the same command again to "
+                "log them without asking the models again",
+                file=sys.stderr,
+            )
+            return 1
+        if logged is None:
+            print(
+                "W&B: this evaluation (every answer cached) is already logged to "
+                f"{args.wandb_project!r}; not logging it again (pass --wandb-log-again to log it anyway)",
+                file=sys.stderr,
+            )
     if args.json:
         print_json(report.to_json())
     else:
         print(report.summary())
-    unanswered = report.n_unanswered
+    from finetune_wb.evaluation.answering import refused_models
+
+    refused = refused_models(report.rows)
+    for message in refused.values():  # once per model, not once per row; running again will not help
+        print(f"error: {message}", file=sys.stderr)
+    unanswered = sum(1 for r in report.rows if r.output is None and r.model not in refused)
+    if refused and not unanswered:
+        return 1
     if unanswered:
         total = len(report.rows)
-        first = next(r for r in report.rows if r.output is None)
+        first = next(r for r in report.rows if r.output is None and r.model not in refused)
         print(
             f"first unanswered: example {first.example_index}, model {first.model}: {first.error}",
             file=sys.stderr,

@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="job metadata")
     p.add_argument("--wait", action="store_true", help="wait for the job to end, printing its events")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: stop waiting after S seconds")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="create a new job even if one for the same files, settings and server exists (re-run default: "
+        "re-attach to it)",
+    )
     _add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(handler=_guard(cmd_train))
@@ -237,8 +243,9 @@ def _describe_spec_error(exc: ValueError) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from finetune_wb._jsonable import to_jsonable
     from finetune_wb.errors import FineTuneError
-    from finetune_wb.jobs.operations import create_job
+    from finetune_wb.jobs.attach import create_or_reattach, describe_age
     from finetune_wb.schema import JobSpec
     from finetune_wb.tracking.artifacts import ArtifactFileIndex
 
@@ -260,29 +267,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _UsageError(f"invalid job settings: {_describe_spec_error(exc)}") from exc
 
+    if len(metadata) > 14:
+        raise _UsageError(
+            f"--metadata: {len(metadata)} pairs given; the API allows 16 and finetune_wb needs 2 "
+            "(request id and train fingerprint, so a re-run never starts a second job) - give at most 14"
+        )
+
     client = client_from_env()
-    job = create_job(
+    outcome = create_or_reattach(
         spec,
         training_file=training_file,
         validation_file=validation_file,
         client=client,
         index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
+        new=args.new,
     )
-    if not args.json:
+    job = outcome.job
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if outcome.reattached:
+        print(
+            f"re-attached to {job.id}, {describe_age(job.created_at)} (status {job.status}); the same files, "
+            "settings and server - nothing was created (pass --new to start another job)",
+            file=sys.stderr,
+        )
+    elif not args.json:
         print(f"created {job.id}", file=sys.stderr)
     if not args.wait:
         if args.json:
-            print_json(job)
+            print_json({**to_jsonable(job), "reattached": outcome.reattached})
         else:
             print(job.id)
         return EXIT_OK
-    return _wait_and_print(job.id, client=client, args=args, failures=(FineTuneError,))
+    return _wait_and_print(
+        job.id, client=client, args=args, failures=(FineTuneError,), extra={"reattached": outcome.reattached}
+    )
 
 
 def _wait_and_print(
-    job_id: str, *, client: Any, args: argparse.Namespace, failures: tuple[type[Exception], ...]
+    job_id: str,
+    *,
+    client: Any,
+    args: argparse.Namespace,
+    failures: tuple[type[Exception], ...],
+    extra: dict[str, Any] | None = None,
 ) -> int:
-    """Wait and print the final job; one of ``failures`` prints the error (and the job with --json), exit 1."""
+    """Wait and print the final job; one of ``failures`` prints the error (and the job with --json), exit 1.
+
+    ``extra`` keys are added to the job object printed with ``--json``."""
     from finetune_wb.jobs.operations import get_job
 
     try:
@@ -290,10 +322,19 @@ def _wait_and_print(
     except failures as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print_json(get_job(job_id, client=client))
+            print_json(_with_extra(get_job(job_id, client=client), extra))
         return EXIT_FAILED
-    _print_final(final, args)
+    if args.json:
+        print_json(_with_extra(final, extra))
+    else:
+        _print_final(final, args)
     return EXIT_OK
+
+
+def _with_extra(job: Any, extra: dict[str, Any] | None) -> Any:
+    from finetune_wb._jsonable import to_jsonable
+
+    return {**to_jsonable(job), **extra} if extra else job
 
 
 def _wait(job_id: str, *, client: Any, args: argparse.Namespace) -> Any:

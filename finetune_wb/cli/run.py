@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="run against a fresh embedded emulator (W&B offline) instead of OPENAI_BASE_URL / OpenAI",
     )
+    run_parser.add_argument(
+        "--new-session",
+        action="store_true",
+        help="start a new session (a new upload and job): the existing state file is kept beside it as "
+        "<name>.<session id>.json; needed when the state's session ran against another server",
+    )
     add_json_flag(run_parser)
     run_parser.set_defaults(handler=run_command)
 
@@ -121,7 +127,13 @@ def _run_command(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="finetune-wb-run-") as tmp, run_emulator(pace=0.2) as emu:
             state = args.state or f"{tmp}/state.json"
             result = run_config(
-                config, client=emu.client(), state_path=state, yes=True, echo=_echo, progress=False
+                config,
+                client=emu.client(),
+                state_path=state,
+                yes=True,
+                echo=_echo,
+                progress=False,
+                new_session=args.new_session,
             )
     else:
         result = run_config(
@@ -131,9 +143,10 @@ def _run_command(args: argparse.Namespace) -> int:
             confirm=_confirm,
             echo=_echo,
             progress=sys.stderr.isatty(),
+            new_session=args.new_session,
         )
     if args.json:
-        print_json(result)
+        print_json(_run_json(result))
     else:
         print(f"state: {result.state_path}")
         print(f"job: {result.job_id} {result.job_status} -> {result.fine_tuned_model}")
@@ -151,6 +164,17 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _run_json(result: Any) -> dict[str, Any]:
+    """``run --json``: the evaluation's metrics in the schema of ``eval --json`` (numbers + metric_details)."""
+    from finetune_wb._jsonable import to_jsonable
+    from finetune_wb.evaluation.report import with_metric_details
+
+    data: dict[str, Any] = to_jsonable(result)
+    if isinstance(data.get("evaluation"), dict):
+        data["evaluation"] = with_metric_details(data["evaluation"])
+    return data
 
 
 def _drop_offline_hint(record: logging.LogRecord) -> bool:

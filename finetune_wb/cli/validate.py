@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--model",
         default="gpt-4o-mini-2024-07-18",
-        help="the model to fine-tune (decides the tokenizer, context limit and price)",
+        help="the model to fine-tune (decides the tokenizer, context limit and price); an id that is not a"
+        " known one is an unknown_model warning naming the closest known ids",
     )
     parser.add_argument(
         "--method",

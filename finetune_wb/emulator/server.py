@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import threading
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -25,6 +26,11 @@ from finetune_wb.emulator.faults import FaultRule, JournalEntry, LatencyRule, Ra
 from finetune_wb.emulator.state import ApiError
 
 ADMIN_PREFIX = "/_emulator"
+
+CLIENT_CLOSED = 499
+"""The status journalled for a request whose client went away before its answer (nginx's "client closed")."""
+
+logger = logging.getLogger("finetune_wb.emulator")
 _DEPLOYMENT = re.compile(r"^/deployments/[^/]+(?=/)")
 
 
@@ -218,6 +224,12 @@ def build_app(core: Core) -> Starlette:
             err = ApiError(exc.status_code, str(exc.detail))
         return error_response(err)
 
+    async def disconnected(request: Request, exc: Exception) -> Response:
+        # A client that gives up mid-request (a timeout, Ctrl-C, a killed process) is normal: one debug line,
+        # no traceback. Nobody reads this answer; the journal keeps it as 499.
+        logger.debug("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
+
     async def crash(request: Request, exc: Exception) -> Response:
         return error_response(ApiError(500, f"The emulator failed: {type(exc).__name__}: {exc}"))
 
@@ -225,7 +237,12 @@ def build_app(core: Core) -> Starlette:
         routes=[*routes(core), *admin_routes(core)],
         # the body cap sits inside the middleware that journals, so a 413 is journalled like any answer
         middleware=[Middleware(EmulatorMiddleware, core=core), Middleware(BodyLimit, limits=core.limits)],
-        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            ClientDisconnect: disconnected,
+            Exception: crash,
+        },
     )
 
 

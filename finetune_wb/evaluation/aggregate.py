@@ -1,7 +1,9 @@
 """Building an :class:`~finetune_wb.evaluation.report.EvalReport` from the answers and their scores.
 
 Per model: rows, usage and estimated cost, and each evaluator's metric (mean, bootstrap interval, extra
-details from ``aggregate``); per pair of models and evaluator: the paired comparison (McNemar's exact test
+details from ``aggregate``, which gets ``seed=`` when it takes one; classification's chance-aware scores are
+lifted into the :class:`Metric`, and a model that does not clearly beat the majority class gets a warning);
+per pair of models and evaluator: the paired comparison (McNemar's exact test
 for binary scores, a paired bootstrap otherwise) over the rows both models answered.
 """
 
@@ -141,15 +143,20 @@ def build_report(
             low, high = stats.bootstrap_ci(values, seed=seed)
             details: dict[str, Any] = {}
             if hasattr(ev, "aggregate") and pairs:
-                details = ev.aggregate([p[1] for p in pairs], [p[2] for p in pairs])
-            metrics[r.label][ev.name] = Metric(
+                kwargs = {"seed": seed} if _takes_seed(ev.aggregate) else {}
+                details = ev.aggregate([p[1] for p in pairs], [p[2] for p in pairs], **kwargs)
+            metric = Metric(
                 value=stats.mean(values) if values else None,
                 ci_low=_none_if_nan(low),
                 ci_high=_none_if_nan(high),
                 n=len(values),
                 n_unscored=len(per_model) - len(values),
                 details=details,
+                **Metric.chance_fields(details),
             )
+            metrics[r.label][ev.name] = metric
+            if (warning := metric.chance_warning(r.label, ev.name)) is not None:
+                warnings.append(warning)
 
     comparisons: list[Comparison] = []
     for (ma, ra), (mb, rb) in itertools.combinations(enumerate(resolved), 2):
@@ -224,6 +231,16 @@ def _compare(
         p_value = stats.mcnemar_exact(only_a, only_b)
         return Comparison(**measured, p_value=p_value, test="mcnemar_exact", a_only=only_a, b_only=only_b)
     return Comparison(**measured, p_value=p_boot, test="paired_bootstrap")
+
+
+def _takes_seed(fn: Any) -> bool:
+    """An evaluator's ``aggregate`` may take ``seed=`` (the report's seed, for bootstrap intervals)."""
+    import inspect
+
+    try:
+        return "seed" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:

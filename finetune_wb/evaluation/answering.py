@@ -10,6 +10,11 @@ still fails returns its error (never cached).
 With a cache, a request is first *claimed* in it (across processes): when another live process has claimed
 the same request, this one waits for that answer (polling the cache, at most the client's request timeout)
 instead of paying for it a second time; past that bound the row keeps an error saying so.
+
+A model the server refuses (HTTP 404, 401 or 403: a wrong model id, or one this key may not use) is not
+transient: the first request to each (server, model) goes out alone, and when it is refused the other rows
+of that model are not sent at all; they keep an error naming the model and what to do
+(:data:`REFUSED_PREFIX`). The other models of the evaluation carry on.
 """
 
 from __future__ import annotations
@@ -29,7 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.evaluation.targets import RequestCounts
 
-__all__ = ["PRIVATE_LOOP", "UNREACHED_ATTEMPTS", "Answer", "Answerer", "EngineJudge", "request_timeout_of"]
+__all__ = [
+    "PRIVATE_LOOP",
+    "REFUSED_PREFIX",
+    "REFUSED_STATUS",
+    "REFUSED_TAIL",
+    "UNREACHED_ATTEMPTS",
+    "Answer",
+    "Answerer",
+    "EngineJudge",
+    "refused_models",
+    "request_timeout_of",
+]
 
 PRIVATE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("finetune_wb_private_loop", default=False)
 """True while the sync ``evaluate`` runs the engine on an event loop of its own (see
@@ -48,8 +64,49 @@ DEFAULT_REQUEST_TIMEOUT_S = 600.0
 """The request timeout assumed for a client that does not say its own (openai's default)."""
 
 
+REFUSED_STATUS = frozenset({401, 403, 404})
+"""Answers that refuse the model itself (not found, not allowed): never retried, asked once per model."""
+
+REFUSED_PREFIX = "not asked: model "
+"""How the error of a row begins when its model was refused by an earlier request and it was not sent."""
+
+
 class _WaitedTooLong(Exception):
     """Another process kept a request claimed for longer than this one waits."""
+
+
+class _ModelRefused(Exception):
+    """The server refused this model on an earlier request; this row is not sent."""
+
+
+class _RefusedHere(Exception):
+    """The server refused this model on this request (the message says which and what to do)."""
+
+
+def refusal_message(model: str, base_url: str, exc: BaseException) -> str:
+    """One message for a refused model: which, where, what the server said and what to do."""
+    from finetune_wb._retry import status_code_of
+
+    status = status_code_of(exc)
+    what = "was not found" if status == 404 else "may not be used with this API key"
+    said = describe_error(exc)[:400]
+    return f"model {model!r} {what} at {base_url or 'the server'} ({said}){REFUSED_TAIL}"
+
+
+REFUSED_TAIL = (
+    "; its other rows were not sent. Check the model id (a fine-tune's id is in `finetune-wb status "
+    "JOB_ID`, the server's models in its /v1/models) and the API key, then run again"
+)
+
+
+def refused_models(rows: Any) -> dict[str, str]:
+    """``{model: message}`` for the models a server refused, from report rows (``model`` and ``error``)."""
+    out: dict[str, str] = {}
+    for row in rows:
+        error = getattr(row, "error", None)
+        if isinstance(error, str) and error.endswith(REFUSED_TAIL):
+            out.setdefault(str(row.model), error.removeprefix("not asked: "))
+    return out
 
 
 @dataclass
@@ -95,6 +152,11 @@ class Answerer:
         self._direct: dict[int, tuple[Any, DirectPost | None]] = {}
         self._pending: dict[str, asyncio.Future[Answer]] = {}
         self._reached: set[int] = set()  # ids of clients whose server sent any HTTP response this run
+        # Per (client id, model): the first request goes out alone (a probe); "open" once one was not refused,
+        # else the refusal message; waiters wait on the probe's event.
+        self._model_ok: set[tuple[int, str]] = set()
+        self._refused: dict[tuple[int, str], str] = {}
+        self._probing: dict[tuple[int, str], asyncio.Event] = {}
 
     def client_for(self, client: Any) -> tuple[Any, str]:
         """An async client (own retries off) and its base URL, built once per distinct client object."""
@@ -203,6 +265,8 @@ class Answerer:
             response = await self._call(key, aclient, model, messages, params, counts)
         except _WaitedTooLong as exc:
             return Answer(error=str(exc))
+        except _ModelRefused as exc:  # refused on an earlier row: nothing was sent, nothing claimed
+            return Answer(error=str(exc))
         except EvalCacheError:
             raise
         except BaseException as exc:
@@ -214,13 +278,41 @@ class Answerer:
                         raise
             if not isinstance(exc, Exception):
                 raise
-            return Answer(error=describe_error(exc))
+            return Answer(error=str(exc) if isinstance(exc, _RefusedHere) else describe_error(exc))
         if isinstance(response, CachedAnswer):  # another process answered it while this one waited
             return Answer(**response.model_dump(), cached=True)
         parsed = parse_completion(response)
         if self.cache is not None:
             self.cache.put(key, base_url=base_url, model=model, answer=parsed)  # also drops the claim
         return Answer(**parsed.model_dump())
+
+    async def _await_model(self, gate: tuple[int, str]) -> bool:
+        """Wait until ``gate``'s model is known to be served (False) or this request is its probe (True);
+        raises :class:`_ModelRefused` when an earlier request of that model was refused."""
+        while gate not in self._model_ok:
+            refused = self._refused.get(gate)
+            if refused is not None:
+                raise _ModelRefused(REFUSED_PREFIX + refused.removeprefix("model "))
+            event = self._probing.get(gate)
+            if event is None:
+                self._probing[gate] = asyncio.Event()
+                return True
+            await event.wait()
+        return False
+
+    def _settle_model(self, gate: tuple[int, str], refused: str | None) -> None:
+        """The probe of ``gate`` learnt something: the model is served (None) or refused (the message)."""
+        if refused is None:
+            self._model_ok.add(gate)
+        else:
+            self._refused[gate] = refused
+        self._end_probe(gate)
+
+    def _end_probe(self, gate: tuple[int, str]) -> None:
+        """Wake the rows waiting on ``gate`` (one becomes the next probe if nothing was learnt)."""
+        event = self._probing.pop(gate, None)
+        if event is not None:
+            event.set()
 
     async def _call(
         self,
@@ -232,6 +324,28 @@ class Answerer:
         counts: RequestCounts | None,
     ) -> Any:
         """The server's response; or, when another process held the claim, the answer it stored."""
+        gate = (id(aclient), model)
+        probe = await self._await_model(gate)
+        try:
+            return await self._call_gated(
+                key, aclient, model, messages, params, counts, gate if probe else None
+            )
+        finally:
+            if probe:
+                self._end_probe(gate)  # ended (or was cancelled) without an answer either way: next one tries
+
+    async def _call_gated(
+        self,
+        key: str,
+        aclient: Any,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        counts: RequestCounts | None,
+        probe: tuple[int, str] | None,
+    ) -> Any:
+        """:meth:`_call` once the model may be asked; ``probe`` is the gate when this is its first request."""
+        from finetune_wb._client import base_url_of
         from finetune_wb._retry import status_code_of
 
         tokens = _request_tokens(messages, int(params.get("max_tokens") or 0))
@@ -250,6 +364,9 @@ class Answerer:
                         return state
                     if isinstance(state, Claim):
                         other = state
+                        if probe is not None:  # do not hold the model's other rows while waiting on a claim
+                            self._end_probe(probe)
+                            probe = None
                     else:
                         claimed_at = time.monotonic()
                 if other is None:
@@ -269,6 +386,8 @@ class Answerer:
                     else:
                         self.slots.succeeded()
                         self._reached.add(id(aclient))
+                        if probe is not None:
+                            self._settle_model(probe, None)
                         return response
             finally:
                 await self.slots.release()
@@ -279,7 +398,21 @@ class Answerer:
                 if found is not None:
                     return found
                 continue  # the claim was dropped or went stale: claim it again
-            if status_code_of(error) is not None:
+            status = status_code_of(error)
+            if (
+                status in REFUSED_STATUS
+            ):  # the model itself is refused: never retried, its other rows not sent
+                self._reached.add(id(aclient))
+                message = refusal_message(model, base_url_of(aclient), error)
+                if probe is not None:
+                    self._settle_model(probe, message)
+                else:
+                    self._refused.setdefault((id(aclient), model), message)
+                raise _RefusedHere(message) from error
+            if probe is not None:  # any other outcome says nothing against the model: let its rows go
+                self._settle_model(probe, None)
+                probe = None
+            if status is not None:
                 self._reached.add(id(aclient))  # the server answered, if only with an error
             elif id(aclient) not in self._reached and attempt >= UNREACHED_ATTEMPTS:
                 raise error  # a server that never answered this run (wrong URL, down): do not wait minutes

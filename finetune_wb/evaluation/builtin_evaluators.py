@@ -171,7 +171,9 @@ OTHER_LABEL = "<other>"
 
 
 class ClassificationEvaluator:
-    """Accuracy per row plus per-class precision/recall/F1, macro and micro averages and a confusion matrix.
+    """Accuracy per row plus per-class precision/recall/F1, macro and micro averages, a confusion matrix, and
+    what the accuracy must beat: the majority-class rate, balanced accuracy and Cohen's kappa (see
+    :func:`~finetune_wb.evaluation.stats.classification_metrics`).
 
     The predicted label is the label the answer equals after normalisation, else the label whose word(s)
     occur earliest in the answer, else ``"<other>"``.
@@ -219,14 +221,15 @@ class ClassificationEvaluator:
                 return label
         return target
 
-    def aggregate(self, scores: Sequence[Score], targets: Sequence[str]) -> dict[str, Any]:
-        """Per-class metrics and the confusion matrix for one model's scored rows."""
+    def aggregate(self, scores: Sequence[Score], targets: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
+        """Per-class metrics, the confusion matrix and the chance-aware scores (majority-class rate, balanced
+        accuracy, macro-F1, Cohen's kappa, with ``seed``-ed bootstrap intervals) for one model's scored rows."""
         from finetune_wb.evaluation.stats import classification_metrics
 
         gold = [self._canonical(t) for t in targets]
         predicted = [s.label or OTHER_LABEL for s in scores]
         labels = list(self.labels) if self.labels is not None else sorted(set(gold) | set(self._label_set))
-        return classification_metrics(gold, predicted, labels=labels)
+        return classification_metrics(gold, predicted, labels=labels, seed=seed)
 
     def __repr__(self) -> str:
         return f"<evaluator {self.name}(labels={self.labels!r})>"
@@ -236,7 +239,9 @@ class ClassificationEvaluator:
 def classification(
     labels: Sequence[str] | None = None, *, ignore_case: bool = True, name: str = "classification"
 ) -> ClassificationEvaluator:
-    """Classification accuracy with per-class precision, recall, F1 and a confusion matrix.
+    """Classification accuracy with per-class precision, recall, F1, a confusion matrix, the majority-class
+    rate, balanced accuracy, macro-F1 and Cohen's kappa (with 95 % intervals); a model whose accuracy does not
+    clearly beat always answering the majority class is flagged (``beats_majority``) and warned about.
 
     ``labels``: the label set (default: the distinct targets of the evaluated examples).
     """

@@ -14,7 +14,7 @@ import html
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -43,13 +43,89 @@ class ModelSummary(BaseModel):
     estimated_cost_usd: float | None = Field(description="list-price estimate; None for unknown models")
 
 
+CHANCE_KEYS = (
+    "accuracy",
+    "majority_class",
+    "majority_class_rate",
+    "balanced_accuracy",
+    "macro_f1",
+    "cohen_kappa",
+    "accuracy_over_majority",
+    "beats_majority",
+    "intervals",
+)
+"""The classification-only fields of a :class:`Metric` (left out of its JSON for other evaluators)."""
+
+
 class Metric(BaseModel):
+    """One evaluator's score for one model; classification adds what the accuracy must beat.
+
+    For ``classification`` the fields from ``accuracy`` on are set (copied from ``details``): the
+    majority-class rate of the references, balanced accuracy, macro-F1 and Cohen's kappa, each with a 95 %
+    bootstrap interval in ``intervals``, and ``beats_majority`` — True only when the 95 % interval of
+    ``accuracy - majority_class_rate`` (paired over rows) lies above 0. For other evaluators they are None and
+    not serialised.
+    """
+
     value: float | None = Field(description="mean score")
     ci_low: float | None
     ci_high: float | None
     n: int = Field(description="rows scored")
     n_unscored: int = Field(description="rows unanswered or that the evaluator could not score")
     details: dict[str, Any] = Field(default_factory=dict, description="extra metrics (classification)")
+    accuracy: float | None = Field(default=None, description="classification: share of rows predicted right")
+    majority_class: str | None = Field(default=None, description="classification: most frequent reference")
+    majority_class_rate: float | None = Field(
+        default=None, description="classification: accuracy of always answering the majority class"
+    )
+    balanced_accuracy: float | None = Field(default=None, description="classification: mean recall per class")
+    macro_f1: float | None = Field(default=None, description="classification: mean F1 over the label set")
+    cohen_kappa: float | None = Field(default=None, description="classification: agreement beyond chance")
+    accuracy_over_majority: float | None = Field(
+        default=None, description="classification: accuracy - majority_class_rate"
+    )
+    beats_majority: bool | None = Field(
+        default=None,
+        description="classification: the 95 % interval of accuracy - majority_class_rate lies above 0",
+    )
+    intervals: dict[str, list[float | None]] = Field(
+        default_factory=dict, description="classification: name -> [low, high], 95 % bootstrap"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_chance_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.majority_class_rate is None and self.accuracy is None:
+            for key in CHANCE_KEYS:
+                data.pop(key, None)
+        return data
+
+    @classmethod
+    def chance_fields(cls, details: dict[str, Any]) -> dict[str, Any]:
+        """The classification fields found in an evaluator's ``details`` (empty for other evaluators)."""
+        if "majority_class_rate" not in details:
+            return {}
+        return {k: details.get(k) for k in CHANCE_KEYS if k != "intervals"} | {
+            "intervals": dict(details.get("intervals") or {})
+        }
+
+    def chance_warning(self, model: str, evaluator: str) -> str | None:
+        """The report warning for a classification score that does not clearly beat the majority class."""
+        if self.beats_majority is not False or self.accuracy is None or self.majority_class_rate is None:
+            return None
+        always = f"always answering {self.majority_class!r}"
+        low, high = self.intervals.get("accuracy_over_majority", [None, None])
+        ci = "" if low is None or high is None else f" (95% CI of the difference {low:+.3f} .. {high:+.3f})"
+        if self.accuracy <= self.majority_class_rate:
+            return (
+                f"{model} [{evaluator}]: accuracy {self.accuracy:.3f} does not beat {always} "
+                f"({self.majority_class_rate:.3f}){ci}; balanced accuracy {_fmt_num(self.balanced_accuracy)}, "
+                f"kappa {_fmt_num(self.cohen_kappa)}"
+            )
+        return (
+            f"{model} [{evaluator}]: accuracy {self.accuracy:.3f} is above {always} "
+            f"({self.majority_class_rate:.3f}) but not clearly{ci}"
+        )
 
 
 class Comparison(BaseModel):
@@ -195,9 +271,7 @@ class EvalReport(BaseModel):
             )
             for name, metric in self.metrics[m.label].items():
                 lines.append(f"    {name}: {_fmt_metric(metric)}")
-                for key in ("macro_f1", "micro_f1"):
-                    if key in metric.details:
-                        lines.append(f"      {key}: {metric.details[key]:.3f}")
+                lines.extend(_chance_lines(metric))
         for c in self.comparisons:
             if c.difference is None:
                 continue
@@ -238,6 +312,68 @@ class EvalReport(BaseModel):
             )
         parts.extend(f"<p>⚠ {esc(w)}</p>" for w in self.warnings)
         return "\n".join(parts)
+
+
+def with_metric_details(summary: dict[str, Any]) -> dict[str, Any]:
+    """A report summary whose ``metrics`` holds metric objects -> the ``--json`` schema of every command.
+
+    ``metrics[model][evaluator]`` becomes the headline number (``value``) and the objects move to
+    ``metric_details[model][evaluator]``, as in :meth:`EvalReport.to_json`. A summary already in that shape
+    (or without metrics) is returned unchanged.
+    """
+    metrics = summary.get("metrics")
+    if not isinstance(metrics, dict) or "metric_details" in summary:
+        return summary
+    objects = {
+        m: {e: to_plain(metric) for e, metric in per.items()}
+        for m, per in metrics.items()
+        if isinstance(per, dict)
+    }
+    numbers = {m: {e: obj.get("value") for e, obj in per.items()} for m, per in objects.items()}
+    return {**summary, "metrics": numbers, "metric_details": objects}
+
+
+def to_plain(metric: Any) -> dict[str, Any]:
+    """A :class:`Metric` (or its dumped dict) as a plain JSON dict."""
+    if isinstance(metric, Metric):
+        return metric.model_dump(mode="json")
+    return dict(metric) if isinstance(metric, dict) else {"value": metric}
+
+
+def _fmt_num(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _fmt_interval(metric: Metric, key: str, spec: str = ".3f") -> str:
+    low, high = metric.intervals.get(key, [None, None])
+    if low is None or high is None:
+        return ""
+    return f" [{low:{spec}}, {high:{spec}}]"
+
+
+def _chance_lines(metric: Metric) -> list[str]:
+    """Two compact lines: the scores that account for chance, and the verdict against the majority class."""
+    if metric.majority_class_rate is None:
+        return []
+    scores = ", ".join(
+        f"{label} {_fmt_num(getattr(metric, key))}{_fmt_interval(metric, key)}"
+        for key, label in (
+            ("balanced_accuracy", "balanced accuracy"),
+            ("macro_f1", "macro-F1"),
+            ("cohen_kappa", "kappa"),
+        )
+    )
+    verdict = (
+        "beats it"
+        if metric.beats_majority
+        else ("does NOT beat it" if (metric.accuracy_over_majority or 0.0) <= 0 else "not clearly above it")
+    )
+    return [
+        f"      {scores}",
+        f"      vs always {metric.majority_class!r} (majority class, {metric.majority_class_rate:.3f}): "
+        f"{_fmt_num(metric.accuracy_over_majority, '+.3f')}{_fmt_interval(metric, 'accuracy_over_majority', '+.3f')}"
+        f" -> {verdict}",
+    ]
 
 
 def _fmt_p(p: float | None) -> str:

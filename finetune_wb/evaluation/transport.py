@@ -169,6 +169,8 @@ def describe_error(exc: BaseException) -> str:
             url = safe_url(str(exc.request.url))  # type: ignore[attr-defined]
         except Exception:  # not an HTTP error, or one without its request
             url = ""
-        if url:
-            text += f" (POST {url}; check the base URL and that the server is up)"
+        if url:  # the wording of every command's connection failure
+            from finetune_wb._retry import describe_connection_error
+
+            return (prefix + describe_connection_error(exc))[:500]
     return (prefix + text)[:500]

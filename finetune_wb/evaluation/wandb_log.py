@@ -1,16 +1,29 @@
 """Logging an EvalReport to a W&B run (the caller's run: it is never finished here).
 
-What lands in the run: config ``eval`` (parameters, evaluators with their arguments, models), one
-side-by-side predictions table, summary ``eval/<model>/<evaluator>`` (+ ``/ci_low``, ``/ci_high`` and
-classification extras), the pairwise comparisons (a table and summary keys), a confusion-matrix plot per
-model and classification evaluator, and lineage to the test dataset and the fine-tuned models' artifacts
-through :func:`finetune_wb.tracking.link_input` (offline: ids and digests in the config).
+Keys are stable across runs, so W&B charts one fine-tune against another: no summary or history key holds
+a model id. Each evaluated model gets a **role** (:func:`model_roles`): ``finetune`` for a fine-tuned model
+(an ``ft:`` id), ``baseline`` for any other, and ``finetune_2``, ``baseline_2``, ... for the second and later
+of the same kind, in the order the models were evaluated. The model ids are in the config:
+``models`` (role -> model id) and ``eval.models`` (label, role, model, base_url).
+
+What lands in the run: config ``eval`` (parameters, evaluators with their arguments, models) and
+``models``; one predictions table ``eval/predictions`` with a row per example and model (stable columns,
+the model in its own column, the predicted label per classification evaluator); summary
+``eval/<role>/<evaluator>`` (+ ``/ci_low``, ``/ci_high`` and every numeric classification detail such as
+``/macro_f1``), the pairwise comparisons (a table and ``eval/compare/<role_a>_vs_<role_b>/...`` summary
+keys), a confusion-matrix plot per role and classification evaluator, and lineage to the test dataset and
+the fine-tuned models' artifacts through :func:`finetune_wb.tracking.link_input` (offline: ids and digests
+in the config).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,10 +31,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+PREDICTION_COLUMNS = ("index", "role", "model", "label", "input", "target", "output", "error")
+"""The fixed leading columns of ``eval/predictions``; then one score column per evaluator (its name) and
+one ``<evaluator> predicted`` column per classification evaluator."""
 
-def _key(label: str) -> str:
-    """W&B nests keys on '/', so a model label must not contain one."""
-    return label.replace("/", "_")
+
+def model_roles(report: EvalReport) -> dict[str, str]:
+    """``{model label: role}``: ``finetune``/``baseline`` by kind (an ``ft:`` id is a fine-tune), numbered
+    ``_2``, ``_3``, ... from the second model of a kind on, in evaluation order."""
+    counts: dict[str, int] = {}
+    roles: dict[str, str] = {}
+    for m in report.models:
+        kind = "finetune" if m.model.startswith("ft:") else "baseline"
+        counts[kind] = counts.get(kind, 0) + 1
+        roles[m.label] = kind if counts[kind] == 1 else f"{kind}_{counts[kind]}"
+    return roles
 
 
 def confusion_pairs(details: dict[str, Any]) -> tuple[list[int], list[int]]:
@@ -37,30 +61,49 @@ def confusion_pairs(details: dict[str, Any]) -> tuple[list[int], list[int]]:
     return gold, pred
 
 
+def _label_evaluators(report: EvalReport) -> list[str]:
+    """The evaluators that predict a label (``classification``), in report order."""
+    return [e.name for e in report.evaluators if any(e.name in r.labels for r in report.rows)]
+
+
 def predictions_table(report: EvalReport) -> Any:
-    """One row per example: input, target, then each model's output, error and scores side by side."""
+    """One row per (example, model): :data:`PREDICTION_COLUMNS`, the scores, the predicted labels."""
     import wandb
 
+    roles = model_roles(report)
     ev_names = [e.name for e in report.evaluators]
-    columns: list[Any] = ["index", "input", "target"]
-    for m in report.models:
-        columns += [f"{m.label} output", f"{m.label} error"] + [f"{m.label} {n}" for n in ev_names]
+    label_evs = _label_evaluators(report)
+    columns: list[Any] = [*PREDICTION_COLUMNS, *ev_names, *[f"{n} predicted" for n in label_evs]]
     by_key = {(r.example_index, r.model): r for r in report.rows}
     data: list[Any] = []
     for ex in report.examples:
-        row: list[Any] = [ex.index, ex.input, ex.target]
         for m in report.models:
             r = by_key[(ex.index, m.label)]
-            row += [r.output, r.error] + [r.scores.get(n) for n in ev_names]
-        data.append(row)
+            row: list[Any] = [
+                ex.index,
+                roles[m.label],
+                m.model,
+                m.label,
+                ex.input,
+                ex.target,
+                r.output,
+                r.error,
+            ]
+            row += [r.scores.get(n) for n in ev_names] + [r.labels.get(n) for n in label_evs]
+            data.append(row)
     return wandb.Table(columns=columns, data=data, allow_mixed_types=True)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def summary_metrics(report: EvalReport) -> dict[str, Any]:
-    """The flat ``eval/...`` summary keys."""
+    """The flat ``eval/<role>/...`` and ``eval/compare/...`` summary keys (no model id in any of them)."""
+    roles = model_roles(report)
     out: dict[str, Any] = {}
     for m in report.models:
-        k = _key(m.label)
+        k = roles[m.label]
         out[f"eval/{k}/answered"] = m.n_answered
         out[f"eval/{k}/unanswered"] = m.n_unanswered
         out[f"eval/{k}/prompt_tokens"] = m.prompt_tokens
@@ -73,13 +116,14 @@ def summary_metrics(report: EvalReport) -> dict[str, Any]:
             out[f"eval/{k}/{name}"] = metric.value
             out[f"eval/{k}/{name}/ci_low"] = metric.ci_low
             out[f"eval/{k}/{name}/ci_high"] = metric.ci_high
-            for extra in ("macro_precision", "macro_recall", "macro_f1", "micro_f1"):
-                if extra in metric.details:
-                    out[f"eval/{k}/{name}/{extra}"] = metric.details[extra]
+            for extra, value in metric.details.items():  # macro_f1, micro_f1, ... (scalars only)
+                if _number(value):
+                    out[f"eval/{k}/{name}/{extra}"] = value
     for c in report.comparisons:
         if c.difference is None:
             continue
-        prefix = f"eval/compare/{_key(c.model_a)}_vs_{_key(c.model_b)}/{c.evaluator}"
+        a, b = roles.get(c.model_a, c.model_a), roles.get(c.model_b, c.model_b)
+        prefix = f"eval/compare/{a}_vs_{b}/{c.evaluator}"
         out[f"{prefix}/difference"] = c.difference
         out[f"{prefix}/ci_low"] = c.ci_low
         out[f"{prefix}/ci_high"] = c.ci_high
@@ -103,25 +147,31 @@ def _link_lineage(report: EvalReport, run: Any, lineage: Sequence[Any]) -> None:
             logger.warning("could not record %r as an input of the eval run: %s", ref, exc)
 
 
+def eval_config(report: EvalReport) -> dict[str, Any]:
+    """The config ``log_report`` writes: ``models`` (role -> model id) and ``eval`` (everything else)."""
+    roles = model_roles(report)
+    return {
+        "models": {roles[m.label]: m.model for m in report.models},
+        "eval": {
+            "source": report.source,
+            "params": report.params,
+            "seed": report.seed,
+            "models": [
+                {"label": m.label, "role": roles[m.label], "model": m.model, "base_url": m.base_url}
+                for m in report.models
+            ],
+            "evaluators": [e.model_dump(mode="json") for e in report.evaluators],
+            "n_examples": len(report.examples),
+        },
+    }
+
+
 def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> None:
     """Log ``report`` to ``run`` (job_type "eval" recommended); see the module docstring for what is logged."""
     import wandb
 
-    run.config.update(
-        {
-            "eval": {
-                "source": report.source,
-                "params": report.params,
-                "seed": report.seed,
-                "models": [
-                    {"label": m.label, "model": m.model, "base_url": m.base_url} for m in report.models
-                ],
-                "evaluators": [e.model_dump(mode="json") for e in report.evaluators],
-                "n_examples": len(report.examples),
-            }
-        },
-        allow_val_change=True,
-    )
+    roles = model_roles(report)
+    run.config.update(eval_config(report), allow_val_change=True)
     _link_lineage(report, run, lineage)
     logs: dict[str, Any] = {"eval/predictions": predictions_table(report)}
     if report.comparisons:
@@ -138,8 +188,11 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
         ]
         cols += ["p_value", "test", "same_model"]
         logs["eval/comparisons"] = wandb.Table(
-            columns=cols,
-            data=[[getattr(c, col) for col in cols] for c in report.comparisons],
+            columns=["role_a", "role_b", *cols],
+            data=[
+                [roles.get(c.model_a), roles.get(c.model_b), *[getattr(c, col) for col in cols]]
+                for c in report.comparisons
+            ],
             allow_mixed_types=True,
         )
     for m in report.models:
@@ -149,7 +202,7 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
                 continue
             gold, pred = confusion_pairs(metric.details)
             if gold:
-                logs[f"eval/{_key(m.label)}/{name}/confusion_matrix"] = wandb.plot.confusion_matrix(
+                logs[f"eval/{roles[m.label]}/{name}/confusion_matrix"] = wandb.plot.confusion_matrix(
                     y_true=gold, preds=pred, class_names=list(matrix_labels), title=f"{m.label}: {name}"
                 )
     run.log(logs)
@@ -157,3 +210,49 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
         run.summary[key] = value
     if report.warnings:
         run.summary["eval/warnings"] = list(report.warnings)
+
+
+EVAL_RUNS_RECORD = "eval-runs.json"
+"""Local record of the evaluations the CLI logged: ``{"<entity>/<project>/<run name>": [fingerprint, ...]}``."""
+
+
+def eval_fingerprint(report: EvalReport) -> str:
+    """SHA-256 of what makes an evaluation's results: models and servers, evaluators, request parameters
+    (not concurrency or rate limits) and the examples."""
+    params = {k: v for k, v in report.params.items() if k not in ("concurrency", "rpm", "tpm")}
+    body = {
+        "models": [(m.model, m.base_url) for m in report.models],
+        "evaluators": [e.model_dump(mode="json") for e in report.evaluators],
+        "params": params,
+        "examples": [(ex.input, ex.target) for ex in report.examples],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def log_eval_run(
+    report: EvalReport, *, project: str, data: Path, entity: str | None = None, again: bool = False
+) -> str | None:
+    """Log ``report`` to a new ``eval`` run named :func:`eval_run_name` and return the name; None (logging
+    nothing) when every answer came from the cache and this same evaluation was already logged under that
+    name in that project — unless ``again``."""
+    from finetune_wb.tracking.model_artifact import eval_run_name, start_eval_run
+    from finetune_wb.tracking.records import updating_record
+
+    name = eval_run_name(data)
+    key = f"{entity or ''}/{project}/{name}"
+    fingerprint = eval_fingerprint(report)
+    fully_cached = report.ok and all(m.n_requests == 0 for m in report.models)
+    with updating_record(EVAL_RUNS_RECORD) as record:
+        logged = fingerprint in record.get(key, [])
+    if fully_cached and logged and not again:
+        return None
+    run = start_eval_run(project=project, entity=entity, name=name, config={"data": str(data)})
+    try:
+        log_report(report, run)
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish()
+    with updating_record(EVAL_RUNS_RECORD) as record:
+        record[key] = [*[f for f in record.get(key, []) if f != fingerprint], fingerprint]
+    return name

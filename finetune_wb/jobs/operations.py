@@ -1,4 +1,4 @@
-"""Fine-tuning jobs: create (never twice), get, cancel, list, checkpoints.
+"""Fine-tuning jobs: create (never twice), find by metadata, get, cancel, list, checkpoints.
 
 Creating a job is the one call that must not simply be repeated: openai 3.x sends no idempotency key, so a
 create whose response was lost (a 500 after the server made the job, a dropped connection) and is sent again
@@ -229,6 +229,51 @@ def find_job_by_request_id(
             return None
         after = jobs[-1].id
     return None
+
+
+def find_jobs_by_metadata(
+    key: str,
+    value: str,
+    *,
+    client: openai.OpenAI | None = None,
+    retry: RetryPolicy | None = None,
+    max_pages: int = 5,
+) -> list[FineTuningJob]:
+    """The recent jobs whose metadata has ``key == value``, newest first.
+
+    Asks the server with a metadata filter first; if it rejects or ignores the filter, scans the newest
+    ``max_pages`` pages of 100 jobs and keeps the matching ones.
+    """
+    import openai
+
+    from finetune_wb._client import get_client
+
+    policy = policy_or_default(retry, time.sleep)
+    raw = without_retries(get_client(client))
+
+    def tagged(job: Any) -> bool:
+        return bool((getattr(job, "metadata", None) or {}).get(key) == value)
+
+    try:
+        page = policy.call(raw.fine_tuning.jobs.list, metadata={key: value}, limit=100)
+        jobs = list(page.data)
+        if not jobs or all(tagged(job) for job in jobs):
+            return jobs  # the filter works
+    except openai.BadRequestError:
+        pass  # the server does not support metadata filters: scan below
+    found: list[Any] = []
+    after: str | None = None
+    for _ in range(max_pages):
+        kwargs: dict[str, Any] = {"limit": 100}
+        if after is not None:
+            kwargs["after"] = after
+        page = policy.call(raw.fine_tuning.jobs.list, **kwargs)
+        jobs = list(page.data)
+        found.extend(job for job in jobs if tagged(job))
+        if not jobs or page.has_more is False:
+            break
+        after = jobs[-1].id
+    return found
 
 
 # --------------------------------------------------------------------------------------------- get/cancel/list

@@ -71,11 +71,10 @@ def describe_api_error(exc: Exception, client: Any, what: str) -> str:
     if isinstance(exc, FineTuneError):
         return str(scrub(f"{what}: {exc}"))
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.APIConnectionError):
-        hint = (
-            f"could not reach {server_of(client)}: check OPENAI_BASE_URL, that the server is running, "
-            "and the network"
-        )
+    if isinstance(exc, openai.APIConnectionError):  # one wording for every command
+        from finetune_wb._retry import describe_connection_error
+
+        return str(scrub(f"{what}: {describe_connection_error(exc, server_of(client))}"))
     elif status == 401:
         hint = "the server refused the API key: check OPENAI_API_KEY (or the Azure key)"
     elif status == 403:

@@ -37,6 +37,49 @@ def _is_local(base_url: str) -> bool:
     return host in {"127.0.0.1", "localhost", "::1"}
 
 
+def _set_aside(path: Path) -> Path | None:
+    """Move a state file out of the way for a new session: ``<name>.<session id>.json`` beside it."""
+    from finetune_wb.session.state import load_state
+
+    if not path.is_file():
+        return None
+    try:
+        tag = load_state(path).session_id
+    except ConfigError:
+        tag = "unreadable"
+    target = path.with_name(f"{path.stem}.{tag}{path.suffix or '.json'}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}.{tag}-{n}{path.suffix or '.json'}")
+    path.replace(target)
+    return target
+
+
+def check_same_server(session: FineTuneSession) -> None:
+    """A resumed session whose file or job lives on another server than the client's: say what to do.
+
+    The state records the server (``base_url``, without credentials); its uploaded file and its job exist
+    only there, so resuming against another server would end in a bare 404."""
+    from finetune_wb._client import base_url_of
+    from finetune_wb._secrets import safe_url
+
+    st = session.state
+    before = safe_url(st.base_url)
+    if not before or not (st.job_id or st.training_file_id):
+        return
+    now = base_url_of(session.client)
+    if now == before:
+        return
+    what = f"job {st.job_id}" if st.job_id else f"training file {st.training_file_id}"
+    raise ConfigError(
+        f"the session in {session.state_path} ({st.session_id}) ran against {before}, and its {what} lives "
+        f"there; this run talks to {now}. Point OPENAI_BASE_URL back at {before} to resume it, or pass "
+        f"--new-session (run_config(new_session=True)) to set that state file aside and start a new session "
+        f"against {now} (a new upload and a new, paid job)"
+    )
+
+
 def run_config(
     config: RunConfig,
     *,
@@ -46,16 +89,23 @@ def run_config(
     confirm: Any = None,
     echo: Any = None,
     progress: bool = False,
+    new_session: bool = False,
 ) -> RunResult:
     """Run a whole session from ``config``: prepare, validate, fine-tune, wait, evaluate; resumable.
 
     The state file is ``state_path``, else the config's ``state_path``, else ``<config stem>.state.json``
     beside the config. Against a server that is not on this machine, creating the job needs ``yes=True`` or
-    ``confirm(question) -> True`` (the question states the estimated cost).
+    ``confirm(question) -> True`` (the question states the estimated cost). A state file whose session ran
+    against another server is a :class:`ConfigError` saying what to do; ``new_session=True`` moves an
+    existing state file aside (``<name>.<session id>.json``) and starts a new session.
     """
     say = echo or (lambda _line: None)
     spec = config.job_spec()
     path = Path(state_path) if state_path is not None else config.resolved_state_path()
+    if new_session and path is not None:
+        moved = _set_aside(path)
+        if moved is not None:
+            say(f"new session: the previous state file is kept as {moved}")
     session = FineTuneSession(
         config.project,
         client=client,
@@ -64,6 +114,7 @@ def run_config(
         entity=config.entity,
         progress=progress,
     )
+    check_same_server(session)
     st = session.state
     if st.job_id is None:
         from finetune_wb.data.build import build_examples

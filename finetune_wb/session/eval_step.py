@@ -71,7 +71,12 @@ def evaluate_step(
         run = ctx.runs.start(
             "eval",
             name=f"eval-{st.job_id or st.session_id}",
-            config={"models": st.eval_models, "job_id": st.job_id, "fine_tuned_model": st.fine_tuned_model},
+            # ``models`` (role -> model id) is written by the report's logging; the list is known already
+            config={
+                "eval_models": st.eval_models,
+                "job_id": st.job_id,
+                "fine_tuned_model": st.fine_tuned_model,
+            },
         )
     session_values: dict[str, Any] = {"cache": st.eval_cache_path, "run": run, "lineage": lineage}
     if "client" not in options.model_fields_set:

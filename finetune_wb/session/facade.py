@@ -11,8 +11,9 @@ a notebook kernel, a worker killed by its supervisor — continues with :meth:`F
 * answers the evaluation already received come from its SQLite cache, whose path is in the state.
 
 Fit for services: the session prints nothing (it logs to ``finetune_wb.session``; progress bars only with
-``progress=True``), keeps no global state, and guards its own state with a lock. Use one session per thread
-(or per job); sessions in different threads do not share anything but the disk.
+``progress=True``, or by default in a Jupyter notebook), keeps no global state, and guards its own state with a
+lock. Use one session per thread (or per job); sessions in different threads do not share anything but the
+disk.
 
 Safe when two processes (or two session objects) use one state file: every step holds the state file's
 cross-process lock (``<state file>.lock``, an OS file lock that dies with its holder) and re-reads the file
@@ -30,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from finetune_wb.errors import ConfigError, FineTuneError, JobTimeout
 from finetune_wb.session.context import StepContext
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation import EvalOptions, EvalReport
     from finetune_wb.evaluation.options import SessionEvalKwargs
     from finetune_wb.schema import ChatExample, JobSpec, PreferenceExample
+    from finetune_wb.session.overview import SessionSummary
     from finetune_wb.validation.validate import ValidationReport
 
 logger = logging.getLogger("finetune_wb.session")
@@ -78,7 +80,9 @@ class FineTuneSession:
             and writes offline when no W&B credentials are available (never a login prompt).
         entity: the W&B entity (team or user).
         wandb_dir: where W&B writes its run directories (default: ``WANDB_DIR`` or the working directory).
-        progress: show progress bars (uploads, the job, the evaluation). Off by default: services log.
+        progress: show progress bars (uploads, the job, the evaluation). None (the default) shows them in a
+            Jupyter notebook — widgets with ipywidgets, plain text lines without — and nowhere else: services
+            and scripts log.
         poll_interval: first interval between job polls, in seconds.
         lock_timeout: how long a step waits while another process works on the same state file, in seconds
             (logged as a warning); None (the default) waits as long as that takes. Past it the step raises
@@ -94,7 +98,7 @@ class FineTuneSession:
         wandb_mode: WandbMode | None = None,
         entity: str | None = None,
         wandb_dir: str | os.PathLike[str] | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         poll_interval: float = 1.0,
         lock_timeout: float | None = None,
     ) -> None:
@@ -122,6 +126,10 @@ class FineTuneSession:
             mode=wandb_mode,
             wandb_dir=str(wandb_dir) if wandb_dir is not None else None,
         )
+        if progress is None:
+            from finetune_wb._progress import default_progress
+
+            progress = default_progress()
         self.context = StepContext(
             state,
             path,
@@ -177,7 +185,7 @@ class FineTuneSession:
         client: openai.OpenAI | None = None,
         wandb_mode: WandbMode | None = None,
         wandb_dir: str | os.PathLike[str] | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         poll_interval: float = 1.0,
         lock_timeout: float | None = None,
     ) -> FineTuneSession:
@@ -423,15 +431,37 @@ class FineTuneSession:
 
     # -- convenience ----------------------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, Any]:
-        """The state as plain JSON (what ``finetune-wb run --json`` prints)."""
-        return {"state_path": str(self.state_path), **self.state.model_dump(mode="json")}
+    @overload
+    def summary(self, *, as_dict: Literal[False] = False) -> SessionSummary: ...
+
+    @overload
+    def summary(self, *, as_dict: Literal[True]) -> dict[str, Any]: ...
+
+    def summary(self, *, as_dict: bool = False) -> SessionSummary | dict[str, Any]:
+        """A few readable lines: data, validation, job, model, evaluation and W&B, each with what comes next.
+
+        The text is a ``str`` (``print(session.summary())``); a notebook shows it as text, and the session
+        itself (``session`` as a cell's last line) as a table. ``as_dict=True`` gives the state as plain JSON
+        with ``state_path`` instead, without the validation report texts the artifact metadata repeat.
+        """
+        from finetune_wb.session.overview import session_summary, state_dict
+
+        if as_dict:
+            return state_dict(self.state, self.state_path)
+        return session_summary(self.state, self.state_path)
+
+    def _repr_html_(self) -> str:
+        """The summary as a small HTML table (what a notebook shows for ``session``)."""
+        from finetune_wb.session.overview import session_html
+
+        return session_html(self.state, self.state_path)
 
     def __repr__(self) -> str:
         st = self.state
+        model = f", fine_tuned_model={st.fine_tuned_model!r}" if st.fine_tuned_model else ""
         return (
             f"FineTuneSession(project={st.project!r}, session_id={st.session_id!r}, job_id={st.job_id!r}, "
-            f"status={st.job_status!r}, state_path='{self.state_path}')"
+            f"status={st.job_status!r}{model}, state_path='{self.state_path}')"
         )
 
 

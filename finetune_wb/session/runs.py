@@ -12,6 +12,10 @@ interrupted ``wait``) continues that same run (``wandb.init(id=..., resume="allo
 uploads one run per step instead of a crashed one beside a new one. Offline, the killed attempt's run
 directory is moved out of ``wandb/`` into ``wandb-superseded/`` beside it (the resumed run logs everything
 again: every event of the job, the whole evaluation), so that syncing ``wandb/`` uploads the run once.
+
+Every run of a session is in the W&B ``group`` named by its session id, and its config explains it
+(:meth:`SessionRuns.explain`): the template (system prompt included), the split settings (``n_train``,
+``train_fraction``, ``seed``, ``stratify``) and the validation summary, as far as the session has them.
 """
 
 from __future__ import annotations
@@ -73,12 +77,18 @@ class SessionRuns:
             logger.info("continuing the W&B %s run %s of session %s", job_type, run_id, state.session_id)
             self._set_aside(job_type, run_id)
         save_state(state, self.state_path)
-        cfg = {"session_id": state.session_id, "state_file": str(self.state_path), **(config or {})}
+        cfg = {
+            "session_id": state.session_id,
+            "state_file": str(self.state_path),
+            **self.explain(),
+            **(config or {}),
+        }
         try:
             run = wandb.init(
                 project=state.project,
                 entity=state.entity,
                 job_type=job_type,
+                group=state.session_id,
                 name=name,
                 id=run_id,
                 resume="allow",
@@ -98,6 +108,19 @@ class SessionRuns:
         state.wandb_runs[job_type] = str(Path(run_dir).parent) if run_dir else str(getattr(run, "id", ""))
         save_state(state, self.state_path)
         return run
+
+    def explain(self) -> dict[str, Any]:
+        """What made this session's data: ``template``, ``system_prompt``, ``split``, ``validation``."""
+        state = self.state
+        out: dict[str, Any] = {}
+        if state.template is not None:
+            out["template"] = state.template
+            out["system_prompt"] = state.template.get("system")
+        if state.split is not None:
+            out["split"] = {**state.split, "n_train_examples": state.n_train, "n_test_examples": state.n_test}
+        if state.validation is not None:
+            out["validation"] = state.validation
+        return out
 
     def finished(self, job_type: str) -> None:
         """Step ``job_type`` has done its work: its next start (a second evaluation, say) is a new run."""

@@ -145,6 +145,13 @@ def log_dataset(
             )
     else:
         offline_hint(run)
+        # the project it belongs to, so that a sync into another project does not take it for its own
+        ref = ref.model_copy(
+            update={
+                "entity": getattr(run, "entity", None) or None,
+                "project": getattr(run, "project", None) or None,
+            }
+        )
     ref = remember(ref)
     _logged_in_run(run)[(art_name, digest)] = ref
     if as_input:

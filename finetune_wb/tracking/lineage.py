@@ -96,3 +96,74 @@ def add_lineage(run: Any, kind: str, entry: dict[str, Any]) -> None:
     items.append(entry)
     lineage[kind] = items
     run.config.update({"lineage": scrub(lineage)}, allow_val_change=True)
+
+
+def _base_name(name: str) -> str:
+    """``entity/project/name:v3`` or ``name:v3`` -> ``name``."""
+    return name.split("/")[-1].split(":")[0]
+
+
+def _already_used(used: list[Any], entry: dict[str, Any]) -> bool:
+    """Whether one of the run's input artifacts is ``entry`` (same name and the same content)."""
+    for art in used:
+        if _base_name(str(getattr(art, "name", ""))) != entry.get("name"):
+            continue
+        meta = dict(getattr(art, "metadata", None) or {})
+        aliases = [str(a) for a in (getattr(art, "aliases", None) or [])]
+        if entry.get("sha256") in (meta.get("sha256"), *aliases) or (
+            entry.get("wandb_digest") and entry.get("wandb_digest") == getattr(art, "digest", None)
+        ):
+            return True
+    return False
+
+
+def _replay_one(api: Any, run: Any, path: str, entry: dict[str, Any]) -> tuple[str, str]:
+    """Link one recorded input of ``run``; returns ``(outcome, detail)``."""
+    qualified = str(entry.get("qualified_name") or f"{entry.get('name')}:{entry.get('sha256')}")
+    # an entry logged offline names the artifact by its content alias only: it is looked up in the run's
+    # own project, never in another one that happens to hold the same name
+    target = qualified if qualified.count("/") == 2 else f"{path}/{qualified}"
+    try:
+        artifact = api.artifact(target, type=entry.get("type"))
+    except Exception as exc:
+        return "not_found", f"{target}: {exc}; upload its run first (`wandb sync`), then run link again"
+    sha = (getattr(artifact, "metadata", None) or {}).get("sha256")
+    if entry.get("sha256") and sha and sha != entry["sha256"]:
+        return "mismatch", f"{target} holds sha256 {sha}, the run used {entry['sha256']}: not linked"
+    run.use_artifact(artifact)
+    return "linked", target
+
+
+def replay_lineage(*, project: str, entity: str | None = None, api: Any = None) -> list[dict[str, Any]]:
+    """Once online: make the inputs recorded in each run's ``config.lineage.inputs`` real W&B edges.
+
+    Runs logged offline (and uploaded with ``wandb sync``) have their inputs only in their config; this
+    declares each as a ``use_artifact`` input of its run, unless the run already uses it (idempotent). One
+    row per recorded input: ``run``, ``artifact``, ``outcome`` (``linked``, ``already_linked``,
+    ``not_found``, ``mismatch``) and ``detail``. Raises TrackingError when W&B is offline.
+    """
+    if is_offline():
+        raise TrackingError(
+            "replaying lineage needs online W&B: log in (`wandb login`, or set WANDB_API_KEY) and unset "
+            "WANDB_MODE=offline, upload the offline runs with `wandb sync`, then run `finetune-wb link` again"
+        )
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    if entity is None:
+        entity = getattr(api, "default_entity", None)
+    path = f"{entity}/{project}" if entity else project
+    rows: list[dict[str, Any]] = []
+    for run in api.runs(path):
+        inputs = ((getattr(run, "config", None) or {}).get("lineage") or {}).get("inputs") or []
+        if not inputs:
+            continue
+        used = list(run.used_artifacts())
+        for entry in inputs:
+            if _already_used(used, entry):
+                outcome, detail = "already_linked", ""
+            else:
+                outcome, detail = _replay_one(api, run, path, entry)
+            rows.append({"run": run.id, "artifact": entry.get("name"), "outcome": outcome, "detail": detail})
+    return rows

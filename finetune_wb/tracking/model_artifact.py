@@ -96,6 +96,16 @@ def model_ref(*, job_id: str | None = None, fine_tuned_model: str | None = None)
     return None
 
 
+def eval_run_name(data: Path) -> str:
+    """The name of the CLI's eval run on ``data``: ``eval-<file stem>-<first 8 hex of its SHA-256>`` (no
+    model id: the models are in the run's config), so re-evaluations of one file are named alike."""
+    try:
+        digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:8]
+    except OSError:
+        digest = "unread"
+    return f"eval-{safe_name(Path(data).stem, fallback='data')}-{digest}"
+
+
 def start_eval_run(
     *,
     project: str,

@@ -344,6 +344,9 @@ class FineTuneTracker:
         error = scrub(error)
         self.run.summary["error"] = error
         message = error.get("message") or error.get("code") or "unknown error"
+        if error.get("status") == "cancelled":  # cancelled by someone: worth saying, not an error
+            logger.warning("fine-tuning job %s was cancelled: %s", self.job_id, message)
+            return
         logger.error("fine-tuning job %s: %s", self.job_id, message)
 
     def finish(self, *, exit_code: int = 0) -> None:

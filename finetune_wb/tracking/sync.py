@@ -152,6 +152,8 @@ def _dataset_inputs(
         if not file_id:
             continue
         known = find_artifact(file_id=file_id, type_="dataset")
+        if known is not None and known.project not in (None, getattr(run, "project", None)):
+            known = None  # logged in another project: this project gets its own artifact
         if known is not None:
             # its role in this job (the bytes may have been logged under another split)
             known = known.model_copy(update={"metadata": {**known.metadata, "split": split}})
@@ -165,8 +167,16 @@ def _dataset_inputs(
             missing.append(file_id)
             continue
         same = find_artifact(digest=hashlib.sha256(data).hexdigest(), type_="dataset")
+        if same is not None and same.project not in (None, getattr(run, "project", None)):
+            same = None  # the same bytes in another project: not an artifact of this one
         if same is not None:  # these bytes were logged before (under another file id): no new version
-            same = same.model_copy(update={"metadata": {**same.metadata, "split": split}})
+            # this job's file id, not the earlier upload's (which may be deleted or on another server)
+            same = same.model_copy(
+                update={
+                    "file_id": file_id,
+                    "metadata": {**same.metadata, "split": split, "openai_file_id": file_id},
+                }
+            )
             refs.append(link_input(run, same))
             continue
         ref = log_dataset(

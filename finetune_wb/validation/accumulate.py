@@ -5,6 +5,8 @@ The per-example numbers live in compact arrays, so memory stays flat in the size
 
 from __future__ import annotations
 
+import hashlib
+import json
 from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,47 @@ class IssueCollector:
         return lambda code, severity, message: self.add(line, code, severity, message)
 
 
+class SameText:
+    """Whether every example so far had the same text in one role; keeps a digest of the first text (and
+    its first 60 characters, for the message), never the texts, so memory stays flat."""
+
+    __slots__ = ("digest", "n", "preview", "same")
+
+    def __init__(self) -> None:
+        self.digest: bytes | None = None
+        self.preview = ""
+        self.same = True
+        self.n = 0
+
+    def see(self, parts: list[str]) -> None:
+        h = hashlib.blake2b(digest_size=16)
+        for part in parts:
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        digest = h.digest()
+        if self.digest is None:
+            self.digest, self.preview = digest, "\n".join(parts)[:60]
+        elif digest != self.digest:
+            self.same = False
+        self.n += 1
+
+    def constant(self) -> bool:
+        """Two or more examples, all with the same non-empty text."""
+        return self.same and self.n >= 2 and self.preview != ""
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _role_texts(messages: Any, role: str) -> list[str]:
+    if type(messages) is not list:
+        return []
+    return [_text(m.get("content")) for m in messages if type(m) is dict and m.get("role") == role]
+
+
 class Accumulator:
     """Per-example numbers kept as compact arrays (24 bytes per example)."""
 
@@ -67,6 +110,27 @@ class Accumulator:
         self.n_over = 0
         self.n_missing_system = 0
         self.n_missing_user = 0
+        self.user_text = SameText()
+        self.answer_text = SameText()
+        # True while either text may still be the same in every example; then each example is looked at.
+        self.watching = True
+
+    def note_texts(self, obj: Mapping[str, Any]) -> None:
+        """Feed one example's user text and assistant answer (DPO: the preferred output) to the
+        same-in-every-example checks; stops looking once both have varied (usually at the second example)."""
+        messages = obj.get("messages")
+        if messages is None:  # DPO
+            inp = obj.get("input")
+            prompt = inp.get("messages") if type(inp) is dict else None
+            answer = _role_texts(obj.get("preferred_output"), "assistant")
+        else:
+            prompt = messages
+            answer = _role_texts(messages, "assistant")
+        if self.user_text.same:
+            self.user_text.see(_role_texts(prompt, "user"))
+        if self.answer_text.same:
+            self.answer_text.see(answer)
+        self.watching = self.user_text.same or self.answer_text.same
 
     def add(self, obj: Mapping[str, Any], line: int, collector: IssueCollector) -> None:
         total, assistant, n_messages = self.counter.example_tokens(obj)
@@ -75,6 +139,8 @@ class Accumulator:
             inp = obj.get("input")
             messages = inp.get("messages") if type(inp) is dict else None
         roles = [m.get("role") for m in messages if type(m) is dict] if type(messages) is list else []
+        if self.watching:
+            self.note_texts(obj)
         self.record(total, assistant, n_messages, "system" in roles, "user" in roles, line, collector)
 
     def record(

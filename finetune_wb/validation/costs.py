@@ -12,9 +12,40 @@ fine-tuning (o4-mini) is billed per hour of training, not per token, so it has n
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 
 from finetune_wb.validation.tokens import base_model
+
+# The model ids OpenAI documents for fine-tuning, the aliases that point at them, and Azure OpenAI's names.
+# A name that only shares a prefix with these (``gpt-4o-mini-2024-07-81``) gets an ``unknown_model`` warning
+# naming the closest ids, although the prefix tables below still give it a limit and a price.
+KNOWN_MODELS: tuple[str, ...] = (
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano-2025-04-14",
+    "gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18",
+    "o4-mini-2025-04-16",
+    "gpt-4-0613",
+    "gpt-3.5-turbo-0125",
+    "gpt-3.5-turbo-1106",
+    "gpt-3.5-turbo-0613",
+    "davinci-002",
+    "babbage-002",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o4-mini",
+    "gpt-4",
+    "gpt-3.5-turbo",
+    "gpt-35-turbo",
+    "gpt-35-turbo-0125",
+    "gpt-35-turbo-1106",
+    "gpt-35-turbo-0613",
+)
 
 # Per-example training context limit (tokens).
 CONTEXT_LIMITS: dict[str, int] = {
@@ -60,6 +91,16 @@ def _by_prefix(table: Mapping[str, float | int], model: str) -> float | int | No
         if name.startswith(prefix.lower()) and (best is None or len(prefix) > len(best)):
             best = prefix
     return table[best] if best is not None else None
+
+
+def is_known_model_id(model: str, *, known: tuple[str, ...] = KNOWN_MODELS) -> bool:
+    """Whether ``model`` (or the base of a fine-tune ``ft:BASE:...``) is exactly one of the known ids."""
+    return base_model(model).strip().lower() in known
+
+
+def closest_models(model: str, *, n: int = 3, known: tuple[str, ...] = KNOWN_MODELS) -> list[str]:
+    """The known model ids most like ``model`` (difflib), best first; empty when none is close."""
+    return difflib.get_close_matches(base_model(model).strip().lower(), known, n=n, cutoff=0.6)
 
 
 def context_limit(model: str, *, table: Mapping[str, int] | None = None) -> int | None:

@@ -13,7 +13,8 @@ Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_mess
 ``invalid_tools``, ``invalid_preference_output``, ``dpo_missing_input``, ``mixed_formats``, ``wrong_format``,
 ``too_few_examples``, ``empty_file``, ``file_unreadable``, ``over_budget`` (errors);
 ``unrecognized_example_key``, ``no_trained_assistant_message``, ``example_too_long``, ``unknown_model``,
-``unknown_price`` (warnings); ``internal_error`` (error; a bug in the validator, please report it).
+``unknown_price``, ``constant_answer``, ``constant_user_text`` (warnings); ``internal_error`` (error; a bug
+in the validator, please report it).
 """
 
 from __future__ import annotations
@@ -86,6 +87,24 @@ def _usd(amount: float) -> str:
     return f"{amount:,.2f}" if amount >= 1 else f"{amount:.4f}"
 
 
+def _unknown_model_message(model: str, limit: int | None) -> str:
+    """Says the id is not a known one, names the closest known ids, and what the figures assume."""
+    close = [repr(c) for c in costs.closest_models(model)]
+    names = " or ".join(close) if len(close) < 3 else f"{', '.join(close[:-1])} or {close[-1]}"
+    guess = f" (did you mean {names}?)" if close else ""
+    encoding = encoding_name_for_model(model)
+    if limit is not None and is_known_model(model):
+        return (
+            f"model {model!r} is not a known model id{guess}; the figures assume the {encoding} encoding and"
+            f" {limit:,}-token limit of the models its name starts like. Check the id before training:"
+            " OpenAI rejects an unknown model when the job is created"
+        )
+    return (
+        f"model {model!r} is not in the built-in tables{guess}; assuming the {encoding} encoding and a"
+        f" {costs.DEFAULT_CONTEXT_LIMIT:,}-token limit"
+    )
+
+
 def _run(
     records: Iterable[tuple[int, Any]],
     *,
@@ -103,14 +122,8 @@ def _run(
     file_format: Format | None = forced
     decided_at: int | None = None
     limit = costs.context_limit(model)
-    if limit is None or not is_known_model(model):
-        collector.add(
-            None,
-            "unknown_model",
-            "warning",
-            f"model {model!r} is not in the built-in tables; assuming the {encoding_name_for_model(model)}"
-            f" encoding and a {costs.DEFAULT_CONTEXT_LIMIT:,}-token limit",
-        )
+    if not costs.is_known_model_id(model):
+        collector.add(None, "unknown_model", "warning", _unknown_model_message(model, limit))
     limit = limit or costs.DEFAULT_CONTEXT_LIMIT
     acc = Accumulator(counter, limit)
     n_examples = 0
@@ -126,6 +139,8 @@ def _run(
                 if file_format is None:
                     file_format, decided_at = "chat", line
                 acc.record(*plain, line, collector)
+                if acc.watching:
+                    acc.note_texts(obj)
                 continue
         add = collector.at(line)
         try:
@@ -205,6 +220,19 @@ def _finish(
             "error",
             f"{n_examples} examples; OpenAI requires at least {MIN_EXAMPLES} (50-100 usually work better)",
         )
+    for same, code, what, effect in (
+        (acc.answer_text, "constant_answer", "assistant answer", "would learn to give it to every input"),
+        (acc.user_text, "constant_user_text", "user text", "cannot learn which answer goes with which input"),
+    ):
+        if same.constant():
+            collector.add(
+                None,
+                code,
+                "warning",
+                f"all {same.n:,} examples have the same {what} ({same.preview!r}), so the model {effect};"
+                " if the file was built with a Template, check that the part names a record field (a misspelt"
+                " name or fixed text gives every example the same text)",
+            )
     acc.counter.clear()
     epochs = n_epochs if isinstance(n_epochs, int) else costs.default_epochs(n_examples)
     billed = acc.billed_per_epoch * epochs

@@ -206,7 +206,8 @@ def test_eval_logs_a_wandb_eval_run(emulator_env: Any, tmp_path: Path) -> None:
     (run,) = read_runs()
     assert run.job_type == "eval"
     assert run.state == "finished"  # the CLI started it, so the CLI finished it
-    assert f"eval/{BASE}/exact_match" in run.summary
+    assert "eval/baseline/exact_match" in run.summary
+    assert run.config["models"] == {"baseline": BASE}
 
 
 def test_eval_cli_reuses_answers_cached_by_the_python_api(

@@ -12,7 +12,7 @@ from finetune_wb.cli import main
 
 
 def example(i: int) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+    return {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i % 2}"}]}
 
 
 def write(tmp_path: Path, extra: tuple[str, ...] = (), n: int = 10) -> Path:

@@ -48,7 +48,7 @@ def test_build_from_list_dataframe_dataset_and_datasetdict() -> None:
     import datasets
     import pandas as pd
 
-    t = Template(system="S")
+    t = Template(system="Be brief.")
     expected = build_examples(RECORDS, template=t)
     assert len(expected) == 40
     assert build_examples(pd.DataFrame(RECORDS), template=t) == expected
@@ -62,7 +62,7 @@ def test_build_from_list_dataframe_dataset_and_datasetdict() -> None:
 
 
 def test_build_from_files(tmp_path: Path) -> None:
-    t = Template(system="S")
+    t = Template(system="Be brief.")
     expected = build_examples(RECORDS, template=t)
     jsonl = tmp_path / "r.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
@@ -99,7 +99,7 @@ def test_legalbench_with_the_seeds_template(legalbench_dir: Path) -> None:
 
 
 def test_split_by_count_is_stratified_and_keeps_every_label(legalbench_dir: Path) -> None:
-    examples = build_examples(legalbench_dir / "examples.jsonl", template=Template(system="S"))
+    examples = build_examples(legalbench_dir / "examples.jsonl", template=Template(system="Be brief."))
     train, test = split_examples(examples, n_train=30, seed=42)
     assert len(train) == 30 and len(test) == 87
     assert sorted(map(id, train + test)) == sorted(map(id, examples))
@@ -184,7 +184,7 @@ def test_split_with_custom_label_and_dicts() -> None:
 
 
 def test_write_read_load_round_trip(tmp_path: Path) -> None:
-    examples = build_examples(RECORDS[:5], template=Template(system="Sé"))
+    examples = build_examples(RECORDS[:5], template=Template(system="Sé bref."))
     path = write_jsonl(examples, tmp_path / "sub" / "train.jsonl")
     assert path.exists()
     assert "Sé" in path.read_text(encoding="utf-8")  # UTF-8, not \u escapes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,25 +52,93 @@ def test_eval_run_gets_table_summary_comparison_confusion_matrix_and_lineage(
     )
     # the run is the caller's: still open, still usable
     run.log({"after": 1})
-    assert run.summary[f"eval/{BASE}/exact_match"] == report.metric(BASE, "exact_match")
+    assert run.summary["eval/baseline/exact_match"] == report.metric(BASE, "exact_match")
     run.finish()
 
     (back,) = read_runs()
     assert back.job_type == "eval"
     summary = back.summary
-    for model in (BASE, OTHER):
-        assert summary[f"eval/{model}/exact_match"] == report.metric(model, "exact_match")
-        assert f"eval/{model}/classification/macro_f1" in summary
-        assert f"eval/{model}/exact_match/ci_low" in summary
-    assert f"eval/compare/{BASE}_vs_{OTHER}/exact_match/p_value" in summary
+    for model, role in ((BASE, "baseline"), (OTHER, "baseline_2")):
+        assert summary[f"eval/{role}/exact_match"] == report.metric(model, "exact_match")
+        assert f"eval/{role}/classification/macro_f1" in summary
+        assert f"eval/{role}/exact_match/ci_low" in summary
+        # wandb.plot.confusion_matrix lands as <key>_table
+        assert f"eval/{role}/classification/confusion_matrix_table" in summary
+    assert "eval/compare/baseline_vs_baseline_2/exact_match/p_value" in summary
     assert "eval/predictions" in summary  # the table
     assert "eval/comparisons" in summary
-    for model in (BASE, OTHER):  # wandb.plot.confusion_matrix lands as <key>_table
-        assert f"eval/{model}/classification/confusion_matrix_table" in summary
     config = back.config
     assert config["eval"]["evaluators"][0]["name"] == "exact_match"
     assert [m["model"] for m in config["eval"]["models"]] == [BASE, OTHER]
+    assert config["models"] == {"baseline": BASE, "baseline_2": OTHER}
     assert config["lineage"]["inputs"][0]["sha256"] == "ab" * 32
+
+
+def _keys_with_model_ids(back: Any, model_ids: list[str]) -> list[str]:
+    keys = set(back.summary)
+    for row in back.history():
+        keys.update(row)
+    assert "eval/predictions" in keys  # the history was read
+    return sorted(k for k in keys for m in model_ids if m in k or m.replace("/", "_") in k)
+
+
+def test_summary_and_history_keys_hold_no_model_id_and_the_config_holds_them(
+    finetune_emulator: Any, tmp_path: Path
+) -> None:
+    """Two evaluations of two fine-tunes share every key: W&B charts one against the other."""
+    import wandb
+
+    from tests.fakes.emulator_helpers import jsonl, wait_job, yes_no_examples
+    from tests.fakes.wandb_readback import read_run, run_dir_of, staged_file
+
+    client = finetune_emulator.client()
+    fine_tunes = []
+    for suffix in ("one", "two"):
+        file = client.files.create(file=("train.jsonl", jsonl(yes_no_examples(12))), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=BASE, training_file=file.id, suffix=suffix)
+        fine_tunes.append(wait_job(client, job.id).fine_tuned_model)
+    run_ids = []
+    for ft in fine_tunes:
+        run = wandb.init(project="eval-keys", job_type="eval", mode="offline")
+        evaluate(
+            _examples(6),
+            models=[ft, BASE],
+            evaluators=[exact_match, classification(["Yes", "No"])],
+            client=client,
+            cache=tmp_path / "c.sqlite3",
+            run=run,
+            progress=False,
+        )
+        run_ids.append(run.id)
+        run.finish()
+    first, second = (read_run(run_dir_of(run_id)) for run_id in run_ids)
+    ids = [*fine_tunes, BASE]
+    for back, ft in ((first, fine_tunes[0]), (second, fine_tunes[1])):
+        assert _keys_with_model_ids(back, ids) == []
+        assert back.config["models"] == {"finetune": ft, "baseline": BASE}
+        assert [(m["role"], m["model"]) for m in back.config["eval"]["models"]] == [
+            ("finetune", ft),
+            ("baseline", BASE),
+        ]
+    assert "eval/finetune/classification" in first.summary
+    assert set(first.summary) - {"_runtime", "_step", "_timestamp"} == set(second.summary) - {
+        "_runtime",
+        "_step",
+        "_timestamp",
+    }
+    # the predictions table: stable columns, one row per example and model, the predicted label
+    from finetune_wb.evaluation.wandb_log import PREDICTION_COLUMNS
+
+    (logged,) = [a for a in first.artifacts() if "-evalpredictions-" in a["name"]]
+    content = json.loads(staged_file(logged, "eval/predictions.table.json").read_text())
+    columns = content["columns"]
+    assert columns[: len(PREDICTION_COLUMNS)] == list(PREDICTION_COLUMNS)
+    assert columns[len(PREDICTION_COLUMNS) :] == ["exact_match", "classification", "classification predicted"]
+    assert not any(m in c for c in columns for m in ids)
+    rows = content["data"]
+    assert len(rows) == 12 and {r[1] for r in rows} == {"finetune", "baseline"}
+    assert {r[2] for r in rows} == {fine_tunes[0], BASE}
+    assert {r[-1] for r in rows} <= {"Yes", "No", "<other>"}
 
 
 def _write(path: Path, n: int) -> Path:

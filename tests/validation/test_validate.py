@@ -14,12 +14,13 @@ from finetune_wb.validation import costs
 from finetune_wb.validation.validate import ValidationReport, validate_examples, validate_file
 
 
-def good(i: int = 0, answer: str = "Yes") -> dict[str, Any]:
+def good(i: int = 0, answer: str | None = None) -> dict[str, Any]:
+    """A plain chat example; the answer alternates Yes/No with ``i`` unless given."""
     return {
         "messages": [
             {"role": "system", "content": "Answer Yes or No."},
             {"role": "user", "content": f"Question number {i}?"},
-            {"role": "assistant", "content": answer},
+            {"role": "assistant", "content": answer if answer is not None else ("Yes" if i % 2 else "No")},
         ]
     }
 
@@ -27,7 +28,7 @@ def good(i: int = 0, answer: str = "Yes") -> dict[str, Any]:
 def dpo(i: int = 0) -> dict[str, Any]:
     return {
         "input": {"messages": [{"role": "user", "content": f"q{i}"}]},
-        "preferred_output": [{"role": "assistant", "content": "good"}],
+        "preferred_output": [{"role": "assistant", "content": f"good {i}"}],
         "non_preferred_output": [{"role": "assistant", "content": "bad"}],
     }
 

@@ -22,7 +22,9 @@ from finetune_wb.validation.validate import validate_file
 
 
 def example(i: int) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": f"q{i} café"}, {"role": "assistant", "content": "a"}]}
+    return {
+        "messages": [{"role": "user", "content": f"q{i} café"}, {"role": "assistant", "content": f"a{i % 2}"}]
+    }
 
 
 def jsonl(n: int = 10) -> str:
