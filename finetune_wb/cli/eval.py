@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_json())
     else:
         print(report.summary())
-    from finetune_wb.evaluation.answering import refused_models
+    from finetune_wb.evaluation.refusals import refused_models
 
     refused = refused_models(report.rows)
     for message in refused.values():  # once per model, not once per row; running again will not help

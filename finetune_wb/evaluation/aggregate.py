@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.evaluation import stats
+from finetune_wb.evaluation.refusals import REFUSED_TAIL
 from finetune_wb.evaluation.report import (
     Comparison,
     EvalReport,
@@ -127,7 +128,13 @@ def build_report(
                 estimated_cost_usd=estimate_cost(r.target.name, prompt_tokens, completion_tokens, prices),
             )
         )
-        if len(answered) < len(per_model):
+        refused = [a.error for a in per_model if a.error and a.error.endswith(REFUSED_TAIL)]
+        if refused:
+            warnings.append(
+                f"{r.label}: {len(per_model) - len(answered)} of {len(per_model)} rows unanswered: "
+                + refused[0].removeprefix("not asked: ")
+            )
+        elif len(answered) < len(per_model):
             warnings.append(
                 f"{r.label}: {len(per_model) - len(answered)} of {len(per_model)} rows unanswered "
                 "(left out of its metrics; run again to retry them)"

@@ -28,46 +28,45 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb.errors import EvalCacheError, EvaluationError
 from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, Claim, cache_key
 from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
+from finetune_wb.evaluation.refusals import REFUSED_PREFIX, REFUSED_STATUS, refusal_message
 from finetune_wb.evaluation.transport import DirectPost, describe_error, parse_completion, send
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.evaluation.targets import RequestCounts
 
-__all__ = [
-    "PRIVATE_LOOP",
-    "REFUSED_PREFIX",
-    "REFUSED_STATUS",
-    "REFUSED_TAIL",
-    "UNREACHED_ATTEMPTS",
-    "Answer",
-    "Answerer",
-    "EngineJudge",
-    "refused_models",
-    "request_timeout_of",
-]
 
 PRIVATE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("finetune_wb_private_loop", default=False)
+
+
 """True while the sync ``evaluate`` runs the engine on an event loop of its own (see
 :meth:`Answerer.client_for`)."""
 
+
 UNREACHED_ATTEMPTS = 3
+
+
 """Attempts per request while a server has not sent a single HTTP response this run. Connection failures
 to a server that did answer are retried as the retry policy says; to one that never did (a wrong
 OPENAI_BASE_URL, a server that is down) the rows give up after a few seconds, keep the error, and are asked
 again on the next run."""
 
+
 CLAIM_GRACE_S = 30.0
+
+
 """A claim in the cache holds for the request timeout plus this; past it, another process takes it over."""
 
+
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
+
+
 """The request timeout assumed for a client that does not say its own (openai's default)."""
 
 
-REFUSED_STATUS = frozenset({401, 403, 404})
 """Answers that refuse the model itself (not found, not allowed): never retried, asked once per model."""
 
-REFUSED_PREFIX = "not asked: model "
+
 """How the error of a row begins when its model was refused by an earlier request and it was not sent."""
 
 
@@ -81,32 +80,6 @@ class _ModelRefused(Exception):
 
 class _RefusedHere(Exception):
     """The server refused this model on this request (the message says which and what to do)."""
-
-
-def refusal_message(model: str, base_url: str, exc: BaseException) -> str:
-    """One message for a refused model: which, where, what the server said and what to do."""
-    from finetune_wb._retry import status_code_of
-
-    status = status_code_of(exc)
-    what = "was not found" if status == 404 else "may not be used with this API key"
-    said = describe_error(exc)[:400]
-    return f"model {model!r} {what} at {base_url or 'the server'} ({said}){REFUSED_TAIL}"
-
-
-REFUSED_TAIL = (
-    "; its other rows were not sent. Check the model id (a fine-tune's id is in `finetune-wb status "
-    "JOB_ID`, the server's models in its /v1/models) and the API key, then run again"
-)
-
-
-def refused_models(rows: Any) -> dict[str, str]:
-    """``{model: message}`` for the models a server refused, from report rows (``model`` and ``error``)."""
-    out: dict[str, str] = {}
-    for row in rows:
-        error = getattr(row, "error", None)
-        if isinstance(error, str) and error.endswith(REFUSED_TAIL):
-            out.setdefault(str(row.model), error.removeprefix("not asked: "))
-    return out
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_wb.evaluation import evaluate
-from finetune_wb.evaluation.answering import refused_models
+from finetune_wb.evaluation.refusals import refused_models
 from tests.evaluation.test_against_emulator import BASE, CHAT, FAST_RETRY, chat_journal, examples
 
 TYPO = "gpt-4o-mini-2024-07-81"
@@ -35,6 +35,9 @@ def test_a_missing_model_is_asked_once_and_reported_once(finetune_emulator: Any,
     message = refused[TYPO]
     assert TYPO in message and "not found" in message and "Check the model id" in message
     assert emu.base_url.rstrip("/") in message
+    # the report's own warning says why the rows are missing, not "run again to retry them"
+    (warning,) = [w for w in report.warnings if TYPO in w]
+    assert "Check the model id" in warning and "retry them" not in warning
 
     # a second run asks the bad model once more (errors are never cached), still only once
     evaluate(
