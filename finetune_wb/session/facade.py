@@ -400,6 +400,7 @@ class FineTuneSession:
         models: Sequence[Any] | None = None,
         examples: Any = None,
         options: EvalOptions | None = None,
+        log_again: bool = False,
         **overrides: Unpack[SessionEvalKwargs],
     ) -> EvalReport:
         """Evaluate the fine-tune against ``baselines`` on the test split, in a W&B ``eval`` run.
@@ -413,7 +414,8 @@ class FineTuneSession:
         session's client and progress setting apply where they set none, and the cache, W&B run and lineage
         are always the session's. Answers are cached in the session's SQLite file, so an evaluation that was
         interrupted asks only for what is missing when it runs again. For a label task, a small
-        ``max_tokens`` keeps a chatty baseline cheap.
+        ``max_tokens`` keeps a chatty baseline cheap. Run again with every answer cached, the same
+        evaluation is not logged to W&B a second time unless ``log_again``.
         """
         from finetune_wb.evaluation.options import EvalOptions
         from finetune_wb.session.eval_step import evaluate_step
@@ -427,6 +429,7 @@ class FineTuneSession:
                 models=models,
                 examples=examples,
                 options=merged,
+                log_again=log_again,
             )
 
     # -- convenience ----------------------------------------------------------------------------------------

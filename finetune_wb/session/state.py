@@ -69,6 +69,11 @@ class SessionState(BaseModel):
     eval_cache_path: str | None = None
     eval_models: list[str] = Field(default_factory=list)
     eval_summary: dict[str, Any] | None = None
+    eval_fingerprint: str | None = Field(
+        default=None,
+        description="what the last evaluation logged to W&B asked (models, servers, evaluators, settings, "
+        "examples); a fully cached re-run of the same evaluation is not logged again",
+    )
 
     wandb_runs: dict[str, str] = Field(default_factory=dict, description="step -> W&B run directory or id")
     wandb_open_runs: dict[str, str] = Field(

@@ -141,7 +141,7 @@ def test_kill_mid_wait_resumes_the_same_fine_tune_run(tmp_path: Path) -> None:
     assert "fine-tune" not in state.wandb_open_runs  # the step is done: a later start would be a new run
 
 
-def test_kill_mid_evaluation_resumes_the_same_eval_run_and_a_second_evaluation_is_a_new_run(
+def test_kill_mid_evaluation_resumes_the_same_eval_run_and_a_cached_rerun_is_logged_only_when_asked(
     tmp_path: Path,
 ) -> None:
     with run_emulator(pace=0.01) as emu:
@@ -169,7 +169,13 @@ def test_kill_mid_evaluation_resumes_the_same_eval_run_and_a_second_evaluation_i
         assert read_run(Path(session.state.wandb_runs["eval"])).exit_code == 0
         assert len(_one_dir_per_run_id(wandb_dir)) == 3
 
-        session.evaluate(baselines=[BASE], concurrency=4)  # a finished step run again: a run of its own
+        # the same evaluation again, every answer cached: nothing new to log, so no second run ...
+        again = session.evaluate(baselines=[BASE], concurrency=4)
+        assert again.ok and all(m.n_requests == 0 for m in again.models)
+        assert _run_id(session.state.wandb_runs["eval"]) == crashed_id
+        assert len(_one_dir_per_run_id(wandb_dir)) == 3
+        # ... unless asked: then a finished step run again gets a run of its own
+        session.evaluate(baselines=[BASE], concurrency=4, log_again=True)
         second = _run_id(session.state.wandb_runs["eval"])
         assert second != crashed_id
         ids = _one_dir_per_run_id(wandb_dir)
