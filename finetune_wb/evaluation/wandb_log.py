@@ -246,8 +246,13 @@ def log_eval_run(
         logged = fingerprint in record.get(key, [])
     if fully_cached and logged and not again:
         return None
+    from finetune_wb.tracking.datasets import log_dataset
+
     run = start_eval_run(project=project, entity=entity, name=name, config={"data": str(data)})
     try:
+        # the data is an input of the run: its own dataset artifact, logged in this project (never one of
+        # another project found by digest), so the lineage names exactly what was evaluated
+        log_dataset(data, run=run, split="test", validate=False, as_input=True)
         log_report(report, run)
     except BaseException:
         run.finish(exit_code=1)

@@ -30,6 +30,11 @@ def test_cli_eval_run_is_named_and_keyed_without_model_ids(
     assert run.config["models"] == {"baseline": BASE}
     assert "eval/baseline/classification/balanced_accuracy" in run.summary
     assert not [k for k in run.summary if BASE in k]
+    # its lineage: the evaluated data, as a dataset artifact of this project with the file's SHA-256
+    inputs = run.config["lineage"]["inputs"]
+    assert [i["sha256"] for i in inputs if i["type"] == "dataset"] == [
+        hashlib.sha256(data.read_bytes()).hexdigest()
+    ]
 
 
 def test_a_fully_cached_re_evaluation_is_not_logged_twice_unless_asked(
