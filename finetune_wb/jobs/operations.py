@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,42 +193,10 @@ def find_job_by_request_id(
     jobs without the tag), scans the newest jobs instead, up to ``max_pages`` pages of 100, stopping at
     jobs created before ``since`` (Unix time).
     """
-    import openai
-
-    from finetune_wb._client import get_client
-
-    policy = policy_or_default(retry, time.sleep)
-    raw = without_retries(get_client(client))
-
-    def tagged(job: Any) -> bool:
-        return bool((getattr(job, "metadata", None) or {}).get(REQUEST_ID_KEY) == request_id)
-
-    try:
-        page = policy.call(raw.fine_tuning.jobs.list, metadata={REQUEST_ID_KEY: request_id}, limit=20)
-        jobs = list(page.data)
-        for job in jobs:
-            if tagged(job):
-                return job  # type: ignore[no-any-return]
-        if not jobs:
-            return None  # the filter works and nothing matches
-    except openai.BadRequestError:
-        pass  # the server does not support metadata filters: scan below
-    after: str | None = None
-    for _ in range(max_pages):
-        kwargs: dict[str, Any] = {"limit": 100}
-        if after is not None:
-            kwargs["after"] = after
-        page = policy.call(raw.fine_tuning.jobs.list, **kwargs)
-        jobs = list(page.data)
-        for job in jobs:
-            if tagged(job):
-                return job  # type: ignore[no-any-return]
-        if not jobs or page.has_more is False:
-            return None
-        if since is not None and min(j.created_at for j in jobs) < since:
-            return None
-        after = jobs[-1].id
-    return None
+    found = _tagged_jobs(
+        REQUEST_ID_KEY, request_id, client=client, retry=retry, max_pages=max_pages, since=since
+    )
+    return next(found, None)
 
 
 def find_jobs_by_metadata(
@@ -244,6 +212,19 @@ def find_jobs_by_metadata(
     Asks the server with a metadata filter first; if it rejects or ignores the filter, scans the newest
     ``max_pages`` pages of 100 jobs and keeps the matching ones.
     """
+    return list(_tagged_jobs(key, value, client=client, retry=retry, max_pages=max_pages, since=None))
+
+
+def _tagged_jobs(
+    key: str,
+    value: str,
+    *,
+    client: openai.OpenAI | None,
+    retry: RetryPolicy | None,
+    max_pages: int,
+    since: float | None,
+) -> Iterator[FineTuningJob]:
+    """Jobs whose metadata has ``key == value``, newest first, fetched page by page as they are consumed."""
     import openai
 
     from finetune_wb._client import get_client
@@ -255,13 +236,12 @@ def find_jobs_by_metadata(
         return bool((getattr(job, "metadata", None) or {}).get(key) == value)
 
     try:
-        page = policy.call(raw.fine_tuning.jobs.list, metadata={key: value}, limit=100)
-        jobs = list(page.data)
-        if not jobs or all(tagged(job) for job in jobs):
-            return jobs  # the filter works
+        jobs = list(policy.call(raw.fine_tuning.jobs.list, metadata={key: value}, limit=100).data)
+        if all(tagged(job) for job in jobs):  # the filter works (an empty page too: nothing matches)
+            yield from jobs
+            return
     except openai.BadRequestError:
         pass  # the server does not support metadata filters: scan below
-    found: list[Any] = []
     after: str | None = None
     for _ in range(max_pages):
         kwargs: dict[str, Any] = {"limit": 100}
@@ -269,11 +249,12 @@ def find_jobs_by_metadata(
             kwargs["after"] = after
         page = policy.call(raw.fine_tuning.jobs.list, **kwargs)
         jobs = list(page.data)
-        found.extend(job for job in jobs if tagged(job))
+        yield from (job for job in jobs if tagged(job))
         if not jobs or page.has_more is False:
-            break
+            return
+        if since is not None and min(j.created_at for j in jobs) < since:
+            return
         after = jobs[-1].id
-    return found
 
 
 # --------------------------------------------------------------------------------------------- get/cancel/list

@@ -22,6 +22,7 @@ from finetune_wb._paths import state_dir
 from finetune_wb.emulator.runner import Emulator, run_emulator
 from finetune_wb.jobs.upload import upload_file
 from finetune_wb.jobs.upload_progress import PROGRESS_DIR
+from tests.fakes.processes import kill9, wait_until
 
 THRESHOLD, PART_SIZE = 2048, 1024
 
@@ -67,27 +68,6 @@ def _start(tmp_path: Path, emu: Emulator, data: Path, **kwargs: Any) -> subproce
     )
 
 
-def _wait_until(
-    cond: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"worker exited ({proc.returncode}) before {what}: {proc.stderr.read()}")  # type: ignore[union-attr]
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(timeout=30)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 def _posts(emu: Emulator, match: Callable[[str], bool], *, ok: bool = True) -> list[Any]:
     return [e for e in emu.journal if e.method == "POST" and match(e.path) and (e.status < 400 or not ok)]
 
@@ -107,10 +87,10 @@ def test_killed_after_the_server_stored_the_file_the_next_upload_adopts_it(
     # the server stores the file, then the answer is lost (a 500); the worker backs off for a minute
     emu.inject_fault(path="/v1/files", method="POST", status=500, after_handler=True, retry_after_ms=60_000)
     proc = _start(tmp_path, emu, data)
-    _wait_until(
+    wait_until(
         lambda: bool(_posts(emu, lambda p: p == "/v1/files", ok=False)), proc, "the upload to be stored"
     )
-    _kill(proc)
+    kill9(proc)
     client = emu.client()
     (stored,) = client.files.list().data
     assert [r["kind"] for r in _progress_records()] == ["file"]  # recorded before the request
@@ -135,11 +115,11 @@ def _kill_after_some_parts(tmp_path: Path, emu: Emulator, data: Path) -> int:
         max_concurrency=1,
         validate=False,
     )
-    _wait_until(lambda: len(_posts(emu, _is_part)) >= 2, proc, "two parts to be sent")
+    wait_until(lambda: len(_posts(emu, _is_part)) >= 2, proc, "two parts to be sent")
     # the next part is still in its latency: make it fail, with a long retry-after, and kill the worker then
     emu.inject_fault(path="/v1/uploads/*/parts", method="POST", status=500, retry_after_ms=60_000)
-    _wait_until(lambda: any(e.fault for e in _posts(emu, _is_part, ok=False)), proc, "a part to fail")
-    _kill(proc)
+    wait_until(lambda: any(e.fault for e in _posts(emu, _is_part, ok=False)), proc, "a part to fail")
+    kill9(proc)
     return len(_posts(emu, _is_part))
 
 
@@ -222,7 +202,7 @@ def test_ctrl_c_mid_multipart_keeps_the_upload_for_the_next_call(emu: Emulator, 
         max_concurrency=1,
         validate=False,
     )
-    _wait_until(lambda: len(_posts(emu, _is_part)) >= 2, proc, "two parts to be sent")
+    wait_until(lambda: len(_posts(emu, _is_part)) >= 2, proc, "two parts to be sent")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)  # the part in flight finishes; the ones not begun are dropped
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr

@@ -7,18 +7,17 @@ whether the resumed session uploaded again, created a second job or re-asked cac
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from finetune_wb.data.demo_dataset import demo_template, load_demo_records
 from finetune_wb.schema import JobSpec
 from finetune_wb.session.facade import FineTuneSession
+from tests.fakes.processes import kill9, read_json, wait_until
 
 BASE = "gpt-4o-mini-2024-07-18"
 N_RECORDS, N_TRAIN = 60, 20
@@ -63,51 +62,24 @@ def _start_worker(tmp_path: Path, emu: Any) -> tuple[subprocess.Popen[str], Path
     return proc, state
 
 
-def _wait_until(
-    cond: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 90.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"worker exited ({proc.returncode}) before {what}: {proc.stderr.read()}")  # type: ignore[union-attr]
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _state(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 def test_kill_mid_wait_then_resume_same_job(finetune_emulator: Any, tmp_path: Path) -> None:
     finetune_emulator.pace = 0.6  # the job runs for a few seconds: time to kill the waiting process
     client = finetune_emulator.client()
     proc, state_path = _start_worker(tmp_path, finetune_emulator)
 
     def job_running() -> bool:
-        job_id = _state(state_path).get("job_id")
+        job_id = read_json(state_path).get("job_id")
         return bool(job_id) and client.fine_tuning.jobs.retrieve(job_id).status in (
             "validating_files",
             "queued",
             "running",
         )
 
-    _wait_until(job_running, proc, "the job to be created and running")
+    wait_until(job_running, proc, "the job to be created and running")
     time.sleep(0.3)  # let the worker get into wait_for_job's polling loop
-    job_id = _state(state_path)["job_id"]
+    job_id = read_json(state_path)["job_id"]
     assert client.fine_tuning.jobs.retrieve(job_id).status not in ("succeeded", "failed", "cancelled")
-    _kill(proc)
+    kill9(proc)
 
     session = FineTuneSession.resume(state_path, client=client, wandb_mode="offline")
     session.prepare(load_demo_records()[:N_RECORDS], template=demo_template(), n_train=N_TRAIN, seed=1)
@@ -131,7 +103,7 @@ def test_kill_mid_evaluation_then_resume_asks_only_what_is_missing(
     proc, state_path = _start_worker(tmp_path, finetune_emulator)
 
     def cached_answers() -> int:
-        cache = _state(state_path).get("eval_cache_path")
+        cache = read_json(state_path).get("eval_cache_path")
         if not cache or not Path(cache).exists():
             return 0
         try:
@@ -140,8 +112,8 @@ def test_kill_mid_evaluation_then_resume_asks_only_what_is_missing(
         except sqlite3.Error:
             return 0
 
-    _wait_until(lambda: cached_answers() >= 10, proc, "the evaluation to cache some answers")
-    _kill(proc)
+    wait_until(lambda: cached_answers() >= 10, proc, "the evaluation to cache some answers")
+    kill9(proc)
     time.sleep(0.5)  # requests the dead process left in flight finish (and are journalled) server-side
     total = 2 * N_TEST
     chats_before = _posts(finetune_emulator, "/v1/chat/completions")

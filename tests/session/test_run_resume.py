@@ -8,22 +8,19 @@ resumed in the test process with the same state file and W&B directory.
 
 from __future__ import annotations
 
-import json
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from finetune_wb.data.demo_dataset import demo_template, load_demo_records
 from finetune_wb.emulator.runner import Emulator, run_emulator
 from finetune_wb.schema import JobSpec
 from finetune_wb.session.facade import FineTuneSession
 from finetune_wb.session.runs import SUPERSEDED_DIR
+from tests.fakes.processes import kill9, read_json, wait_until
 from tests.fakes.wandb_readback import read_run, run_dirs
 
 BASE = "gpt-4o-mini-2024-07-18"
@@ -64,34 +61,6 @@ def _start(tmp_path: Path, emu: Emulator) -> tuple[subprocess.Popen[str], Path, 
     return proc, state, wandb_dir
 
 
-def _wait_until(
-    cond: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"worker exited ({proc.returncode}) before {what}: {proc.stderr.read()}")  # type: ignore[union-attr]
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(timeout=30)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _state(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 def _run_id(run_dir: str | Path) -> str:
     return Path(run_dir).name.rsplit("-", 1)[-1]
 
@@ -117,12 +86,12 @@ def _ids(wandb_dir: Path) -> set[str]:
 def test_kill_mid_wait_resumes_the_same_fine_tune_run(tmp_path: Path) -> None:
     with run_emulator(pace=3.0) as emu:  # the job runs for several seconds: time to kill the waiting worker
         proc, state_path, wandb_dir = _start(tmp_path, emu)
-        _wait_until(lambda: len(run_dirs(wandb_dir)) >= 2, proc, "the fine-tune run to start")
+        wait_until(lambda: len(run_dirs(wandb_dir)) >= 2, proc, "the fine-tune run to start")
         time.sleep(0.5)  # the worker is in wait_for_job, logging into its run
-        job_id = _state(state_path)["job_id"]
+        job_id = read_json(state_path)["job_id"]
         assert emu.client().fine_tuning.jobs.retrieve(job_id).status not in ("succeeded", "failed")
-        _kill(proc)
-        dataset_id = _run_id(_state(state_path)["wandb_runs"]["dataset"])
+        kill9(proc)
+        dataset_id = _run_id(read_json(state_path)["wandb_runs"]["dataset"])
         (crashed_id,) = _ids(wandb_dir) - {dataset_id}
 
         session = _resume(state_path, emu, wandb_dir)
@@ -149,7 +118,7 @@ def test_kill_mid_evaluation_resumes_the_same_eval_run_and_a_cached_rerun_is_log
         proc, state_path, wandb_dir = _start(tmp_path, emu)
 
         def answers_cached() -> bool:
-            cache = _state(state_path).get("eval_cache_path")
+            cache = read_json(state_path).get("eval_cache_path")
             if not cache or not Path(cache).exists():
                 return False
             try:
@@ -158,9 +127,9 @@ def test_kill_mid_evaluation_resumes_the_same_eval_run_and_a_cached_rerun_is_log
             except sqlite3.Error:
                 return False
 
-        _wait_until(answers_cached, proc, "the evaluation to cache some answers")
-        _kill(proc)
-        runs = _state(state_path)["wandb_runs"]
+        wait_until(answers_cached, proc, "the evaluation to cache some answers")
+        kill9(proc)
+        runs = read_json(state_path)["wandb_runs"]
         (crashed_id,) = _ids(wandb_dir) - {_run_id(runs["dataset"]), _run_id(runs["fine-tune"])}
 
         session = _resume(state_path, emu, wandb_dir)
