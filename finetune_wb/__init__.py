@@ -38,13 +38,17 @@ _EXPORTS: dict[str, str] = {
     "JobSpec": "finetune_wb.schema",
     "JobTimeout": "finetune_wb.errors",
     "Message": "finetune_wb.schema",
+    "MigrationReport": "finetune_wb.migration.report",
+    "ModelShutDownError": "finetune_wb.migration.errors",
     "ModelTarget": "finetune_wb.evaluation.targets",
     "PreferenceExample": "finetune_wb.schema",
+    "RetirementInventory": "finetune_wb.migration.inventory",
     "RetryPolicy": "finetune_wb._retry",
     "RunConfig": "finetune_wb.config.model",
     "RunResult": "finetune_wb.session.config_runner",
     "Score": "finetune_wb.evaluation.evaluators",
     "SessionState": "finetune_wb.session.state",
+    "SnapshotResult": "finetune_wb.migration.snapshot",
     "SyncReport": "finetune_wb.tracking.sync",
     "SyncResult": "finetune_wb.tracking.sync",
     "Template": "finetune_wb.data.template",
@@ -76,12 +80,15 @@ _EXPORTS: dict[str, str] = {
     "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
     "load_examples": "finetune_wb.data.jsonl",
     "log_dataset": "finetune_wb.tracking.datasets",
+    "migrate": "finetune_wb.migration.report",
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
     "regex": "finetune_wb.evaluation.builtin_evaluators",
+    "retirements": "finetune_wb.migration.inventory",
     "run_config": "finetune_wb.session.config_runner",
     "run_demo": "finetune_wb.demo",
     "run_emulator": "finetune_wb.emulator.runner",
+    "snapshot": "finetune_wb.migration.snapshot",
     "split_examples": "finetune_wb.data.build",
     "start_eval_run": "finetune_wb.tracking.model_artifact",
     "sync_job": "finetune_wb.tracking.sync",
@@ -154,6 +161,13 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.jobs.result_file import job_metrics as job_metrics
     from finetune_wb.jobs.upload import upload_file as upload_file
     from finetune_wb.jobs.waiting import wait_for_job as wait_for_job
+    from finetune_wb.migration.errors import ModelShutDownError as ModelShutDownError
+    from finetune_wb.migration.inventory import (
+        RetirementInventory as RetirementInventory,
+        retirements as retirements,
+    )
+    from finetune_wb.migration.report import MigrationReport as MigrationReport, migrate as migrate
+    from finetune_wb.migration.snapshot import SnapshotResult as SnapshotResult, snapshot as snapshot
     from finetune_wb.schema import (
         ChatExample as ChatExample,
         JobSpec as JobSpec,

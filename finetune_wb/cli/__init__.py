@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "sync",
     "link",
     "eval",
+    "migration",
     "run",
     "emulator",
 )

@@ -33,6 +33,7 @@ def routes(core: Core) -> list[Route]:
     # --- fine-tuning jobs ------------------------------------------------------------------------------
     async def create_job(request: Request) -> Response:
         body = await api_json(request)
+        core.shutdowns.check_fine_tuning(body.get("model"), core.now())
         job = await run_in_threadpool(creation.create_job, store, body, now=core.now(), pace=core.pace)
         return JSONResponse(job)
 
@@ -84,7 +85,13 @@ def routes(core: Core) -> list[Route]:
     # --- models ----------------------------------------------------------------------------------------
     def model_object(model_id: str) -> dict[str, Any]:
         if model_id in BASE_MODELS:
-            return {"id": model_id, "object": "model", "created": BASE_MODEL_CREATED, "owned_by": "system"}
+            return {
+                "id": model_id,
+                "object": "model",
+                "created": BASE_MODEL_CREATED,
+                "owned_by": "system",
+                **core.shutdowns.fields(model_id),
+            }
         job = store.fine_tuned_models().get(model_id)
         if job is None:
             raise ApiError(
@@ -98,6 +105,7 @@ def routes(core: Core) -> list[Route]:
             "object": "model",
             "created": job.get("finished_at") or job["created_at"],
             "owned_by": ORG_ID,
+            **core.shutdowns.fields(model_id),
         }
 
     def list_models(request: Request) -> Response:

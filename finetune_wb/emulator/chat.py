@@ -135,6 +135,7 @@ def chat_completion(core: Core, raw: bytes) -> dict[str, Any]:
     if not isinstance(model, str) or not model:
         raise ApiError(400, "Missing required parameter: 'model'.", param="model")
     messages = check_messages(body.get("messages"))
+    core.shutdowns.check_chat(model, core.now())
     if body.get("stream"):
         raise ApiError(400, "The emulator does not stream; call without stream=True.", param="stream")
     n = _int_option(body, "n", default=1, low=1, high=128)

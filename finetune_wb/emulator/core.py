@@ -10,6 +10,7 @@ from finetune_wb.emulator.answerers import NearestNeighbourModel
 from finetune_wb.emulator.clock import Clock, SystemClock
 from finetune_wb.emulator.faults import Faults
 from finetune_wb.emulator.limits import BodyLimits
+from finetune_wb.emulator.retirement import ShutdownSchedule, When
 from finetune_wb.emulator.state import ApiError, Store
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
@@ -24,6 +25,7 @@ class Core:
         clock: Clock | None = None,
         persist_dir: str | os.PathLike[str] | None = None,
         limits: BodyLimits | None = None,
+        shutdown_dates: dict[str, When] | None = None,
     ) -> None:
         if pace <= 0:
             raise ValueError(f"pace must be > 0 (1.0 = default speed, smaller = faster), got {pace}")
@@ -32,6 +34,7 @@ class Core:
         self.store = Store(persist_dir)
         self.faults = Faults(self.clock)
         self.limits = limits or BodyLimits()
+        self.shutdowns = ShutdownSchedule(shutdown_dates)
 
     def now(self) -> float:
         return self.clock.now()
@@ -48,6 +51,7 @@ class Core:
         with self.store.lock:
             self.store.reset()
             self.faults.reset()
+            self.shutdowns.reset()
 
     def fail_job(self, job_id: str, *, code: str, message: str, param: str | None = None) -> dict[str, Any]:
         with self.store.lock:

@@ -29,7 +29,8 @@ class Emulator:
     0.01: ~0.1 s). ``clock`` replaces the wall clock, e.g. with a :class:`ManualClock`. ``persist_dir`` keeps
     files and jobs on disk so a restarted emulator still has them. ``limits`` caps request bodies (a
     :class:`~finetune_wb.emulator.limits.BodyLimits`; the default is what OpenAI documents): a bigger body
-    answers 413 before it is read.
+    answers 413 before it is read. ``shutdown_dates`` maps model ids to the time they shut down (see
+    :meth:`retire`); a reset keeps these.
     """
 
     def __init__(
@@ -41,13 +42,16 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: BodyLimits | None = None,
+        shutdown_dates: dict[str, Any] | None = None,
     ) -> None:
         from finetune_wb.emulator.core import Core
 
         if not 0 <= port <= 65535:
             raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
-            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir, limits=limits)
+            self.core: Core = Core(
+                pace=pace, clock=clock, persist_dir=persist_dir, limits=limits, shutdown_dates=shutdown_dates
+            )
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
         except OSError as exc:
@@ -223,6 +227,15 @@ class Emulator:
             raise EmulatorError("advance() needs an emulator started with clock=ManualClock()")
         self.core.clock.advance(seconds)
 
+    def retire(self, model: str, at: Any = None) -> None:
+        """Shut ``model`` (and its fine-tunes, for a base model) down at ``at`` (unix seconds, an ISO date or
+        datetime, a ``date``/``datetime``; None: now, by the emulator's clock). See
+        :mod:`finetune_wb.emulator.retirement`."""
+        try:
+            self.core.shutdowns.set(model, self.core.now() if at is None else at)
+        except ValueError as exc:
+            raise EmulatorError(f"retire: {exc}") from exc
+
     def job(self, job_id: str) -> dict[str, Any]:
         """The job as the API would return it now (a copy)."""
         from finetune_wb.emulator.state import ApiError
@@ -247,10 +260,19 @@ def run_emulator(
     *,
     host: str = "127.0.0.1",
     limits: BodyLimits | None = None,
+    shutdown_dates: dict[str, Any] | None = None,
 ) -> Iterator[Emulator]:
     """Run an emulator for the duration of a ``with`` block and stop it afterwards (``limits``: the
     request body caps, see :class:`Emulator`)."""
-    emu = Emulator(pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port, limits=limits)
+    emu = Emulator(
+        pace=pace,
+        clock=clock,
+        persist_dir=persist_dir,
+        host=host,
+        port=port,
+        limits=limits,
+        shutdown_dates=shutdown_dates,
+    )
     emu.start()
     try:
         yield emu

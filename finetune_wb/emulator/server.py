@@ -180,6 +180,15 @@ def admin_routes(core: Core) -> list[Route]:
     async def state(request: Request) -> Response:
         return JSONResponse({**core.faults.describe(), "pace": core.pace, "now": core.now()})
 
+    async def retire_model(request: Request) -> Response:
+        body = await admin_json(request)
+        model = request.path_params["model"]
+        try:
+            at = core.shutdowns.set(model, body.get("at", core.now()))
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="at") from None
+        return JSONResponse({"model": model, "shutdown_at": at, **core.shutdowns.fields(model)})
+
     p = ADMIN_PREFIX
     return [
         Route(p + "/health", health, methods=["GET"]),
@@ -191,6 +200,7 @@ def admin_routes(core: Core) -> list[Route]:
         Route(p + "/rate_limit", rate_limit, methods=["POST"]),
         Route(p + "/jobs/{job_id}/fail", fail_job, methods=["POST"]),
         Route(p + "/clock/advance", advance, methods=["POST"]),
+        Route(p + "/models/{model:path}/retire", retire_model, methods=["POST"]),
     ]
 
 

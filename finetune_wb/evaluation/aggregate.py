@@ -106,6 +106,7 @@ def build_report(
                     cached=a.cached,
                     prompt_tokens=a.prompt_tokens,
                     completion_tokens=a.completion_tokens,
+                    latency_ms=a.latency_ms,
                 )
             )
         answered = [a for a in per_model if a.output is not None]

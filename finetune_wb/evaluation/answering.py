@@ -93,6 +93,8 @@ class Answer:
     completion_tokens: int = 0
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
+    """How long the request that answered it took (None for an answer from the cache)."""
 
 
 def _request_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
@@ -130,6 +132,7 @@ class Answerer:
         self._model_ok: set[tuple[int, str]] = set()
         self._refused: dict[tuple[int, str], str] = {}
         self._probing: dict[tuple[int, str], asyncio.Event] = {}
+        self._latency_ms: dict[str, float] = {}  # request key -> time of the request that answered it
 
     def client_for(self, client: Any) -> tuple[Any, str]:
         """An async client (own retries off) and its base URL, built once per distinct client object."""
@@ -257,7 +260,7 @@ class Answerer:
         parsed = parse_completion(response)
         if self.cache is not None:
             self.cache.put(key, base_url=base_url, model=model, answer=parsed)  # also drops the claim
-        return Answer(**parsed.model_dump())
+        return Answer(**parsed.model_dump(), latency_ms=self._latency_ms.pop(key, None))
 
     async def _await_model(self, gate: tuple[int, str]) -> bool:
         """Wait until ``gate``'s model is known to be served (False) or this request is its probe (True);
@@ -352,8 +355,10 @@ class Answerer:
                         self.cache.extend(key, hold_s=hold)  # still asking: keep the claim ours
                     if counts is not None:
                         counts.requests += 1
+                    sent_at = time.perf_counter()
                     try:
                         response = await send(aclient, self._direct_for(aclient), model, messages, params)
+                        self._latency_ms[key] = (time.perf_counter() - sent_at) * 1000.0
                     except Exception as exc:
                         error: Exception = exc
                     else:

@@ -159,6 +159,9 @@ class RowResult(BaseModel):
     cached: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    latency_ms: float | None = Field(
+        default=None, description="time of the request that answered it (None when cached or unanswered)"
+    )
 
 
 class ExampleInfo(BaseModel):
