@@ -146,7 +146,7 @@ def check_model(client: Any, model: str, *, today: dt.date | None = None) -> dt.
             model=model,
         ) from None
     extra = getattr(obj, "model_extra", None) or {}
-    date = parse_shutdown_date(extra.get("shutdown_date"))
+    date = parse_shutdown_date(extra.get("shutdown_date", getattr(obj, "shutdown_date", None)))
     today = today or dt.datetime.now(dt.timezone.utc).date()
     if date is not None and date < today:
         raise _shutdown_error(model, date.isoformat())
