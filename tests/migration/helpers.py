@@ -12,7 +12,9 @@ from tests.fakes.emulator_helpers import jsonl, wait_job, yes_no_examples
 CHAT = "/v1/chat/completions"
 
 
-def fine_tune(client: Any, examples: list[dict[str, Any]], *, base: str = "gpt-4o-mini-2024-07-18") -> tuple[str, str]:
+def fine_tune(
+    client: Any, examples: list[dict[str, Any]], *, base: str = "gpt-4o-mini-2024-07-18"
+) -> tuple[str, str]:
     """(fine-tuned model id, job id) of a finished emulator job trained on ``examples``."""
     uploaded = client.files.create(file=("train.jsonl", io.BytesIO(jsonl(examples))), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(model=base, training_file=uploaded.id)

@@ -37,11 +37,19 @@ def test_statuses_days_left_sources_and_urgency_order(finetune_emulator: Any, fo
     inv = retirements(finetune_emulator.client(), today=TODAY)
     by_model = {m.model: m for m in inv.models}
     retired = by_model[four_fine_tunes["retired"][0]]
-    assert (retired.status, retired.shutdown_date, retired.days_left) == ("retired", dt.date(2026, 10, 23), -40)
+    assert (retired.status, retired.shutdown_date, retired.days_left) == (
+        "retired",
+        dt.date(2026, 10, 23),
+        -40,
+    )
     assert retired.date_source == "table" and "deprecations" in (retired.source_detail or "")
     assert "shut down" in retired.next_step
     retiring = by_model[four_fine_tunes["retiring"][0]]
-    assert (retiring.status, retiring.days_left, retiring.base_model) == ("retiring", 43, "gpt-4.1-mini-2025-04-14")
+    assert (retiring.status, retiring.days_left, retiring.base_model) == (
+        "retiring",
+        43,
+        "gpt-4.1-mini-2025-04-14",
+    )
     assert "finetune-wb snapshot" in retiring.next_step
     ok = by_model[four_fine_tunes["server_ok"][0]]
     assert (ok.status, ok.shutdown_date, ok.date_source) == ("ok", dt.date(2028, 3, 1), "server")
@@ -63,15 +71,25 @@ def test_wandb_lineage_is_read_from_the_local_records(finetune_emulator: Any, fo
     before = {m.model: m for m in retirements(finetune_emulator.client(), today=TODAY).models}[model]
     assert not before.wandb.synced_job and not before.wandb.model_artifact
     assert "finetune-wb sync" in before.next_step
-    remember_synced(job, project="p", entity=None, run_id="r1", run_dir=None, job_status="succeeded", offline=True)
-    remember(ArtifactRef(name=f"model-{job}", type="model", digest="d" * 64,
-                         metadata={"fine_tuned_model": model, "job_id": job}))
+    remember_synced(
+        job, project="p", entity=None, run_id="r1", run_dir=None, job_status="succeeded", offline=True
+    )
+    remember(
+        ArtifactRef(
+            name=f"model-{job}",
+            type="model",
+            digest="d" * 64,
+            metadata={"fine_tuned_model": model, "job_id": job},
+        )
+    )
     after = {m.model: m for m in retirements(finetune_emulator.client(), today=TODAY).models}[model]
     assert after.wandb.synced_job and after.wandb.model_artifact
     assert "finetune-wb sync" not in after.next_step
 
 
-def test_cli_json_contract(finetune_emulator: Any, four_fine_tunes: Any, monkeypatch: Any, capsys: Any) -> None:
+def test_cli_json_contract(
+    finetune_emulator: Any, four_fine_tunes: Any, monkeypatch: Any, capsys: Any
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
     assert main(["retirements", "--json", "--today", "2026-12-02"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -95,8 +113,14 @@ def test_no_fine_tunes_is_an_empty_inventory(finetune_emulator: Any) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "want"),
-    [("2027-01-14", dt.date(2027, 1, 14)), ("2027-01-14T00:00:00Z", dt.date(2027, 1, 14)),
-     (1799884800, dt.date(2027, 1, 14)), (None, None), ("soon", None), (True, None)],
+    [
+        ("2027-01-14", dt.date(2027, 1, 14)),
+        ("2027-01-14T00:00:00Z", dt.date(2027, 1, 14)),
+        (1799884800, dt.date(2027, 1, 14)),
+        (None, None),
+        ("soon", None),
+        (True, None),
+    ],
 )
 def test_parse_shutdown_date(raw: Any, want: Any) -> None:
     assert parse_shutdown_date(raw) == want

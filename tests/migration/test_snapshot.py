@@ -29,7 +29,9 @@ def ft(finetune_emulator: Any) -> str:
     return fine_tune(finetune_emulator.client(), yes_no_examples(40))[0]
 
 
-def test_golden_set_from_prompts_with_and_without_references(finetune_emulator: Any, ft: str, tmp_path: Path) -> None:
+def test_golden_set_from_prompts_with_and_without_references(
+    finetune_emulator: Any, ft: str, tmp_path: Path
+) -> None:
     emu = finetune_emulator
     data = yes_no_examples(10)
     rows = data[:5] + prompts_only(data[5:])
@@ -39,12 +41,16 @@ def test_golden_set_from_prompts_with_and_without_references(finetune_emulator: 
     assert result.complete and (result.n_prompts, result.n_answered, result.n_requests) == (10, 10, 10)
     assert seen and seen[0].n_requests == 10 and seen[0].prompt_tokens > 0
     golden = read_golden(result.golden_path)  # type: ignore[arg-type]
-    assert [g.answer for g in golden.rows] == [e["messages"][-1]["content"] for e in data]  # it learnt the task
+    assert [g.answer for g in golden.rows] == [
+        e["messages"][-1]["content"] for e in data
+    ]  # it learnt the task
     assert [g.reference for g in golden.rows] == [e["messages"][-1]["content"] for e in data[:5]] + [None] * 5
     assert golden.model == ft and golden.meta["n_references"] == 5
     # the golden file is plain chat JSONL: the prompt, then the model's answer
     first = json.loads(Path(result.golden_path).read_text().splitlines()[0])  # type: ignore[arg-type]
-    assert first == {"messages": [*data[0]["messages"][:-1], {"role": "assistant", "content": golden.rows[0].answer}]}
+    assert first == {
+        "messages": [*data[0]["messages"][:-1], {"role": "assistant", "content": golden.rows[0].answer}]
+    }
     # a re-run asks nothing
     before = chat_posts(emu)
     again = snapshot(ft, prompts, client=emu.client(), cache=tmp_path / "c.db")
@@ -70,9 +76,25 @@ def test_kill_9_mid_snapshot_then_resume_repeats_no_answered_request(
     out, db = tmp_path / "golden.jsonl", tmp_path / "cache.db"
     emu.inject_latency(0.05, path=CHAT)
     monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
-    argv = [sys.executable, "-m", "finetune_wb", "snapshot", ft, "--data", str(prompts), "--out", str(out),
-            "--cache", str(db), "--concurrency", "4", "--json"]
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    argv = [
+        sys.executable,
+        "-m",
+        "finetune_wb",
+        "snapshot",
+        ft,
+        "--data",
+        str(prompts),
+        "--out",
+        str(out),
+        "--cache",
+        str(db),
+        "--concurrency",
+        "4",
+        "--json",
+    ]
+    child = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
     try:
         wait_until(lambda: _cached(db) >= n // 4, child, "a quarter of the answers", timeout=60)
         kill9(child)
@@ -100,8 +122,18 @@ def test_bad_prompt_lines_are_reported_by_line_and_nothing_is_sent(
 ) -> None:
     good = json.dumps(prompts_only(yes_no_examples(1))[0])
     path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join([good, "{not json", good, '{"messages": [{"role": "wizard", "content": "x"}]}',
-                               '{"messages": [{"role": "system", "content": "only a system prompt"}]}']) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                good,
+                "{not json",
+                good,
+                '{"messages": [{"role": "wizard", "content": "x"}]}',
+                '{"messages": [{"role": "system", "content": "only a system prompt"}]}',
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(MigrationInputError) as err:
         snapshot(ft, path, client=finetune_emulator.client())
     text = str(err.value)
@@ -152,10 +184,23 @@ def test_unanswered_rows_leave_no_golden_file_and_exit_1(
     prompts = write_jsonl(tmp_path / "p.jsonl", prompts_only(yes_no_examples(6)))
     emu.inject_fault(path=CHAT, method="POST", status=400, count=12, message="rejected by the test")  # 2 runs
     result = snapshot(ft, prompts, client=emu.client(), out=tmp_path / "g.jsonl", cache=tmp_path / "c.db")
-    assert result.golden_path is None and result.n_unanswered == 6 and "rejected by the test" in str(result.first_error)
+    assert (
+        result.golden_path is None
+        and result.n_unanswered == 6
+        and "rejected by the test" in str(result.first_error)
+    )
     assert not (tmp_path / "g.jsonl").exists() and not meta_path(tmp_path / "g.jsonl").exists()
     monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
-    argv = ["snapshot", ft, "--data", str(prompts), "--out", str(tmp_path / "g.jsonl"), "--cache", str(tmp_path / "c.db")]
+    argv = [
+        "snapshot",
+        ft,
+        "--data",
+        str(prompts),
+        "--out",
+        str(tmp_path / "g.jsonl"),
+        "--cache",
+        str(tmp_path / "c.db"),
+    ]
     assert main([*argv, "--json"]) == 1
     captured = capsys.readouterr()
     assert json.loads(captured.out)["golden_path"] is None and "6 of 6 prompt(s) unanswered" in captured.err
@@ -170,11 +215,15 @@ def test_golden_set_artifact_lineage_and_no_key_anywhere(finetune_emulator: Any,
     secret = "sk-proj-secret-key-not-in-any-file-12345"
     client = emu.client(api_key=secret)
     ft, job = fine_tune(client, yes_no_examples(40))
-    remember(ArtifactRef(name=f"model-{job}", type="model", digest="e" * 64, metadata={"fine_tuned_model": ft}))
+    remember(
+        ArtifactRef(name=f"model-{job}", type="model", digest="e" * 64, metadata={"fine_tuned_model": ft})
+    )
     prompts = write_jsonl(tmp_path / "p.jsonl", yes_no_examples(8))
     run = wandb.init(project="golden", job_type="snapshot")
     try:
-        result = snapshot(ft, prompts, client=client, run=run, cache=tmp_path / "c.db", out=tmp_path / "g.jsonl")
+        result = snapshot(
+            ft, prompts, client=client, run=run, cache=tmp_path / "c.db", out=tmp_path / "g.jsonl"
+        )
     finally:
         run.finish()
     assert result.artifact is not None and result.artifact["type"] == "golden-set"
