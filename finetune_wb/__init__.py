@@ -48,7 +48,7 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "finetune_wb.session.config_runner",
     "Score": "finetune_wb.evaluation.evaluators",
     "SessionState": "finetune_wb.session.state",
-    "SnapshotResult": "finetune_wb.migration.snapshot",
+    "SnapshotResult": "finetune_wb.migration.snapshots",
     "SyncReport": "finetune_wb.tracking.sync",
     "SyncResult": "finetune_wb.tracking.sync",
     "Template": "finetune_wb.data.template",
@@ -88,7 +88,7 @@ _EXPORTS: dict[str, str] = {
     "run_config": "finetune_wb.session.config_runner",
     "run_demo": "finetune_wb.demo",
     "run_emulator": "finetune_wb.emulator.runner",
-    "snapshot": "finetune_wb.migration.snapshot",
+    "snapshot": "finetune_wb.migration.snapshots",
     "split_examples": "finetune_wb.data.build",
     "start_eval_run": "finetune_wb.tracking.model_artifact",
     "sync_job": "finetune_wb.tracking.sync",
@@ -167,7 +167,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         retirements as retirements,
     )
     from finetune_wb.migration.report import MigrationReport as MigrationReport, migrate as migrate
-    from finetune_wb.migration.snapshot import SnapshotResult as SnapshotResult, snapshot as snapshot
+    from finetune_wb.migration.snapshots import SnapshotResult as SnapshotResult, snapshot as snapshot
     from finetune_wb.schema import (
         ChatExample as ChatExample,
         JobSpec as JobSpec,

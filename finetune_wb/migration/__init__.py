@@ -3,7 +3,7 @@
 * :func:`retirements` (:mod:`.inventory`): every fine-tuned model the key can see, its shutdown date (the
   server's ``shutdown_date`` first, else :mod:`finetune_wb.retirement_dates`), days left, status, whether W&B
   holds its lineage, and what to do next.
-* :func:`snapshot` (:mod:`.snapshot`): ask a fine-tune every prompt of a chat JSONL through the evaluation
+* :func:`snapshot` (:mod:`.snapshots`): ask a fine-tune every prompt of a chat JSONL through the evaluation
   engine (cached, resumable) and write a golden set (:mod:`.golden`), logged as a ``golden-set`` artifact.
 * :func:`parse_candidate` / :func:`build_candidates` (:mod:`.candidates`): prompt-only replacements, a
   model plus ``fewshot:K`` (fixed, representative) or ``retrieval:K`` (per prompt) examples from the
@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "Candidate": ".candidates",
     "CandidateResult": ".report",
     "CandidateSpec": ".candidates",
-    "CostEstimate": ".snapshot",
+    "CostEstimate": ".snapshots",
     "MigrationError": ".errors",
     "MigrationInputError": ".errors",
     "MigrationReport": ".report",
@@ -33,14 +33,14 @@ _EXPORTS: dict[str, str] = {
     "ModelRetirement": ".inventory",
     "ModelShutDownError": ".errors",
     "RetirementInventory": ".inventory",
-    "SnapshotResult": ".snapshot",
+    "SnapshotResult": ".snapshots",
     "build_candidates": ".candidates",
     "migrate": ".report",
     "parse_candidate": ".candidates",
     "read_golden": ".golden",
     "read_prompts": ".golden",
     "retirements": ".inventory",
-    "snapshot": ".snapshot",
+    "snapshot": ".snapshots",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         MigrationReport as MigrationReport,
         migrate as migrate,
     )
-    from finetune_wb.migration.snapshot import (
+    from finetune_wb.migration.snapshots import (
         CostEstimate as CostEstimate,
         SnapshotResult as SnapshotResult,
         snapshot as snapshot,
