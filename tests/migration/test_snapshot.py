@@ -164,6 +164,15 @@ def test_unknown_model_and_shut_down_model_are_plain_errors(
     assert chat_posts(emu) <= 2  # at most one probe per run (the one that learnt the model is gone)
 
 
+def test_a_key_without_access_is_a_plain_error(finetune_emulator: Any, ft: str, tmp_path: Path) -> None:
+    emu = finetune_emulator
+    emu.inject_fault(path="/v1/models/*", method="GET", status=403, count=1, message="not for this project")
+    prompts = write_jsonl(tmp_path / "p.jsonl", prompts_only(yes_no_examples(3)))
+    with pytest.raises(ModelNotFoundError, match="this API key may not use model"):
+        snapshot(ft, prompts, client=emu.client(max_retries=0))
+    assert chat_posts(emu) == 0
+
+
 def test_a_date_in_the_past_on_the_server_stops_it_before_any_request(
     finetune_emulator: Any, ft: str, tmp_path: Path
 ) -> None:
@@ -208,7 +217,9 @@ def test_unanswered_rows_leave_no_golden_file_and_exit_1(
     assert main(argv) == 0 and (tmp_path / "g.jsonl").exists()
 
 
-def test_golden_set_artifact_lineage_and_no_key_anywhere(finetune_emulator: Any, tmp_path: Path) -> None:
+def test_golden_set_artifact_lineage_and_no_key_anywhere(
+    finetune_emulator: Any, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
     import wandb
 
     emu = finetune_emulator
@@ -230,6 +241,26 @@ def test_golden_set_artifact_lineage_and_no_key_anywhere(finetune_emulator: Any,
     assert any(name.startswith(f"model-{job}:") for name in result.artifact["inputs"])
     refs = recorded_artifacts("golden-set")
     assert len(refs) == 1 and refs[0].metadata["model"] == ft
+    # the CLI logs it in a run of its own (the answers come from the cache; the same artifact is recorded)
+    monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    argv = [
+        "snapshot",
+        ft,
+        "--data",
+        str(prompts),
+        "--out",
+        str(tmp_path / "g.jsonl"),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--wandb-project",
+        "golden",
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_requests"] == 0 and out["artifact"]["type"] == "golden-set"
+    assert len(recorded_artifacts("golden-set")) == 1
     for root in (tmp_path, Path(os.environ["WANDB_DIR"]), Path(os.environ["FINETUNE_WB_HOME"])):
         for f in root.rglob("*"):
             if f.is_file():
