@@ -121,6 +121,8 @@ def test_cli_json_contract_reports_and_a_rerun_asks_nothing(
     assert {c["name"] for c in out["candidates"]} >= {"gpt-4.1-mini+fewshot:4", "gpt-4.1-mini+retrieval:2"}
     assert setup["cheap"] in md.read_text() and "Recommendation" in md.read_text()
     assert page.read_text().startswith("<!doctype html>") and 'class="best"' in page.read_text()
+    for text in (md.read_text(), page.read_text(), json.dumps(out)):
+        assert "sk-test" not in text  # the key of this environment (OPENAI_API_KEY) is in no report
     before = chat_posts(emu)
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)
