@@ -174,7 +174,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
     from finetune_wb.errors import EvalCacheError
     from finetune_wb.migration.errors import MigrationInputError
-    from finetune_wb.migration.snapshot import snapshot
+    from finetune_wb.migration.snapshots import snapshot
 
     def show(estimate: Any) -> None:
         print(f"estimate: {estimate.line()}", file=sys.stderr)

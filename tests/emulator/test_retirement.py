@@ -63,7 +63,9 @@ def fine_tune_manual(emu: Any, client: openai.OpenAI) -> tuple[str, str]:
 
     from tests.fakes.emulator_helpers import jsonl
 
-    uploaded = client.files.create(file=("t.jsonl", io.BytesIO(jsonl(yes_no_examples(12)))), purpose="fine-tune")
+    uploaded = client.files.create(
+        file=("t.jsonl", io.BytesIO(jsonl(yes_no_examples(12)))), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(model=BASE, training_file=uploaded.id)
     for _ in range(200):
         emu.advance(5)
