@@ -2,10 +2,13 @@
 
 USD per one million input / output tokens from OpenAI's public price list for the models that can be
 fine-tuned (fine-tuned models are billed at their own, higher, rate). Prices change: pass ``prices=`` to
-``evaluate`` to override or extend. Unknown models get no cost rather than a guess.
+``evaluate`` to override or extend. Unknown models get no cost rather than a guess. The likely replacements of
+retiring fine-tunes (gpt-5, gpt-5-mini, gpt-5-nano) are priced too, for ``finetune_wb.migration``.
 """
 
 from __future__ import annotations
+
+import re
 
 # model prefix -> (input, output) USD per 1M tokens; the longest matching prefix wins.
 BASE_PRICES: dict[str, tuple[float, float]] = {
@@ -15,6 +18,13 @@ BASE_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1": (2.00, 8.00),
     "gpt-3.5-turbo": (0.50, 1.50),
+}
+# Replacement candidates (not fine-tunable on OpenAI): matched only as the exact name or a dated snapshot of it
+# (``gpt-5-mini-2025-08-07``), never as a prefix, because later point releases (gpt-5.x) are priced differently.
+EXACT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
 }
 FINE_TUNED_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.30, 1.20),
@@ -31,6 +41,12 @@ def _lookup(table: dict[str, tuple[float, float]], model: str) -> tuple[float, f
     return table[max(matches, key=len)] if matches else None
 
 
+def _exact(model: str) -> tuple[float, float] | None:
+    """:data:`EXACT_PRICES` for ``model`` or a dated snapshot of it (``-YYYY-MM-DD``)."""
+    name = re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
+    return EXACT_PRICES.get(name)
+
+
 def price_per_million(
     model: str, overrides: dict[str, tuple[float, float]] | None = None
 ) -> tuple[float, float] | None:
@@ -39,6 +55,9 @@ def price_per_million(
         found = _lookup(overrides, model)
         if found is not None:
             return found
+    exact = _exact(model)
+    if exact is not None:
+        return exact
     if model.startswith("ft:"):
         parts = model.split(":")
         return _lookup(FINE_TUNED_PRICES, parts[1]) if len(parts) > 1 else None

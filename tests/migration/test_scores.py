@@ -52,3 +52,14 @@ def test_mcnemar_counts_discordant_rows() -> None:
 def test_answers_compare_like_exact_match_and_percentiles_interpolate() -> None:
     assert normalise("  Yes. ") == "yes" and same_answer("No!", "no") and not same_answer(None, "no")
     assert percentile([10, 20, 30, 40], 50) == 25 and percentile([5], 95) == 5 and percentile([], 50) is None
+
+
+def test_replacement_models_are_priced_exactly_and_point_releases_are_not_guessed() -> None:
+    from finetune_wb.evaluation.pricing import price_per_million
+
+    assert price_per_million("gpt-5-mini") == (0.25, 2.00)
+    assert price_per_million("gpt-5-mini-2025-08-07") == (0.25, 2.00)
+    assert price_per_million("gpt-5") == (1.25, 10.00) and price_per_million("gpt-5-nano") == (0.05, 0.40)
+    assert price_per_million("gpt-5.4-mini") is None  # priced differently: pass prices= rather than a guess
+    assert price_per_million("gpt-5-mini", {"gpt-5-mini": (1.0, 3.0)}) == (1.0, 3.0)
+    assert price_per_million("gpt-4o-mini") == (0.15, 0.60)  # the existing table is unchanged
