@@ -93,6 +93,8 @@ class Answer:
     completion_tokens: int = 0
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, str]] | None = None
+    refusal: str | None = None
 
 
 def _request_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
@@ -206,6 +208,8 @@ class Answerer:
                     prompt_tokens=hit.prompt_tokens,
                     completion_tokens=hit.completion_tokens,
                     finish_reason=hit.finish_reason,
+                    tool_calls=hit.tool_calls,
+                    refusal=hit.refusal,
                 )
         pending = self._pending.get(key)
         if pending is not None:  # the same request is in flight (e.g. a judge asked twice): share it
