@@ -17,7 +17,13 @@ from finetune_wb.errors import EvaluationError
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.schema import ChatExample
 
-__all__ = ["check_tool_choice", "check_tools", "normalise_response_format", "request_extras"]
+__all__ = [
+    "check_tool_choice",
+    "check_tools",
+    "normalise_response_format",
+    "request_extras",
+    "request_shaping",
+]
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOOL_CHOICE_WORDS = ("none", "auto", "required")
@@ -126,3 +132,16 @@ def request_extras(
     if response_format is not None:
         extras["response_format"] = response_format
     return extras
+
+
+def request_shaping(args: Any) -> dict[str, Any]:
+    """The ``evaluate`` options of ``finetune-wb eval --tool-choice/--response-format/--turns``, checked
+    (an :class:`EvaluationError` before any request when one is bad)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "tool_choice", None) is not None:
+        out["tool_choice"] = check_tool_choice(args.tool_choice)
+    if getattr(args, "response_format", None) is not None:
+        out["response_format"] = normalise_response_format(args.response_format, where="--response-format")
+    if getattr(args, "turns", "last") != "last":
+        out["turns"] = args.turns
+    return out
