@@ -154,21 +154,32 @@ class ToolCallMatch:
                 ok, why = self._args_match(want["arguments"], got["arguments"]) if got else (False, "")
                 out.append((want, got, ok, why))
             return out
+        # two passes: first each reference call takes a predicted call that matches it fully, then the
+        # calls still unmatched pair by name (so the arguments of a near miss are reported)
+        matched: dict[int, tuple[int, bool, str]] = {}
         free = list(range(len(pred)))
-        for want in ref:
-            candidates = [j for j in free if pred[j]["name"] == want["name"]]
-            chosen: tuple[int, bool, str] | None = None
-            for j in candidates:
+        for r, want in enumerate(ref):
+            for j in free:
+                if pred[j]["name"] == want["name"]:
+                    ok, why = self._args_match(want["arguments"], pred[j]["arguments"])
+                    if ok:
+                        matched[r] = (j, True, "")
+                        free.remove(j)
+                        break
+        for r, want in enumerate(ref):
+            if r in matched:
+                continue
+            j = next((j for j in free if pred[j]["name"] == want["name"]), None)
+            if j is not None:
+                free.remove(j)
                 ok, why = self._args_match(want["arguments"], pred[j]["arguments"])
-                if chosen is None or (ok and not chosen[1]):
-                    chosen = (j, ok, why)
-                if ok:
-                    break
-            if chosen is None:
-                out.append((want, None, False, ""))
+                matched[r] = (j, ok, why)
+        for r, want in enumerate(ref):
+            if r in matched:
+                j, ok, why = matched[r]
+                out.append((want, pred[j], ok, why))
             else:
-                free.remove(chosen[0])
-                out.append((want, pred[chosen[0]], chosen[1], chosen[2]))
+                out.append((want, None, False, ""))
         return out
 
     async def ascore(self, output: str, target: str, example: ChatExample) -> Score:
