@@ -78,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
     "load_examples": "finetune_wb.data.jsonl",
     "log_dataset": "finetune_wb.tracking.datasets",
-    "preference": "finetune_wb.evaluation.preference",
+    "preference": "finetune_wb.evaluation.preference_evaluators",
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
     "regex": "finetune_wb.evaluation.builtin_evaluators",
@@ -145,7 +145,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         Score as Score,
         evaluator as evaluator,
     )
-    from finetune_wb.evaluation.preference import preference as preference
+    from finetune_wb.evaluation.preference_evaluators import preference as preference
     from finetune_wb.evaluation.report import EvalReport as EvalReport
     from finetune_wb.evaluation.structured_evaluators import (
         json_fields as json_fields,

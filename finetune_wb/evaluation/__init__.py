@@ -10,8 +10,9 @@ The modules, bottom floor first (each imports only the ones before it):
 * :mod:`.evaluators` — the :class:`Evaluator` and :class:`JudgeContext` protocols, :func:`evaluator`,
   :class:`Score`; :mod:`.builtin_evaluators` — the built-ins and their registry; :mod:`.tool_calls`,
   :mod:`.json_schemas`, :mod:`.tool_evaluators` (``tool_call_match``), :mod:`.structured_evaluators`
-  (``json_schema``, ``json_fields``) and :mod:`.preference` — tool calls, structured outputs, DPO data; :mod:`.resolution` —
-  evaluators from names, specs, config entries and objects;
+  (``json_schema``, ``json_fields``) and :mod:`.preference_evaluators` (``preference``) — tool calls,
+  structured outputs, DPO data; :mod:`.resolution` — evaluators from names, specs, config entries and
+  objects;
 * :mod:`.options` — :class:`EvalOptions`; :mod:`.targets` — :class:`ModelTarget` and ``models=``;
   :mod:`.limits`, :mod:`.cache`, :mod:`.transport` and :mod:`.answering` — sending a request (pacing,
   retries, the answer cache); :mod:`.requests` — tools and output constraints in a request;
@@ -48,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "json_schema": ".structured_evaluators",
     "json_valid": ".builtin_evaluators",
     "llm_judge": ".builtin_evaluators",
-    "preference": ".preference",
+    "preference": ".preference_evaluators",
     "regex": ".builtin_evaluators",
     "tool_call_match": ".tool_evaluators",
 }
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         evaluator as evaluator,
     )
     from finetune_wb.evaluation.options import EvalOptions as EvalOptions
-    from finetune_wb.evaluation.preference import preference as preference
+    from finetune_wb.evaluation.preference_evaluators import preference as preference
     from finetune_wb.evaluation.report import EvalReport as EvalReport
     from finetune_wb.evaluation.structured_evaluators import (
         json_fields as json_fields,

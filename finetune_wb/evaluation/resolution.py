@@ -34,7 +34,7 @@ from typing import Any
 
 from finetune_wb.errors import EvaluationError
 from finetune_wb.evaluation import (  # noqa: F401  (their built-ins register themselves on import)
-    preference,
+    preference_evaluators,
     structured_evaluators,
     tool_evaluators,
 )

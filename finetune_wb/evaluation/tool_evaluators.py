@@ -169,11 +169,11 @@ class ToolCallMatch:
         for r, want in enumerate(ref):
             if r in matched:
                 continue
-            j = next((j for j in free if pred[j]["name"] == want["name"]), None)
-            if j is not None:
-                free.remove(j)
-                ok, why = self._args_match(want["arguments"], pred[j]["arguments"])
-                matched[r] = (j, ok, why)
+            same_name = next((k for k in free if pred[k]["name"] == want["name"]), None)
+            if same_name is not None:
+                free.remove(same_name)
+                ok, why = self._args_match(want["arguments"], pred[same_name]["arguments"])
+                matched[r] = (same_name, ok, why)
         for r, want in enumerate(ref):
             if r in matched:
                 j, ok, why = matched[r]

@@ -37,7 +37,11 @@ CITIES = ["Paris", "Tokyo", "Lima", "Oslo", "Cairo", "Quito", "Hanoi", "Dakar"]
 
 
 def call(name: str, args: dict[str, Any], i: int = 0) -> dict[str, Any]:
-    return {"id": f"call_{name}_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": f"call_{name}_{i}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
 def tool_example(i: int, city: str) -> dict[str, Any]:
@@ -46,7 +50,10 @@ def tool_example(i: int, city: str) -> dict[str, Any]:
         question = f"Tell me both the weather and the local time in {city}."
         calls = [call("get_weather", {"city": city}, i), call("get_time", {"city": city}, i)]
     elif i % 2 == 0:
-        question, calls = f"What is the weather like in {city} today?", [call("get_weather", {"city": city}, i)]
+        question, calls = (
+            f"What is the weather like in {city} today?",
+            [call("get_weather", {"city": city}, i)],
+        )
     else:
         question, calls = f"What time is it now in {city}?", [call("get_time", {"city": city}, i)]
     return {
@@ -67,9 +74,14 @@ def tool_examples(n: int = 16) -> list[dict[str, Any]]:
 def dpo_example(i: int) -> dict[str, Any]:
     topic = ["refund", "delivery", "password", "invoice", "warranty", "upgrade"][i % 6]
     return {
-        "input": {"messages": [{"role": "user", "content": f"Customer {i} asks about their {topic} (case {i})."}]},
+        "input": {
+            "messages": [{"role": "user", "content": f"Customer {i} asks about their {topic} (case {i})."}]
+        },
         "preferred_output": [
-            {"role": "assistant", "content": f"Happy to help with your {topic}: here are the steps to follow."}
+            {
+                "role": "assistant",
+                "content": f"Happy to help with your {topic}: here are the steps to follow.",
+            }
         ],
         "non_preferred_output": [{"role": "assistant", "content": "Not my problem, contact someone else."}],
     }
