@@ -272,6 +272,8 @@ class EvalReport(BaseModel):
                 "error": r.error,
                 "cached": r.cached,
             }
+            if r.tool_calls:  # only when a model called tools: a text-only evaluation keeps its columns
+                rec["tool_calls"] = "\n".join(f"{c['name']}({c['arguments']})" for c in r.tool_calls)
             rec.update(r.scores)
             records.append(rec)
         return pd.DataFrame(records)

@@ -234,3 +234,25 @@ def test_preference_wins_losses_and_ties() -> None:
         {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}
     )
     assert score(ev, Ans(output="y"), chat).value is None  # not a DPO line: not scored, never wrong
+
+
+def test_a_judge_sees_the_tool_calls_written_out() -> None:
+    from finetune_wb.evaluation import llm_judge
+
+    asked: list[str] = []
+
+    class Judge:
+        async def complete(self, model: str, messages: list[dict[str, Any]], **kw: Any) -> str:
+            asked.append(messages[0]["content"])
+            return "VERDICT: PASS"
+
+    ev = llm_judge("Same call?")
+    ev.bind(Judge())
+    got = score(
+        ev,
+        Ans(tool_calls=calls(("get_weather", {"city": "Paris"}))),
+        example_from_obj(tool_example(0, "Paris")),
+    )
+    assert got.value == 1.0
+    assert 'Reference answer:\nget_weather({"city": "Paris"})' in asked[0]
+    assert 'Assistant\'s answer:\nget_weather({"city": "Paris"})' in asked[0]

@@ -85,6 +85,8 @@ def test_the_body_carries_the_examples_tools_and_the_callers_constraints(tmp_pat
     assert row.tool_calls == [{"name": "get_weather", "arguments": '{"city":'}]
     assert row.finish_reason == "tool_calls" and row.output == ""
     assert row.scores["tool_call_match"] == 0.0 and "arguments are not JSON" in row.notes["tool_call_match"]
+    frame = report.to_pandas()
+    assert list(frame["tool_calls"]) == ['get_weather({"city":)'] * 2
 
 
 def test_tool_calls_are_cached_and_other_tools_ask_again(finetune_emulator: Any, tmp_path: Path) -> None:
