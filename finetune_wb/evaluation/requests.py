@@ -9,6 +9,8 @@ bad input before any request is sent.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +41,36 @@ def _check_function(spec: Any, where: str) -> None:
         )
     if "parameters" in spec and not isinstance(spec["parameters"], dict):
         raise EvaluationError(f"{where}.parameters: must be a JSON Schema object, not {spec['parameters']!r}")
+    if isinstance(spec.get("parameters"), dict) and _has_jsonschema():
+        from finetune_wb.evaluation.json_schemas import check_json_schema
+
+        check_json_schema(spec["parameters"], where=f"{where}.parameters")
     if "description" in spec and not isinstance(spec["description"], str):
         raise EvaluationError(f"{where}.description: must be a string")
+
+
+_CHECKED_TOOLS: set[str] = set()
+"""Tool lists already found well-formed in this process (as canonical JSON): the same tools repeat in
+every example, so each distinct list is checked once."""
+
+
+@functools.lru_cache(maxsize=1)
+def _has_jsonschema() -> bool:
+    """Tool parameter schemas are checked when the optional ``jsonschema`` is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("jsonschema") is not None
 
 
 def check_tools(example: Any, where: str) -> None:
     """Raise :class:`EvaluationError` (``where`` names file and line) when the tools are malformed."""
     tools = getattr(example, "tools", None)
+    functions = getattr(example, "functions", None)
+    if not tools and not functions:
+        return
+    key = json.dumps([tools, functions], sort_keys=True, default=str)
+    if key in _CHECKED_TOOLS:
+        return
     for i, tool in enumerate(tools or []):
         at = f"{where}: tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
@@ -54,12 +79,14 @@ def check_tools(example: Any, where: str) -> None:
                 f'"parameters": {{...}}}}}}, got {str(tool)[:120]}'
             )
         _check_function(tool.get("function"), f"{at}.function")
-    for i, function in enumerate(getattr(example, "functions", None) or []):
+    for i, function in enumerate(functions or []):
         _check_function(function, f"{where}: functions[{i}]")
     names = [t["function"]["name"] for t in tools or []]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise EvaluationError(f"{where}: tools: the function name(s) {dupes} are defined twice")
+    if len(_CHECKED_TOOLS) < 10_000:
+        _CHECKED_TOOLS.add(key)
 
 
 def check_tool_choice(tool_choice: Any) -> Any:

@@ -44,6 +44,16 @@ def test_malformed_tools_are_reported_by_file_and_line(tmp_path: Path) -> None:
     path = _bad_file(tmp_path, {**ex, "tools": [{"name": "get_weather"}]}, at=3)
     with pytest.raises(EvaluationError, match=rf"{path}:3: tools\[0\]: each tool must be"):
         load_eval_examples(path)
+    bad_schema = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "required": 1}},
+    }
+    path = _bad_file(tmp_path, {**ex, "tools": [bad_schema]})
+    with pytest.raises(
+        EvaluationError,
+        match=r"bad.jsonl:2: tools\[0\].function.parameters: not a valid JSON Schema at required",
+    ):
+        load_eval_examples(path)
     path = _bad_file(tmp_path, {**ex, "tools": [ex["tools"][0], ex["tools"][0]]})
     with pytest.raises(
         EvaluationError, match=r"bad.jsonl:2: tools: the function name\(s\) \['get_weather'\]"
