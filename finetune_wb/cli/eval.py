@@ -10,7 +10,8 @@ SQLite database: the message names it and says to move it aside or use ``--no-ca
 accuracy for ``classification``), ``metric_details`` holds the intervals and details (for ``classification``
 also ``accuracy``, ``majority_class_rate``, ``balanced_accuracy``, ``macro_f1``, ``cohen_kappa``, their
 ``intervals`` and ``beats_majority``), ``rows`` one object per example and model with ``model``, ``output``,
-``error`` and ``scores`` ({evaluator: number}). ``run --json`` and ``demo --json`` use the same schema.
+``tool_calls`` ([{"name", "arguments"}], arguments as the model wrote them), ``error`` and ``scores``
+({evaluator: number}). A DPO file is accepted as ``--data``; its default evaluator is ``preference``. ``run --json`` and ``demo --json`` use the same schema.
 """
 
 from __future__ import annotations
@@ -28,22 +29,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate and compare models on a chat JSONL file",
+        help="evaluate and compare models on a chat (or DPO) JSONL file",
         description=(
             "Ask each --model every prompt of --data (every message before the last assistant message, with "
             "the example's tools; or the input of a DPO line), score the answers against that message (text or "
-            "tool calls; a DPO file is scored with the preference evaluator by default), and compare the models with confidence intervals and paired "
-            "tests. Uses OPENAI_API_KEY / OPENAI_BASE_URL. Answers are cached, so a re-run asks only for "
-            "what is missing."
+            "tool calls; a DPO file is scored with the preference evaluator by default), and compare the "
+            "models with confidence intervals and paired tests. Uses OPENAI_API_KEY / OPENAI_BASE_URL. "
+            "Answers are cached, so a re-run asks only for what is missing."
         ),
         epilog=(
             "Exit codes: 0 every row answered; 1 some rows unanswered (count and first error on stderr; run "
             "again to retry only them); 2 bad input (also a --cache file that is not a readable SQLite "
             "database). --json prints one object: metrics[model][evaluator] "
             "(numbers), metric_details (intervals; for classification also majority_class_rate, "
-            "balanced_accuracy, macro_f1, cohen_kappa, beats_majority), rows (model, output, tool_calls, error, "
-            "scores), "
-            "comparisons, models, warnings."
+            "balanced_accuracy, macro_f1, cohen_kappa, beats_majority), rows (model, output, tool_calls, "
+            "error, scores), comparisons, models, warnings."
         ),
     )
     parser.add_argument("--data", required=True, type=Path, help="chat JSONL file to evaluate on")

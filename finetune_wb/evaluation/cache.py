@@ -2,9 +2,10 @@
 
 The key is a SHA-256 of (server base URL, model, prompt messages, generation parameters — tools,
 ``tool_choice`` and ``response_format`` included); the value is the answer text, its tool calls and refusal
-(the ``extra`` column, added to older cache files when they are opened) and its token usage, so token counts and cost stay right when an evaluation is resumed. Each
-answer is committed as soon as it arrives (WAL journal), so a process killed with ``kill -9`` loses at most
-the requests that were in flight. Failed requests are never stored: the next run asks again.
+(the ``extra`` column, added to older cache files when they are opened) and its token usage, so token
+counts and cost stay right when an evaluation is resumed. Each answer is committed as soon as it arrives
+(WAL journal), so a process killed with ``kill -9`` loses at most the requests that were in flight. Failed
+requests are never stored: the next run asks again.
 
 Several processes may share one cache file. SQLite's own locking (WAL, a busy timeout) keeps the file whole,
 and a request being asked is *claimed* in the ``inflight`` table (owner, pid, host, deadline): another

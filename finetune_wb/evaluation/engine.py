@@ -66,7 +66,8 @@ def evaluate(
         options: the evaluation's settings as one :class:`~finetune_wb.evaluation.EvalOptions`.
         **overrides: any of its fields as keywords (``client``, ``concurrency``, ``rpm``, ``tpm``,
             ``max_tokens``, ``temperature``, ``cache``, ``run``, ``progress``, ``retry``, ``seed``, ``prices``,
-            ``lineage``, ``tool_choice``, ``response_format``, ``turns``), applied over ``options``; see :class:`~finetune_wb.evaluation.EvalOptions`.
+            ``lineage``, ``tool_choice``, ``response_format``, ``turns``), applied over ``options``; see
+            :class:`~finetune_wb.evaluation.EvalOptions`.
     """
     opts = EvalOptions.merged(options, overrides, caller="evaluate")
 
