@@ -25,6 +25,7 @@ from finetune_wb.cli._common import add_json_flag, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    import finetune_wb.evaluation.resolution  # noqa: F401  (imports, and so registers, every built-in)
     from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS
 
     parser = subparsers.add_parser(
