@@ -72,7 +72,9 @@ _EXPORTS: dict[str, str] = {
     "get_job": "finetune_wb.jobs.operations",
     "instruction_from_prompt": "finetune_wb.data.template",
     "job_metrics": "finetune_wb.jobs.result_file",
+    "json_fields": "finetune_wb.evaluation.structured_evaluators",
     "json_match": "finetune_wb.evaluation.builtin_evaluators",
+    "json_schema": "finetune_wb.evaluation.structured_evaluators",
     "json_valid": "finetune_wb.evaluation.builtin_evaluators",
     "link_input": "finetune_wb.tracking.lineage",
     "list_checkpoints": "finetune_wb.jobs.operations",
@@ -81,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "load_examples": "finetune_wb.data.jsonl",
     "log_dataset": "finetune_wb.tracking.datasets",
     "migrate": "finetune_wb.migration.report",
+    "preference": "finetune_wb.evaluation.preference_evaluators",
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
     "regex": "finetune_wb.evaluation.builtin_evaluators",
@@ -93,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "start_eval_run": "finetune_wb.tracking.model_artifact",
     "sync_job": "finetune_wb.tracking.sync",
     "sync_jobs": "finetune_wb.tracking.sync",
+    "tool_call_match": "finetune_wb.evaluation.tool_evaluators",
     "upload_file": "finetune_wb.jobs.upload",
     "validate_examples": "finetune_wb.validation.validate",
     "validate_file": "finetune_wb.validation.validate",
@@ -148,8 +152,14 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         Score as Score,
         evaluator as evaluator,
     )
+    from finetune_wb.evaluation.preference_evaluators import preference as preference
     from finetune_wb.evaluation.report import EvalReport as EvalReport
+    from finetune_wb.evaluation.structured_evaluators import (
+        json_fields as json_fields,
+        json_schema as json_schema,
+    )
     from finetune_wb.evaluation.targets import ModelTarget as ModelTarget
+    from finetune_wb.evaluation.tool_evaluators import tool_call_match as tool_call_match
     from finetune_wb.jobs.events import JobEvent as JobEvent
     from finetune_wb.jobs.operations import (
         cancel_job as cancel_job,

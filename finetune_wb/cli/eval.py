@@ -10,7 +10,8 @@ SQLite database: the message names it and says to move it aside or use ``--no-ca
 accuracy for ``classification``), ``metric_details`` holds the intervals and details (for ``classification``
 also ``accuracy``, ``majority_class_rate``, ``balanced_accuracy``, ``macro_f1``, ``cohen_kappa``, their
 ``intervals`` and ``beats_majority``), ``rows`` one object per example and model with ``model``, ``output``,
-``error`` and ``scores`` ({evaluator: number}). ``run --json`` and ``demo --json`` use the same schema.
+``tool_calls`` ([{"name", "arguments"}], arguments as the model wrote them), ``error`` and ``scores``
+({evaluator: number}). A DPO file is accepted as ``--data``; its default evaluator is ``preference``. ``run --json`` and ``demo --json`` use the same schema.
 """
 
 from __future__ import annotations
@@ -24,24 +25,26 @@ from finetune_wb.cli._common import add_json_flag, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    import finetune_wb.evaluation.resolution  # noqa: F401  (imports, and so registers, every built-in)
     from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS
 
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate and compare models on a chat JSONL file",
+        help="evaluate and compare models on a chat (or DPO) JSONL file",
         description=(
-            "Ask each --model every prompt of --data (every message before the last assistant message), score "
-            "the answers against that message, and compare the models with confidence intervals and paired "
-            "tests. Uses OPENAI_API_KEY / OPENAI_BASE_URL. Answers are cached, so a re-run asks only for "
-            "what is missing."
+            "Ask each --model every prompt of --data (every message before the last assistant message, with "
+            "the example's tools; or the input of a DPO line), score the answers against that message (text or "
+            "tool calls; a DPO file is scored with the preference evaluator by default), and compare the "
+            "models with confidence intervals and paired tests. Uses OPENAI_API_KEY / OPENAI_BASE_URL. "
+            "Answers are cached, so a re-run asks only for what is missing."
         ),
         epilog=(
             "Exit codes: 0 every row answered; 1 some rows unanswered (count and first error on stderr; run "
             "again to retry only them); 2 bad input (also a --cache file that is not a readable SQLite "
             "database). --json prints one object: metrics[model][evaluator] "
             "(numbers), metric_details (intervals; for classification also majority_class_rate, "
-            "balanced_accuracy, macro_f1, cohen_kappa, beats_majority), rows (model, output, error, scores), "
-            "comparisons, models, warnings."
+            "balanced_accuracy, macro_f1, cohen_kappa, beats_majority), rows (model, output, tool_calls, "
+            "error, scores), comparisons, models, warnings."
         ),
     )
     parser.add_argument("--data", required=True, type=Path, help="chat JSONL file to evaluate on")
@@ -93,6 +96,25 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="log a new eval run even when every answer came from the cache and this same evaluation was "
         "already logged to the project under the same run name (by default it is not logged twice)",
     )
+    parser.add_argument(
+        "--tool-choice",
+        default=None,
+        metavar="CHOICE",
+        help="sent with every request whose example has tools: auto, none, required, or a function name",
+    )
+    parser.add_argument(
+        "--response-format",
+        default=None,
+        metavar="FORMAT",
+        help="json_object, or a JSON Schema (a .json file or inline JSON) sent as response_format json_schema",
+    )
+    parser.add_argument(
+        "--turns",
+        choices=("last", "all"),
+        default="last",
+        help="last: ask for the last assistant message (default); all: ask for every assistant message with "
+        "the history before it, reported per turn",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
@@ -128,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_wb.errors import EvalCacheError, EvaluationError
     from finetune_wb.evaluation import evaluate
     from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.requests import request_shaping
     from finetune_wb.evaluation.resolution import resolve_evaluators
 
     if not args.data.exists():
@@ -136,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # check the inputs before any request or W&B run
         load_eval_examples(args.data)
         evaluators = resolve_evaluators(_split_specs(args.evaluators)) if args.evaluators else None
+        shaping = request_shaping(args)
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             cache=cache,
             progress=not args.no_progress and not args.json,
+            **shaping,
         )
     except EvalCacheError as exc:  # damaged (or locked) while the evaluation ran
         print(f"error: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from finetune_wb.emulator.answerers import Answer, base_model_answer, count_toke
 from finetune_wb.emulator.core import Core
 from finetune_wb.emulator.limits import parse_json
 from finetune_wb.emulator.state import ApiError
+from finetune_wb.emulator.tool_answers import check_tool_request, shape_answer
 
 _TOKEN_END = re.compile(r"\w+|[^\w\s]")
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -141,9 +142,13 @@ def chat_completion(core: Core, raw: bytes) -> dict[str, Any]:
     n = _int_option(body, "n", default=1, low=1, high=128)
     limit_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     limit = _int_option(body, limit_key, default=None, low=1, high=1_000_000)
+    check_tool_request(body)
     nn = core.chat_model(model)
     answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
+    answer, forced = shape_answer(body, answer, model=model, messages=messages, fine_tuned=nn is not None)
     message, finish, c_tokens = _reply(answer, limit)
+    if forced and finish == "tool_calls":
+        finish = "stop"  # OpenAI: a call forced by tool_choice ends with "stop"
     p_tokens = prompt_tokens(messages)
     choices = [{"index": i, "message": message, "finish_reason": finish, "logprobs": None} for i in range(n)]
     return {

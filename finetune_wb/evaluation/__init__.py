@@ -8,11 +8,15 @@ confidence intervals and paired significance tests; :class:`EvalOptions` holds i
 The modules, bottom floor first (each imports only the ones before it):
 
 * :mod:`.evaluators` — the :class:`Evaluator` and :class:`JudgeContext` protocols, :func:`evaluator`,
-  :class:`Score`; :mod:`.builtin_evaluators` — the built-ins and their registry; :mod:`.resolution` —
-  evaluators from names, specs, config entries and objects;
+  :class:`Score`; :mod:`.builtin_evaluators` — the built-ins and their registry; :mod:`.tool_calls`,
+  :mod:`.json_schemas`, :mod:`.tool_evaluators` (``tool_call_match``), :mod:`.structured_evaluators`
+  (``json_schema``, ``json_fields``) and :mod:`.preference_evaluators` (``preference``) — tool calls,
+  structured outputs, DPO data; :mod:`.resolution` — evaluators from names, specs, config entries and
+  objects;
 * :mod:`.options` — :class:`EvalOptions`; :mod:`.targets` — :class:`ModelTarget` and ``models=``;
   :mod:`.limits`, :mod:`.cache`, :mod:`.transport` and :mod:`.answering` — sending a request (pacing,
-  retries, the answer cache); :mod:`.inputs` — reading the examples;
+  retries, the answer cache); :mod:`.requests` — tools and output constraints in a request;
+  :mod:`.inputs` and :mod:`.eval_examples` — reading the examples (chat, DPO, one per turn);
 * :mod:`.scoring`, :mod:`.stats`, :mod:`.pricing`, :mod:`.report` (the :class:`EvalReport` model and its
   views) and :mod:`.aggregate` (building it); :mod:`.wandb_log` — logging it to a run;
 * :mod:`.engine` — :func:`aevaluate` / :func:`evaluate`, composing all of the above.
@@ -40,10 +44,14 @@ _EXPORTS: dict[str, str] = {
     "evaluate": ".engine",
     "evaluator": ".evaluators",
     "exact_match": ".builtin_evaluators",
+    "json_fields": ".structured_evaluators",
     "json_match": ".builtin_evaluators",
+    "json_schema": ".structured_evaluators",
     "json_valid": ".builtin_evaluators",
     "llm_judge": ".builtin_evaluators",
+    "preference": ".preference_evaluators",
     "regex": ".builtin_evaluators",
+    "tool_call_match": ".tool_evaluators",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,5 +75,11 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         evaluator as evaluator,
     )
     from finetune_wb.evaluation.options import EvalOptions as EvalOptions
+    from finetune_wb.evaluation.preference_evaluators import preference as preference
     from finetune_wb.evaluation.report import EvalReport as EvalReport
+    from finetune_wb.evaluation.structured_evaluators import (
+        json_fields as json_fields,
+        json_schema as json_schema,
+    )
     from finetune_wb.evaluation.targets import ModelTarget as ModelTarget
+    from finetune_wb.evaluation.tool_evaluators import tool_call_match as tool_call_match

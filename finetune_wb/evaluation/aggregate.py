@@ -25,6 +25,7 @@ from finetune_wb.evaluation.report import (
     ModelSummary,
     RowResult,
 )
+from finetune_wb.evaluation.tool_calls import public_calls, reference_calls, render_calls
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation.answering import Answer
@@ -107,6 +108,10 @@ def build_report(
                     prompt_tokens=a.prompt_tokens,
                     completion_tokens=a.completion_tokens,
                     latency_ms=a.latency_ms,
+                    tool_calls=public_calls(a.tool_calls),
+                    refusal=a.refusal,
+                    finish_reason=a.finish_reason,
+                    turn=getattr(examples[i], "turn", None),
                 )
             )
         answered = [a for a in per_model if a.output is not None]
@@ -185,14 +190,51 @@ def build_report(
         elapsed_seconds=elapsed,
         models=models,
         evaluators=infos,
-        examples=[
-            ExampleInfo(index=i, input=_last_user_text(ex), target=ex.target) for i, ex in enumerate(examples)
-        ],
+        examples=[_example_info(i, ex) for i, ex in enumerate(examples)],
         metrics=metrics,
         comparisons=comparisons,
         rows=rows,
         warnings=warnings,
+        by_turn=_by_turn(examples, resolved, scored, evaluators),
     )
+
+
+def _example_info(i: int, ex: ChatExample) -> ExampleInfo:
+    calls = reference_calls(ex)
+    return ExampleInfo(
+        index=i,
+        input=_last_user_text(ex),
+        target=ex.target or render_calls(calls),
+        reference_tool_calls=public_calls(calls),
+        turn=getattr(ex, "turn", None),
+        source_index=getattr(ex, "source_index", None),
+    )
+
+
+def _by_turn(
+    examples: Sequence[ChatExample],
+    resolved: Sequence[ResolvedModel],
+    scored: Scored,
+    evaluators: Sequence[Any],
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """model -> evaluator -> turn -> {value, n}, when the examples are turns (``turns="all"``)."""
+    turns = [getattr(ex, "turn", None) for ex in examples]
+    if all(t is None for t in turns):
+        return {}
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for m, r in enumerate(resolved):
+        per_ev: dict[str, dict[str, dict[str, Any]]] = {}
+        for ev in evaluators:
+            values: dict[int, list[float]] = {}
+            for i, turn in enumerate(turns):
+                s = scored.scores[m][i].get(ev.name)
+                if turn is not None and s is not None and s.value is not None:
+                    values.setdefault(turn, []).append(float(s.value))
+            per_ev[ev.name] = {
+                str(t): {"value": stats.mean(v), "n": len(v)} for t, v in sorted(values.items())
+            }
+        out[r.label] = per_ev
+    return out
 
 
 def _compare(

@@ -95,6 +95,8 @@ class Answer:
     extra: dict[str, Any] = field(default_factory=dict)
     latency_ms: float | None = None
     """How long the request that answered it took (None for an answer from the cache)."""
+    tool_calls: list[dict[str, str]] | None = None
+    refusal: str | None = None
 
 
 def _request_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
@@ -209,6 +211,8 @@ class Answerer:
                     prompt_tokens=hit.prompt_tokens,
                     completion_tokens=hit.completion_tokens,
                     finish_reason=hit.finish_reason,
+                    tool_calls=hit.tool_calls,
+                    refusal=hit.refusal,
                 )
         pending = self._pending.get(key)
         if pending is not None:  # the same request is in flight (e.g. a judge asked twice): share it

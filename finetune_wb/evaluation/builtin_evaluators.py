@@ -288,6 +288,14 @@ class LLMJudge:
         """Called by the engine before scoring: gives access to its rate limiter, retries and cache."""
         self._judge = judge
 
+    async def ascore_answer(self, answer: Any, example: ChatExample) -> Score:
+        """Tool calls are shown to the judge as ``name({...})``, the answer's and the reference's."""
+        from finetune_wb.evaluation.tool_calls import reference_calls, render_calls
+
+        calls = render_calls(answer.tool_calls)
+        output = "\n".join(part for part in (answer.output or "", calls) if part)
+        return await self.ascore(output, example.target or render_calls(reference_calls(example)), example)
+
     async def ascore(self, output: str, target: str, example: ChatExample) -> Score:
         if self._judge is None:
             raise EvaluationError(

@@ -1,9 +1,11 @@
 """A local SQLite cache of model answers, so evaluations resume and re-runs cost nothing.
 
-The key is a SHA-256 of (server base URL, model, prompt messages, generation parameters); the value is the
-answer text and its token usage, so token counts and cost stay right when an evaluation is resumed. Each
-answer is committed as soon as it arrives (WAL journal), so a process killed with ``kill -9`` loses at most
-the requests that were in flight. Failed requests are never stored: the next run asks again.
+The key is a SHA-256 of (server base URL, model, prompt messages, generation parameters — tools,
+``tool_choice`` and ``response_format`` included); the value is the answer text, its tool calls and refusal
+(the ``extra`` column, added to older cache files when they are opened) and its token usage, so token
+counts and cost stay right when an evaluation is resumed. Each answer is committed as soon as it arrives
+(WAL journal), so a process killed with ``kill -9`` loses at most the requests that were in flight. Failed
+requests are never stored: the next run asks again.
 
 Several processes may share one cache file. SQLite's own locking (WAL, a busy timeout) keeps the file whole,
 and a request being asked is *claimed* in the ``inflight`` table (owner, pid, host, deadline): another
@@ -71,6 +73,43 @@ class CachedAnswer(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    tool_calls: list[dict[str, str]] | None = None
+    """The answer's tool calls ``[{"id", "name", "arguments"}]`` (arguments as the model wrote them)."""
+    refusal: str | None = None
+    """The model's refusal message, when it refused."""
+
+    def extra_json(self) -> str | None:
+        """What the ``extra`` column stores (None for a plain text answer, as rows from before it)."""
+        extra = {k: v for k, v in (("tool_calls", self.tool_calls), ("refusal", self.refusal)) if v}
+        return json.dumps(extra, ensure_ascii=False) if extra else None
+
+    @classmethod
+    def from_row(cls, row: Any) -> CachedAnswer:
+        """``(output, prompt_tokens, completion_tokens, finish_reason, extra)`` from the answers table."""
+        extra = json.loads(row[4]) if len(row) > 4 and row[4] else {}
+        return cls(
+            output=row[0],
+            prompt_tokens=row[1],
+            completion_tokens=row[2],
+            finish_reason=row[3],
+            tool_calls=extra.get("tool_calls"),
+            refusal=extra.get("refusal"),
+        )
+
+
+_ANSWER_COLUMNS = "output, prompt_tokens, completion_tokens, finish_reason, extra"
+
+
+def _add_extra_column(conn: sqlite3.Connection) -> None:
+    """Caches from before tool calls lack the ``extra`` column (JSON: tool calls, refusal): add it."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(answers)").fetchall()}
+    if "extra" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE answers ADD COLUMN extra TEXT")
+    except sqlite3.OperationalError as exc:  # another process added it first
+        if "duplicate column" not in str(exc).lower():
+            raise
 
 
 @dataclass(frozen=True)
@@ -183,6 +222,7 @@ class AnswerCache:
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
             conn.execute(SCHEMA)
+            _add_extra_column(conn)
             conn.execute(INFLIGHT_SCHEMA)
         except sqlite3.Error as exc:
             conn.close()
@@ -209,16 +249,10 @@ class AnswerCache:
                 raise self._error(exc) from exc
 
     def get(self, key: str) -> CachedAnswer | None:
-        rows = self._run(
-            "SELECT output, prompt_tokens, completion_tokens, finish_reason FROM answers WHERE key = ?",
-            (key,),
-        )
+        rows = self._run(f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE key = ?", (key,))
         if not rows:
             return None
-        row = rows[0]
-        return CachedAnswer(
-            output=row[0], prompt_tokens=row[1], completion_tokens=row[2], finish_reason=row[3]
-        )
+        return CachedAnswer.from_row(rows[0])
 
     def put(self, key: str, *, base_url: str, model: str, answer: CachedAnswer) -> None:
         """Store one answer, drop its claim and commit at once (the point of the cache is surviving a crash)."""
@@ -231,9 +265,14 @@ class AnswerCache:
             answer.completion_tokens,
             answer.finish_reason,
             time.time(),
+            answer.extra_json(),
         )
         with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            conn.execute(
+                "INSERT OR REPLACE INTO answers (key, base_url, model, output, prompt_tokens, "
+                "completion_tokens, finish_reason, created, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
             conn.execute("DELETE FROM inflight WHERE key = ? AND owner = ?", (key, self.owner))
 
     def claim(self, key: str, *, hold_s: float) -> CachedAnswer | Claim | None:
@@ -245,14 +284,9 @@ class AnswerCache:
         """
         now = time.time()
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT output, prompt_tokens, completion_tokens, finish_reason FROM answers WHERE key = ?",
-                (key,),
-            ).fetchone()
+            row = conn.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                return CachedAnswer(
-                    output=row[0], prompt_tokens=row[1], completion_tokens=row[2], finish_reason=row[3]
-                )
+                return CachedAnswer.from_row(row)
             held = conn.execute(
                 "SELECT owner, pid, host, claimed, deadline FROM inflight WHERE key = ?", (key,)
             ).fetchone()

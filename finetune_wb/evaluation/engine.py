@@ -55,7 +55,8 @@ def evaluate(
     Args:
         examples: ``ChatExample`` objects (or dicts), a JSONL path, or a W&B dataset artifact
             (``wandb.Artifact`` or ``finetune_wb.tracking.ArtifactRef``). The prompt is every message before
-            the last assistant message; the target is that message.
+            the last assistant message (with the example's tools); the target is that message (text or tool
+            calls). DPO lines are accepted: the prompt is ``input``, the default evaluator ``preference``.
         models: a model name, or several: a list of names, ``(name, client)`` pairs or
             :class:`~finetune_wb.evaluation.ModelTarget` objects, or a ``{name: client}`` dict (a client of
             None means the options' ``client``). Each model may so live on its own OpenAI-compatible server.
@@ -65,7 +66,8 @@ def evaluate(
         options: the evaluation's settings as one :class:`~finetune_wb.evaluation.EvalOptions`.
         **overrides: any of its fields as keywords (``client``, ``concurrency``, ``rpm``, ``tpm``,
             ``max_tokens``, ``temperature``, ``cache``, ``run``, ``progress``, ``retry``, ``seed``, ``prices``,
-            ``lineage``), applied over ``options``; see :class:`~finetune_wb.evaluation.EvalOptions`.
+            ``lineage``, ``tool_choice``, ``response_format``, ``turns``), applied over ``options``; see
+            :class:`~finetune_wb.evaluation.EvalOptions`.
     """
     opts = EvalOptions.merged(options, overrides, caller="evaluate")
 
@@ -97,13 +99,19 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
     from finetune_wb._progress import progress_bar
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.evaluation.aggregate import build_report
+    from finetune_wb.evaluation.eval_examples import expand_turns, is_preference
     from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.requests import check_tool_choice, normalise_response_format, request_extras
     from finetune_wb.evaluation.resolution import resolve_evaluators
     from finetune_wb.evaluation.scoring import score_all
 
     started = time.monotonic()
+    tool_choice = check_tool_choice(opts.tool_choice)  # bad options fail before any request
+    response_format = normalise_response_format(opts.response_format)
     loaded = load_eval_examples(examples)
-    exs = loaded.examples
+    exs = expand_turns(loaded.examples) if opts.turns == "all" else loaded.examples
+    if evaluators is None and exs and all(is_preference(ex) for ex in exs):
+        evaluators = ["preference"]  # DPO test data: is the answer closer to the preferred output?
     evs = resolve_evaluators(evaluators)
     targets = resolve_targets(models)
     labels = unique_labels(targets)
@@ -118,6 +126,11 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
     )
     params = {"max_tokens": opts.max_tokens, "temperature": opts.temperature}
     prompts = [ex.prompt_messages() for ex in exs]
+    # per row: the generation parameters plus the example's tools and the output constraints (all in the key)
+    row_params = [
+        {**params, **request_extras(ex, tool_choice=tool_choice, response_format=response_format)}
+        for ex in exs
+    ]
     resolved: list[ResolvedModel] = []
     for target, label in zip(targets, labels, strict=True):
         aclient, base_url = answerer.client_for(target.client)
@@ -140,7 +153,7 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
     async def one(m: int, i: int) -> None:
         r = resolved[m]
         answers[m][i] = await answerer.answer(
-            r.aclient, r.base_url, r.target.name, prompts[i], params, r.counts
+            r.aclient, r.base_url, r.target.name, prompts[i], row_params[i], r.counts
         )
         bars[m].update(1)
 
@@ -163,13 +176,17 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
         await answerer.aclose()
         if store is not None:
             store.close()  # also drops any claim still held in it
+    shaping = {"tool_choice": tool_choice, "response_format": response_format}
+    shaping = {k: v for k, v in shaping.items() if v is not None}
+    if opts.turns != "last":
+        shaping["turns"] = opts.turns
     report = build_report(
         examples=exs,
         resolved=resolved,
         answers=answers,
         scored=scored,
         evaluators=evs,
-        params={**params, "concurrency": opts.concurrency, "rpm": opts.rpm, "tpm": opts.tpm},
+        params={**params, **shaping, "concurrency": opts.concurrency, "rpm": opts.rpm, "tpm": opts.tpm},
         seed=opts.seed,
         prices=opts.prices,
         elapsed=time.monotonic() - started,

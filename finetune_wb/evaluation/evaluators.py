@@ -47,6 +47,10 @@ class Score(BaseModel):
     binary: bool = Field(default=False, description="True for pass/fail scores (McNemar's test applies)")
     label: str | None = Field(default=None, description="a predicted label (classification)")
     explanation: str | None = Field(default=None, description="why, e.g. a judge's reasoning")
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description="per-row facts an evaluator's aggregate() reads (e.g. which fields or calls were right)",
+    )
 
 
 @runtime_checkable
@@ -57,7 +61,10 @@ class Evaluator(Protocol):
     scores one answer. Optionally an evaluator may define ``prepare(targets)`` (called once with every
     target before scoring), ``aggregate(scores, targets) -> dict[str, Any]`` for metrics that are not a
     mean (classification adds per-class F1 and a confusion matrix), and ``bind(judge)`` to receive a
-    :class:`JudgeContext` for model calls through the engine.
+    :class:`JudgeContext` for model calls through the engine. An evaluator that needs more of the answer
+    than its text (tool calls, refusal, finish reason) defines ``ascore_answer(answer, example)``, which the
+    engine then calls instead of ``ascore``; ``answer`` has ``output``, ``tool_calls``, ``refusal`` and
+    ``finish_reason``.
     """
 
     name: str

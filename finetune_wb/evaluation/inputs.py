@@ -23,24 +23,35 @@ class LoadedExamples:
 
 
 def read_chat_jsonl(path: Path) -> list[ChatExample]:
-    """Read a chat JSONL file; errors name the file and line."""
+    """Read a chat (or DPO) JSONL file; errors name the file and line."""
     from pydantic import ValidationError
 
-    from finetune_wb.schema import ChatExample
+    from finetune_wb.evaluation.eval_examples import (
+        describe_validation_error,
+        example_from_obj,
+        looks_like_preference,
+    )
+    from finetune_wb.evaluation.requests import check_tools
 
     out: list[ChatExample] = []
+    obj: Any
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            obj = None
             try:
-                example = ChatExample.model_validate(json.loads(line))
+                obj = json.loads(line)
+                example = example_from_obj(obj)
             except (ValueError, ValidationError) as exc:
+                kind = "preference (DPO) example" if looks_like_preference(obj) else "chat example"
                 raise EvaluationError(
-                    f"{path}:{line_no}: not a chat example ({str(exc).splitlines()[0]}); each line needs "
-                    '{"messages": [...]} ending with the assistant answer to compare against'
+                    f"{path}:{line_no}: not a {kind} ({describe_validation_error(exc)}); each line needs "
+                    '{"messages": [...]} ending with the assistant answer to compare against, or a DPO line '
+                    '{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}'
                 ) from None
             _check_prompt(example, f"{path}:{line_no}")
+            check_tools(example, f"{path}:{line_no}")
             out.append(example)
     return out
 
@@ -134,8 +145,10 @@ def _from_wandb_artifact(artifact: Any) -> list[ChatExample]:
 
 
 def load_eval_examples(examples: Any) -> LoadedExamples:
-    """Accept ChatExamples/dicts, a path, a ``wandb.Artifact`` or an ``ArtifactRef``."""
-    from finetune_wb.schema import ChatExample
+    """Accept ChatExamples/dicts (chat or DPO), a path, a ``wandb.Artifact`` or an ``ArtifactRef``."""
+    from finetune_wb.evaluation.eval_examples import describe_validation_error, example_from_obj
+    from finetune_wb.evaluation.requests import check_tools
+    from finetune_wb.schema import ChatExample, PreferenceExample
 
     if isinstance(examples, (str, Path)):
         path = Path(examples).expanduser()
@@ -161,14 +174,17 @@ def load_eval_examples(examples: Any) -> LoadedExamples:
     for i, item in enumerate(items):
         if isinstance(item, ChatExample):
             out.append(item)
-        elif isinstance(item, dict):
+        elif isinstance(item, (dict, PreferenceExample)):
             try:
-                out.append(ChatExample.model_validate(item))
+                out.append(example_from_obj(item))
             except ValueError as exc:
-                raise EvaluationError(f"examples[{i}] is not a chat example: {exc}") from None
+                raise EvaluationError(
+                    f"examples[{i}] is not a chat or preference example: {describe_validation_error(exc)}"
+                ) from None
         else:
             raise EvaluationError(f"examples[{i}] is a {type(item).__name__}; expected a ChatExample or dict")
         _check_prompt(out[-1], f"examples[{i}]")
+        check_tools(out[-1], f"examples[{i}]")
     if not out:
         raise EvaluationError("no examples to evaluate")
     return LoadedExamples(out, source=f"{len(out)} examples in memory")

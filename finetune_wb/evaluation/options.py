@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, field_validator
 
@@ -72,6 +72,22 @@ class EvalOptions(BaseModel):
         description="extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run",
     )
 
+    tool_choice: Any = Field(
+        default=None,
+        description="sent with every request that has tools: 'auto', 'none', 'required', a function name, or "
+        "the API's object (part of the cache key)",
+    )
+    response_format: Any = Field(
+        default=None,
+        description="'json_object', a JSON Schema (dict, JSON text or .json path: sent as json_schema) or the "
+        "API's response_format object; sent with every request (part of the cache key)",
+    )
+    turns: Literal["last", "all"] = Field(
+        default="last",
+        description="'last': the prompt is everything before the last assistant message; 'all': every "
+        "assistant message is evaluated with the history before it (reported per turn)",
+    )
+
     @field_validator("concurrency", mode="before")
     @classmethod
     def _default_concurrency(cls, value: Any) -> Any:
@@ -121,6 +137,9 @@ class SessionEvalKwargs(TypedDict, total=False):
     retry: RetryPolicy | None
     seed: int
     prices: dict[str, tuple[float, float]] | None
+    tool_choice: Any
+    response_format: Any
+    turns: Literal["last", "all"]
 
 
 class EvalKwargs(SessionEvalKwargs, total=False):

@@ -162,12 +162,26 @@ class RowResult(BaseModel):
     latency_ms: float | None = Field(
         default=None, description="time of the request that answered it (None when cached or unanswered)"
     )
+    tool_calls: list[dict[str, str]] = Field(
+        default_factory=list,
+        description='the answer\'s tool calls, [{"name", "arguments"}] with arguments as the model wrote them',
+    )
+    refusal: str | None = Field(default=None, description="the model's refusal message, if it refused")
+    finish_reason: str | None = Field(
+        default=None, description="why the answer ended (stop, length, tool_calls)"
+    )
+    turn: int | None = Field(default=None, description="the evaluated assistant turn (turns='all')")
 
 
 class ExampleInfo(BaseModel):
     index: int
     input: str = Field(description="the last user message of the prompt")
-    target: str
+    target: str = Field(description="the reference: its text, or its tool calls written name({...})")
+    reference_tool_calls: list[dict[str, str]] = Field(
+        default_factory=list, description='the reference\'s tool calls, [{"name", "arguments"}]'
+    )
+    turn: int | None = Field(default=None, description="the assistant turn evaluated (turns='all')")
+    source_index: int | None = Field(default=None, description="the example the turn was cut from")
 
 
 class EvalReport(BaseModel):
@@ -189,6 +203,10 @@ class EvalReport(BaseModel):
     comparisons: list[Comparison]
     rows: list[RowResult]
     warnings: list[str] = Field(default_factory=list)
+    by_turn: dict[str, dict[str, dict[str, dict[str, Any]]]] = Field(
+        default_factory=dict,
+        description="turns='all': model -> evaluator -> turn index -> {value, n} (mean score of that turn)",
+    )
 
     @property
     def n_unanswered(self) -> int:
@@ -257,6 +275,8 @@ class EvalReport(BaseModel):
                 "error": r.error,
                 "cached": r.cached,
             }
+            if r.tool_calls:  # only when a model called tools: a text-only evaluation keeps its columns
+                rec["tool_calls"] = "\n".join(f"{c['name']}({c['arguments']})" for c in r.tool_calls)
             rec.update(r.scores)
             records.append(rec)
         return pd.DataFrame(records)
@@ -275,6 +295,9 @@ class EvalReport(BaseModel):
             for name, metric in self.metrics[m.label].items():
                 lines.append(f"    {name}: {_fmt_metric(metric)}")
                 lines.extend(_chance_lines(metric))
+                lines.extend(_partial_credit_lines(metric))
+                for turn, cell in (self.by_turn.get(m.label, {}).get(name) or {}).items():
+                    lines.append(f"      turn {turn}: {_fmt_num(cell.get('value'))} (n={cell.get('n')})")
         for c in self.comparisons:
             if c.difference is None:
                 continue
@@ -377,6 +400,25 @@ def _chance_lines(metric: Metric) -> list[str]:
         f"{_fmt_num(metric.accuracy_over_majority, '+.3f')}{_fmt_interval(metric, 'accuracy_over_majority', '+.3f')}"
         f" -> {verdict}",
     ]
+
+
+_PARTIAL_KEYS = ("name_accuracy", "argument_accuracy", "all_fields_right", "win_rate")
+
+
+def _partial_credit_lines(metric: Metric) -> list[str]:
+    """Tool-call, field and preference details in one line (name/argument accuracy, per field, win rate)."""
+    d = metric.details
+    parts = [f"{k.replace('_', ' ')} {_fmt_num(d[k])}" for k in _PARTIAL_KEYS if k in d]
+    if "wins" in d:
+        parts.append(f"{d['wins']} wins, {d['losses']} losses, {d['ties']} ties")
+    lines = [f"      {', '.join(parts)}"] if parts else []
+    for key, label in (("per_function", "function"), ("per_field", "field")):
+        for item, cell in (d.get(key) or {}).items():
+            scores = ", ".join(
+                f"{k.replace('_', ' ')} {_fmt_num(v)}" for k, v in cell.items() if "accuracy" in k
+            )
+            lines.append(f"      {label} {item} (n={cell.get('n')}): {scores}")
+    return lines
 
 
 def _fmt_p(p: float | None) -> str:

@@ -33,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation import (  # noqa: F401  (their built-ins register themselves on import)
+    preference_evaluators,
+    structured_evaluators,
+    tool_evaluators,
+)
 from finetune_wb.evaluation.builtin_evaluators import BUILTIN_EVALUATORS, exact_match, is_builtin_factory
 from finetune_wb.evaluation.evaluators import FunctionEvaluator
 
@@ -41,6 +46,7 @@ __all__ = ["evaluator_from_spec", "resolve_evaluators"]
 _KEY = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(.*)$", re.DOTALL)
 _ARG_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
 _NOT_FROM_TEXT = {"client"}  # objects, not text: set them from Python
+_WHOLE_JSON_IS = {"json_schema": "schema"}  # NAME:{JSON} whose keys are not arguments is this argument
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -132,6 +138,9 @@ def _builtin_kwargs(name: str, factory: Any, rest: str) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise EvaluationError(f"evaluator {name!r}: arguments must be a JSON object, got {rest!r}")
         raw = loaded
+        whole = _WHOLE_JSON_IS.get(name)
+        if whole is not None and not set(loaded) <= set(params):  # json_schema:{"type": ...}: the schema
+            raw = {whole: loaded}
     elif _KEY.match(rest):
         raw = {}
         for part in _ARG_SPLIT.split(rest):

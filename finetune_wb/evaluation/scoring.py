@@ -34,7 +34,10 @@ async def score_all(
         if answer.output is None:
             return  # unanswered: not scored, never counted as wrong
         try:
-            result = await ev.ascore(answer.output, examples[i].target, examples[i])
+            if hasattr(ev, "ascore_answer"):  # wants the whole answer (tool calls, refusal), not only text
+                result = await ev.ascore_answer(answer, examples[i])
+            else:
+                result = await ev.ascore(answer.output, examples[i].target, examples[i])
             score = to_score(result, name=ev.name)
         except Exception as exc:
             failures.append(f"{ev.name}\x00{i}\x00{type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from finetune_wb.evaluation.cache import CachedAnswer
+from finetune_wb.evaluation.tool_calls import calls_of_message
 
 
 def raw_response_class() -> Any:
@@ -142,18 +143,22 @@ _RAW_POST = {"usable": True}
 
 
 def parse_completion(response: Any) -> CachedAnswer:
-    """Text, usage and finish reason from a completion (a JSON dict or the client's model object)."""
+    """Text, tool calls, refusal, usage and finish reason from a completion (a JSON dict or the client's
+    model object)."""
     if not isinstance(response, dict):
         response = response.model_dump() if hasattr(response, "model_dump") else dict(response)
     choices = response.get("choices") or []
     choice = choices[0] if choices else {}
     message = choice.get("message") or {}
     usage = response.get("usage") or {}
+    content = message.get("content")
     return CachedAnswer(
-        output=message.get("content") or "",
+        output=content if isinstance(content, str) else "",
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         finish_reason=choice.get("finish_reason"),
+        tool_calls=calls_of_message(message) or None,
+        refusal=message.get("refusal") if isinstance(message.get("refusal"), str) else None,
     )
 
 

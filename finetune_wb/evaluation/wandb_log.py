@@ -86,12 +86,39 @@ def predictions_table(report: EvalReport) -> Any:
                 m.label,
                 ex.input,
                 ex.target,
-                r.output,
+                readable_output(r.output, r.tool_calls),
                 r.error,
             ]
             row += [r.scores.get(n) for n in ev_names] + [r.labels.get(n) for n in label_evs]
             data.append(row)
     return wandb.Table(columns=columns, data=data, allow_mixed_types=True)
+
+
+def readable_output(output: str | None, tool_calls: Sequence[dict[str, str]] | None) -> str | None:
+    """The answer as people read it: its text, then its tool calls as ``get_weather({"city": "Paris"})``."""
+    from finetune_wb.evaluation.tool_calls import render_calls
+
+    rendered = render_calls(tool_calls)
+    if not rendered:
+        return output
+    return f"{output}\n{rendered}" if output else rendered
+
+
+def detail_tables(report: EvalReport) -> dict[str, Any]:
+    """``eval/<role>/<evaluator>/<table>``: the tables an evaluator's details carry (per function, per field)."""
+    import wandb
+
+    roles = model_roles(report)
+    out: dict[str, Any] = {}
+    for m in report.models:
+        for name, metric in report.metrics[m.label].items():
+            for table, spec in (metric.details.get("tables") or {}).items():
+                out[f"eval/{roles[m.label]}/{name}/{table}"] = wandb.Table(
+                    columns=list(spec["columns"]),
+                    data=[list(row) for row in spec["data"]],
+                    allow_mixed_types=True,
+                )
+    return out
 
 
 def _number(value: Any) -> bool:
@@ -205,6 +232,7 @@ def log_report(report: EvalReport, run: Any, *, lineage: Sequence[Any] = ()) -> 
                 logs[f"eval/{roles[m.label]}/{name}/confusion_matrix"] = wandb.plot.confusion_matrix(
                     y_true=gold, preds=pred, class_names=list(matrix_labels), title=f"{m.label}: {name}"
                 )
+    logs.update(detail_tables(report))
     run.log(logs)
     for key, value in summary_metrics(report).items():
         run.summary[key] = value

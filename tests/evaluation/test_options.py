@@ -40,6 +40,9 @@ def _non_defaults(tmp_path: Path) -> dict[str, Any]:
         "seed": 9,
         "prices": {"m": (1.0, 2.0)},
         "lineage": [object()],
+        "tool_choice": "required",
+        "response_format": "json_object",
+        "turns": "all",
     }
     assert set(values) == set(EvalOptions.model_fields)
     defaults = EvalOptions()

@@ -46,6 +46,7 @@ def test_resolve_evaluators_accepts_names_factories_functions_and_objects() -> N
 
 def test_the_registry_holds_exactly_the_exported_built_ins_in_order() -> None:
     names = ["exact_match", "contains", "regex", "json_valid", "json_match", "classification", "llm_judge"]
+    names += ["preference", "json_schema", "json_fields", "tool_call_match"]
     assert list(BUILTIN_EVALUATORS) == names
     assert all(BUILTIN_EVALUATORS[n] is getattr(evaluation, n) for n in names)
 
@@ -81,7 +82,7 @@ def test_a_newly_registered_built_in_resolves_by_name_everywhere(
     assert resolve_evaluator("shouting") is shouting
     assert resolve_evaluator("shouting", {"word": "X"}).params == {"word": "X", "strict": False}
     # the error for an unknown name lists it among the built-ins
-    with pytest.raises(EvaluationError, match=r"built-ins are exact_match, .*, llm_judge, shouting"):
+    with pytest.raises(EvaluationError, match=r"built-ins are exact_match, .*, llm_judge, .*tool_call_match, shouting"):
         evaluator_from_spec("shoutin")
     # and the command line's help names it
     from finetune_wb.cli import main

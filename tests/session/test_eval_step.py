@@ -53,6 +53,9 @@ def test_every_option_the_session_takes_reaches_evaluate(tmp_path: Path, seen: d
         "retry": RetryPolicy(max_attempts=2),
         "seed": 9,
         "prices": {"m": (1.0, 2.0)},
+        "tool_choice": "auto",
+        "response_format": "json_object",
+        "turns": "all",
     }
     assert set(values) == set(EvalOptions.model_fields) - SESSION_OWNED  # a new option must be added here
     session = _session(tmp_path)
