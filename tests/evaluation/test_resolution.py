@@ -82,7 +82,9 @@ def test_a_newly_registered_built_in_resolves_by_name_everywhere(
     assert resolve_evaluator("shouting") is shouting
     assert resolve_evaluator("shouting", {"word": "X"}).params == {"word": "X", "strict": False}
     # the error for an unknown name lists it among the built-ins
-    with pytest.raises(EvaluationError, match=r"built-ins are exact_match, .*, llm_judge, .*tool_call_match, shouting"):
+    with pytest.raises(
+        EvaluationError, match=r"built-ins are exact_match, .*, llm_judge, .*tool_call_match, shouting"
+    ):
         evaluator_from_spec("shoutin")
     # and the command line's help names it
     from finetune_wb.cli import main
