@@ -17,6 +17,7 @@ import random
 from typing import Any
 
 from finetune_wb.emulator.answerers import read_pairs
+from finetune_wb.emulator.azure import checkpoint_name
 from finetune_wb.emulator.checks import check_file
 from finetune_wb.emulator.state import ApiError, Store, new_id
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
@@ -230,7 +231,9 @@ def _checkpoint(store: Store, job: dict[str, Any], rt: dict[str, Any], step: int
             "id": new_id("ftckpt_"),
             "object": "fine_tuning.job.checkpoint",
             "created_at": int(t),
-            "fine_tuned_model_checkpoint": f"{rt['ft_name']}:ckpt-step-{step}",
+            "fine_tuned_model_checkpoint": (
+                checkpoint_name(job["id"], step) if store.flavour == "azure" else f"{rt['ft_name']}:ckpt-step-{step}"
+            ),
             "fine_tuning_job_id": job["id"],
             "metrics": metrics,
             "step_number": step,

@@ -29,7 +29,9 @@ class Emulator:
     0.01: ~0.1 s). ``clock`` replaces the wall clock, e.g. with a :class:`ManualClock`. ``persist_dir`` keeps
     files and jobs on disk so a restarted emulator still has them. ``limits`` caps request bodies (a
     :class:`~finetune_wb.emulator.limits.BodyLimits`; the default is what OpenAI documents): a bigger body
-    answers 413 before it is read.
+    answers 413 before it is read. ``flavour="azure"`` serves Azure OpenAI instead (see
+    :mod:`finetune_wb.emulator.azure`): Azure's routes and id shapes, and the management routes of model
+    deployments on the same port (:attr:`management_url`).
     """
 
     def __init__(
@@ -41,13 +43,16 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: BodyLimits | None = None,
+        flavour: str = "openai",
     ) -> None:
         from finetune_wb.emulator.core import Core
 
         if not 0 <= port <= 65535:
             raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
-            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir, limits=limits)
+            self.core: Core = Core(
+                pace=pace, clock=clock, persist_dir=persist_dir, limits=limits, flavour=flavour
+            )
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
         except OSError as exc:
@@ -126,6 +131,7 @@ class Emulator:
         if value <= 0:
             raise EmulatorError(f"pace must be > 0, got {value}")
         self.core.pace = float(value)
+        self.core.deployments.provision_seconds = 30.0 * float(value)
 
     @property
     def clock(self) -> Clock:
@@ -142,6 +148,49 @@ class Emulator:
         import openai
 
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+    # --- the Azure flavour -------------------------------------------------------------------------------
+    @property
+    def flavour(self) -> str:
+        return self.core.flavour
+
+    @property
+    def azure_endpoint(self) -> str:
+        """What to pass as ``azure_endpoint`` (or ``AZURE_OPENAI_ENDPOINT``): the root URL."""
+        return self.url
+
+    @property
+    def management_url(self) -> str:
+        """Azure flavour: the ARM base URL of the deployments routes (``AZURE_MANAGEMENT_URL``)."""
+        return self.url
+
+    def azure_client(
+        self, api_key: str = "azure-test", api_version: str = "2024-10-21", **kwargs: Any
+    ) -> openai.AzureOpenAI:
+        """An ``openai.AzureOpenAI`` on the classic ``/openai/...?api-version=`` routes."""
+        import openai
+
+        return openai.AzureOpenAI(
+            azure_endpoint=self.url, api_key=api_key, api_version=api_version, **kwargs
+        )
+
+    def v1_client(self, api_key: str = "azure-test", **kwargs: Any) -> openai.OpenAI:
+        """A plain ``openai.OpenAI`` on Azure's v1 routes (``base_url=<endpoint>/openai/v1/``)."""
+        import openai
+
+        return openai.OpenAI(base_url=self.url + "/openai/v1/", api_key=api_key, **kwargs)
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        """Azure flavour: the deployment as ARM would return it now (None when it does not exist)."""
+        return self.core.deployments.get(name, self.core.now())
+
+    def fail_next_deployment(self, message: str = "The deployment failed (injected by the emulator).") -> None:
+        """Azure flavour: the next deployment created ends Failed with ``message``."""
+        self.core.deployments.fail_next.append(message)
+
+    def set_deployment_quota(self, capacity: int) -> None:
+        """Azure flavour: how much capacity each SKU may deploy in all (beyond: 400 InsufficientQuota)."""
+        self.core.deployments.quota = int(capacity)
 
     # --- test controls -----------------------------------------------------------------------------------
     @property
@@ -247,10 +296,13 @@ def run_emulator(
     *,
     host: str = "127.0.0.1",
     limits: BodyLimits | None = None,
+    flavour: str = "openai",
 ) -> Iterator[Emulator]:
     """Run an emulator for the duration of a ``with`` block and stop it afterwards (``limits``: the
-    request body caps, see :class:`Emulator`)."""
-    emu = Emulator(pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port, limits=limits)
+    request body caps, see :class:`Emulator`; ``flavour="azure"``: Azure OpenAI's routes and deployments)."""
+    emu = Emulator(
+        pace=pace, clock=clock, persist_dir=persist_dir, host=host, port=port, limits=limits, flavour=flavour
+    )
     emu.start()
     try:
         yield emu
