@@ -26,6 +26,8 @@ SUBCOMMAND_MODULES = (
     "link",
     "eval",
     "run",
+    "azure",
+    "providers",
     "emulator",
 )
 

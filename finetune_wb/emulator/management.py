@@ -135,6 +135,7 @@ class Deployments:
                 existing is not None
                 and existing["properties"]["model"]["name"] == model["name"]
                 and existing["sku"] == {"name": sku, "capacity": capacity}
+                and existing["properties"]["provisioningState"] != "Failed"
             ):
                 return json.loads(json.dumps(existing)), 200
             base = ACCOUNT_PATH.format(**location)

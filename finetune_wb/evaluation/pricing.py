@@ -7,6 +7,8 @@ fine-tuned (fine-tuned models are billed at their own, higher, rate). Prices cha
 
 from __future__ import annotations
 
+from finetune_wb.model_ids import parse_model_id
+
 # model prefix -> (input, output) USD per 1M tokens; the longest matching prefix wins.
 BASE_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
@@ -39,9 +41,9 @@ def price_per_million(
         found = _lookup(overrides, model)
         if found is not None:
             return found
-    if model.startswith("ft:"):
-        parts = model.split(":")
-        return _lookup(FINE_TUNED_PRICES, parts[1]) if len(parts) > 1 else None
+    parsed = parse_model_id(model)  # OpenAI's ft:<base>:... and Azure's <base>.ft-<hex> alike
+    if parsed.fine_tuned:
+        return _lookup(FINE_TUNED_PRICES, parsed.base) if parsed.base else None
     return _lookup(BASE_PRICES, model)
 
 
