@@ -113,7 +113,8 @@ def management_token(
     try:
         return str(credential.get_token(scope).token)
     except Exception as exc:  # azure-identity raises ClientAuthenticationError and friends
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise AzureAuthError(
-            f"could not get a token for {scope} with {type(credential).__name__}: {exc}; sign in "
+            f"could not get a token for {scope} with {type(credential).__name__}: {first}; sign in "
             f"(az login), set {TOKEN_ENV}, or pass token= explicitly"
         ) from exc

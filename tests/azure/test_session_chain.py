@@ -13,6 +13,7 @@ from finetune_wb.jobs.deployments import DeploymentFailed
 from finetune_wb.model_ids import parse_model_id
 from finetune_wb.schema import JobSpec
 from finetune_wb.session.facade import FineTuneSession
+from tests.fakes.wandb_readback import read_run
 
 SPEC = JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=2, training_type="globalstandard")
 BASE = "gpt-4o-mini-2024-07-18"
@@ -59,6 +60,13 @@ def test_whole_chain_on_azure(azure_env: Any, tmp_path: Path, style: str, no_onl
     assert (dep.name, dep.model, dep.sku, dep.state) == ("ft-eval", ft, "DeveloperTier", "Succeeded")
     assert session.deployment == "ft-eval"
     assert session.state.deployment["hosting_usd_per_hour"] == 0.0
+    deploy_run = read_run(Path(session.state.wandb_runs["deploy"]))  # W&B: model -> deployment
+    assert deploy_run.config["deployment"]["name"] == "ft-eval"
+    assert deploy_run.config["deployment"]["model"] == ft
+    inputs = deploy_run.config["lineage"]["inputs"]
+    assert [i["type"] for i in inputs] == ["model"]
+    assert inputs[0]["sha256"] == session.state.model_artifact["digest"]
+    assert deploy_run.summary["deployment/sku"] == "DeveloperTier"
 
     report = session.evaluate(baselines=[BASE], evaluators=["exact_match"], max_tokens=5)
     label = f"ft-eval ({ft})"
