@@ -289,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
 
     from finetune_wb.providers.checks import profile_for
-    from finetune_wb.providers.preflight import preflight
+    from finetune_wb.providers.preflight_checks import preflight
 
     client = client_from_env()
     try:  # before any upload: a job the provider refuses fails here, not on their side after it

@@ -104,7 +104,7 @@ def create_job(
         index: for local paths, the second digest -> file id record :func:`upload_file` keeps up to date.
         provider, today: the provider profile the JobSpec is checked against before anything is uploaded
             (default: the one of ``client``'s base URL, see :func:`finetune_wb.providers.profile_for`) and
-            the date its pre-flight checks use (see :func:`finetune_wb.providers.preflight`).
+            the date its pre-flight checks use (see :func:`finetune_wb.providers.preflight_checks`).
 
     Returns:
         The created (or adopted) job.
@@ -117,7 +117,7 @@ def create_job(
     model = spec.get("model") if isinstance(spec, Mapping) else spec.model
     if not isinstance(spec, Mapping):
         from finetune_wb.providers.checks import profile_for
-        from finetune_wb.providers.preflight import preflight
+        from finetune_wb.providers.preflight_checks import preflight
 
         for warning in preflight(spec, provider=profile_for(client, provider=provider), today=today):
             logger.warning("%s", warning)
@@ -154,7 +154,7 @@ def create_job(
             return job  # type: ignore[no-any-return]
         except Exception as exc:
             if not policy.retry_on(exc):
-                from finetune_wb.providers.preflight import jobs_end_refusal
+                from finetune_wb.providers.preflight_checks import jobs_end_refusal
 
                 refusal = jobs_end_refusal(exc)
                 if refusal is not None:

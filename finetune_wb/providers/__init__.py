@@ -1,7 +1,7 @@
 """Provider profiles: what each OpenAI-compatible fine-tuning service accepts, checked before anything is paid.
 
 :mod:`.profiles` (the descriptions: openai, azure, bedrock, nebius, generic), :mod:`.checks` (pick a profile
-from a name or a client, check a JobSpec against it), :mod:`.preflight` (OpenAI's end of new jobs and base
+from a name or a client, check a JobSpec against it), :mod:`.preflight_checks` (OpenAI's end of new jobs and base
 model shutdown dates, before an upload), :mod:`.hosting` (Azure's hourly hosting fee of a deployment).
 """
 
@@ -14,13 +14,13 @@ from finetune_wb._lazy import lazy_exports
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "PROFILES": ".profiles",
-    "PreflightError": ".preflight",
+    "PreflightError": ".preflight_checks",
     "ProviderProfile": ".profiles",
     "ProviderRefusal": ".checks",
     "check_job_spec": ".checks",
     "get_profile": ".checks",
     "hosting_usd_per_hour": ".hosting",
-    "preflight": ".preflight",
+    "preflight": ".preflight_checks",
     "profile_for": ".checks",
 }
 
@@ -35,5 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         profile_for as profile_for,
     )
     from finetune_wb.providers.hosting import hosting_usd_per_hour as hosting_usd_per_hour
-    from finetune_wb.providers.preflight import PreflightError as PreflightError, preflight as preflight
+    from finetune_wb.providers.preflight_checks import (
+        PreflightError as PreflightError,
+        preflight as preflight,
+    )
     from finetune_wb.providers.profiles import PROFILES as PROFILES, ProviderProfile as ProviderProfile

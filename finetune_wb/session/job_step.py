@@ -59,7 +59,7 @@ def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuni
         return ctx.retrieve_job()
 
     from finetune_wb.providers.checks import profile_for
-    from finetune_wb.providers.preflight import preflight
+    from finetune_wb.providers.preflight_checks import preflight
 
     for warning in preflight(spec, provider=profile_for(ctx.client)):  # before anything is uploaded
         logger.warning("%s", warning)

@@ -9,7 +9,7 @@ import pytest
 
 from finetune_wb.jobs.operations import create_job
 from finetune_wb.providers.checks import ProviderRefusal
-from finetune_wb.providers.preflight import PreflightError, jobs_end_refusal, preflight
+from finetune_wb.providers.preflight_checks import PreflightError, jobs_end_refusal, preflight
 from finetune_wb.retirement_dates import FINE_TUNING_JOBS_END, Retirement
 from finetune_wb.schema import JobSpec
 from tests.fakes.emulator_helpers import jsonl, yes_no_examples
