@@ -58,6 +58,38 @@ def training_type_of(params: dict[str, Any]) -> str:
     return value
 
 
+AZURE_RESULT_COLUMNS = (
+    "step",
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "validation_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
+)
+"""The columns of Azure's results.csv (more than OpenAI's step_metrics.csv)."""
+
+
+def azure_result_csv(job: dict[str, Any], rt: dict[str, Any], metrics_at: Any) -> str:
+    """The result file in Azure's columns; the full validation metrics are on the last step only."""
+    rows = [",".join(AZURE_RESULT_COLUMNS)]
+    total = rt["total_steps"]
+    for step in range(1, total + 1):
+        m = metrics_at(job["seed"], step, total, validation=rt["has_valid"])
+        last = step == total and rt["has_valid"]
+        cells = [
+            step,
+            m["train_loss"],
+            m["train_mean_token_accuracy"],
+            m.get("valid_loss", ""),
+            m.get("valid_mean_token_accuracy", ""),
+            m.get("valid_loss", "") if last else "",
+            m.get("valid_mean_token_accuracy", "") if last else "",
+        ]
+        rows.append(",".join(str(c) for c in cells))
+    return "\n".join(rows) + "\n"
+
+
 def deployment_not_found(name: str) -> ApiError:
     return ApiError(404, DEPLOYMENT_NOT_FOUND + f" (deployment {name!r})", code="DeploymentNotFound")
 

@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from finetune_wb.emulator.answerers import read_pairs
-from finetune_wb.emulator.azure import checkpoint_name
+from finetune_wb.emulator.azure import azure_result_csv, checkpoint_name
 from finetune_wb.emulator.checks import check_file
 from finetune_wb.emulator.state import ApiError, Store, new_id
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
@@ -254,7 +254,7 @@ def result_csv(job: dict[str, Any], rt: dict[str, Any]) -> str:
 
 
 def _succeed(store: Store, job: dict[str, Any], rt: dict[str, Any], t: float) -> None:
-    csv = result_csv(job, rt)
+    csv = azure_result_csv(job, rt, metrics_at) if store.flavour == "azure" else result_csv(job, rt)
     # Like the real API, the result file's content is the base64 encoding of the CSV.
     result = store.add_file(
         data=base64.b64encode(csv.encode()), filename="step_metrics.csv", purpose="fine-tune-results", now=t
