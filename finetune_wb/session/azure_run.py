@@ -41,6 +41,19 @@ def azure_client(cfg: AzureConfig) -> Any:
         ) from exc
 
 
+def hosting_note(model: str, cfg: AzureConfig) -> str:
+    """The deployment's part of the cost estimate: `` + hosting $1.70/hour (standard)`` or nothing."""
+    from finetune_wb.jobs.deployments import sku_name
+    from finetune_wb.providers.hosting import hosting_usd_per_hour
+
+    fee = hosting_usd_per_hour(model, sku_name(cfg.sku))
+    return (
+        f" + hosting ${fee:.2f}/hour while deployed ({cfg.sku})"
+        if fee
+        else " (+ no hosting fee: Developer tier)"
+    )
+
+
 def deploy_for_run(
     session: FineTuneSession, cfg: AzureConfig, *, say: Callable[[str], None], token: str | None = None
 ) -> None:

@@ -148,6 +148,10 @@ def run_config(
         report = session.validate(model=spec.model, n_epochs=n_epochs)
         cost = report.estimated_cost_usd
         cost_text = "unknown" if cost is None else f"${cost:,.4f}"
+        if config.azure is not None:
+            from finetune_wb.session.azure_run import hosting_note
+
+            cost_text += hosting_note(spec.model, config.azure)
         say(
             f"validation ok: {report.n_examples} examples, ~{report.tokens.billed:,} billed tokens, cost {cost_text}"
         )

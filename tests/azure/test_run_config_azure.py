@@ -78,6 +78,7 @@ def test_run_with_azure_section(
     label = f"run-dep ({ft})"
     assert metrics[label]["exact_match"] > metrics["gpt-4o-mini-2024-07-18"]["exact_match"]
     assert "deployment run-dep" in err and "no hosting fee" in err
+    assert "(+ no hosting fee: Developer tier)" in err  # the cost estimate names the deployment's part
     assert emu.deployment("run-dep") is None and arm_requests(emu, "PUT", "run-dep") == 1
 
 
@@ -100,6 +101,15 @@ def test_run_on_the_emulator_flag(tmp_path: Path, capsys: pytest.CaptureFixture[
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["deployment"]["state"] == "Deleted"
+
+
+def test_hosting_in_the_cost_estimate() -> None:
+    from finetune_wb.config.model import AzureConfig
+    from finetune_wb.session.azure_run import hosting_note
+
+    assert hosting_note("gpt-4o-mini-2024-07-18", AzureConfig(sku="standard")) == (
+        " + hosting $1.70/hour while deployed (standard)"
+    )
 
 
 def test_azure_section_is_checked() -> None:
