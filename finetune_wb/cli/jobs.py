@@ -288,26 +288,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             "(request id and train fingerprint, so a re-run never starts a second job) - give at most 14"
         )
 
-    from finetune_wb.providers.checks import profile_for
-    from finetune_wb.providers.preflight_checks import preflight
+    from finetune_wb.providers.checks import check_job_spec, profile_for
+    from finetune_wb.providers.preflight_checks import PreflightError
 
     client = client_from_env()
     try:  # before any upload: a job the provider refuses fails here, not on their side after it
         profile = profile_for(client, provider=args.provider)
-        for warning in preflight(spec, provider=profile):
-            print(f"warning: {warning}", file=sys.stderr)
+        check_job_spec(spec, profile)
     except FineTuneError as exc:
         flag = _FLAG_OF_FIELD.get(str(getattr(exc, "field", "")))
         raise _UsageError(f"{flag}: {exc}" if flag else str(exc)) from exc
-    outcome = create_or_reattach(
-        spec,
-        training_file=training_file,
-        validation_file=validation_file,
-        client=client,
-        index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
-        new=args.new,
-        provider=profile,
-    )
+    try:  # the end of OpenAI's jobs and shutdown dates are checked (before the upload) when a job is created
+        outcome = create_or_reattach(
+            spec,
+            training_file=training_file,
+            validation_file=validation_file,
+            client=client,
+            index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
+            new=args.new,
+            provider=profile,
+        )
+    except PreflightError as exc:
+        raise _UsageError(str(exc)) from exc
     job = outcome.job
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

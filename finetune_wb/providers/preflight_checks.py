@@ -33,6 +33,11 @@ _JOBS_END_TEXT = re.compile(
 )
 
 
+def _today() -> dt.date:
+    """Today's date (a seam: tests of callers that take no ``today`` replace it)."""
+    return dt.date.today()
+
+
 class PreflightError(ConfigError):
     """The job would be refused or would not last; nothing was uploaded. ``.reason`` is a short code."""
 
@@ -60,7 +65,7 @@ def preflight(
     default OpenAI's table applies to the openai profile only.
     """
     profile = get_profile(provider)
-    today = today or dt.date.today()
+    today = today or _today()
     if profile.jobs_end is not None and today >= dt.date.fromisoformat(profile.jobs_end):
         raise PreflightError(jobs_end_message(today), reason="jobs_end")
     check_job_spec(spec, profile)

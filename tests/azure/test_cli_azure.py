@@ -198,6 +198,34 @@ def test_providers_json_and_train_provider_refusals(
     assert code == 0 and out.strip().startswith("ftjob-"), err
 
 
+def test_train_after_openai_end_of_jobs_points_at_azure(
+    finetune_emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import datetime as dt
+
+    from finetune_wb.providers import preflight_checks
+
+    monkeypatch.setattr(preflight_checks, "_today", lambda: dt.date(2027, 2, 1))
+    monkeypatch.setenv("OPENAI_BASE_URL", finetune_emulator.base_url)
+    train = _write(tmp_path / "train.jsonl", yes_no_examples(12))
+    argv = [
+        "train",
+        "--model",
+        "gpt-4o-mini-2024-07-18",
+        "--training-file",
+        str(train),
+        "--provider",
+        "openai",
+    ]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and "OpenAI takes no new fine-tuning jobs since 2027-01-06" in err
+    assert "--provider azure" in err and "same JobSpec" in err
+    assert not [e for e in finetune_emulator.journal if e.method == "POST"]  # nothing uploaded
+
+
 def test_emulator_command_serves_azure_on_one_port(tmp_path: Path) -> None:
     import httpx
 
