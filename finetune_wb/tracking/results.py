@@ -108,8 +108,10 @@ def result_file_table(rows: list[dict[str, float]], *, logged: set[str]) -> Any:
         return None
     import wandb
 
-    ordered = ["step", *[c for c in columns if c != "step"]] if "step" in columns else columns
-    return wandb.Table(columns=ordered, data=[[row.get(c) for c in ordered] for row in rows])
+    ordered: list[str | int] = (
+        ["step", *[c for c in columns if c != "step"]] if "step" in columns else [*columns]
+    )
+    return wandb.Table(columns=ordered, data=[[row.get(str(c)) for c in ordered] for row in rows])
 
 
 def checkpoint_rows(job_id: str, *, client: Any) -> list[dict[str, Any]]:
