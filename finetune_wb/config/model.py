@@ -158,7 +158,9 @@ class AzureConfig(BaseModel):
 
     model_config = _STRICT
 
-    endpoint: str | None = Field(None, description="https://RESOURCE.openai.azure.com (AZURE_OPENAI_ENDPOINT)")
+    endpoint: str | None = Field(
+        None, description="https://RESOURCE.openai.azure.com (AZURE_OPENAI_ENDPOINT)"
+    )
     api_version: str = Field("2024-10-21", description="data-plane api-version of the classic routes")
     v1: bool = Field(False, description="use the /openai/v1/ routes through a plain OpenAI client")
     subscription: str | None = None

@@ -232,7 +232,9 @@ def _checkpoint(store: Store, job: dict[str, Any], rt: dict[str, Any], step: int
             "object": "fine_tuning.job.checkpoint",
             "created_at": int(t),
             "fine_tuned_model_checkpoint": (
-                checkpoint_name(job["id"], step) if store.flavour == "azure" else f"{rt['ft_name']}:ckpt-step-{step}"
+                checkpoint_name(job["id"], step)
+                if store.flavour == "azure"
+                else f"{rt['ft_name']}:ckpt-step-{step}"
             ),
             "fine_tuning_job_id": job["id"],
             "metrics": metrics,

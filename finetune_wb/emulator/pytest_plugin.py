@@ -75,7 +75,9 @@ def _finetune_emulator_azure_session(request: pytest.FixtureRequest) -> Iterator
 
 
 @pytest.fixture
-def finetune_emulator_azure(_finetune_emulator_azure_session: Emulator, request: pytest.FixtureRequest) -> Emulator:
+def finetune_emulator_azure(
+    _finetune_emulator_azure_session: Emulator, request: pytest.FixtureRequest
+) -> Emulator:
     """An emulator of Azure OpenAI (``flavour="azure"``), reset for this test: ``azure_client()``,
     ``v1_client()`` and the deployments routes at ``management_url``."""
     emu = _finetune_emulator_azure_session

@@ -170,9 +170,7 @@ class Emulator:
         """An ``openai.AzureOpenAI`` on the classic ``/openai/...?api-version=`` routes."""
         import openai
 
-        return openai.AzureOpenAI(
-            azure_endpoint=self.url, api_key=api_key, api_version=api_version, **kwargs
-        )
+        return openai.AzureOpenAI(azure_endpoint=self.url, api_key=api_key, api_version=api_version, **kwargs)
 
     def v1_client(self, api_key: str = "azure-test", **kwargs: Any) -> openai.OpenAI:
         """A plain ``openai.OpenAI`` on Azure's v1 routes (``base_url=<endpoint>/openai/v1/``)."""
@@ -184,7 +182,9 @@ class Emulator:
         """Azure flavour: the deployment as ARM would return it now (None when it does not exist)."""
         return self.core.deployments.get(name, self.core.now())
 
-    def fail_next_deployment(self, message: str = "The deployment failed (injected by the emulator).") -> None:
+    def fail_next_deployment(
+        self, message: str = "The deployment failed (injected by the emulator)."
+    ) -> None:
         """Azure flavour: the next deployment created ends Failed with ``message``."""
         self.core.deployments.fail_next.append(message)
 

@@ -249,7 +249,10 @@ class ServerThread:
         self.host = host
         self.port: int = self.sock.getsockname()[1]
         config = uvicorn.Config(
-            AzurePaths(build_app(core), require_api_version=core.flavour == "azure"), log_level="warning", lifespan="off", access_log=False
+            AzurePaths(build_app(core), require_api_version=core.flavour == "azure"),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

@@ -191,7 +191,9 @@ def run_config(
         text = eval_report.summary()
     if config.azure is not None and config.azure.undeploy:
         deleted = session.undeploy(token=azure_token)
-        say(f"deployment {(session.state.deployment or {}).get('name')} {'deleted' if deleted else 'was gone'}")
+        say(
+            f"deployment {(session.state.deployment or {}).get('name')} {'deleted' if deleted else 'was gone'}"
+        )
     st = session.state
     return RunResult(
         state_path=str(session.state_path),
