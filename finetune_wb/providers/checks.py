@@ -42,11 +42,14 @@ def get_profile(provider: str | ProviderProfile) -> ProviderProfile:
 
 
 def profile_for_url(base_url: str | None) -> ProviderProfile:
-    """The profile a base URL belongs to: no URL is OpenAI's; an unknown host is ``generic``."""
+    """The profile a base URL belongs to: no URL is OpenAI's; a path ending ``/openai/v1`` is Azure's v1
+    layout; otherwise the host decides, and an unknown host is ``generic``."""
     if not base_url:
         return PROFILES["openai"]
     parsed = urlparse(base_url)
     host = (parsed.hostname or "").lower()
+    if parsed.path.rstrip("/").endswith("/openai/v1"):  # Azure's v1 layout, whoever serves it
+        return PROFILES["azure"]
     for profile in PROFILES.values():
         if any(part in host for part in profile.hosts):
             return profile

@@ -63,6 +63,13 @@ def evaluate_step(
 
             models = [ModelTarget(deployment, label=f"{deployment} ({st.fine_tuned_model})")]
         else:
+            from finetune_wb.providers.checks import profile_for
+
+            if profile_for(ctx.client).deploy_step:
+                raise ConfigError(
+                    f"on Azure OpenAI the fine-tune {st.fine_tuned_model} answers only once deployed: call "
+                    "session.deploy() first (Developer tier: no hosting fee), or pass models=['<deployment>']"
+                )
             models = [st.fine_tuned_model]
     models = [*models, *baselines]
     if examples is None:

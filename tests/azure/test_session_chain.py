@@ -55,6 +55,10 @@ def test_whole_chain_on_azure(azure_env: Any, tmp_path: Path, style: str, no_onl
     with pytest.raises(openai.NotFoundError, match=r"deployment for this resource does not exist"):
         client.chat.completions.create(model=ft, messages=[{"role": "user", "content": "hi"}])
 
+    from finetune_wb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"answers only once deployed: call session.deploy\(\) first"):
+        session.evaluate(baselines=[BASE])
     dep = session.deploy(name="ft-eval", poll_interval=0.05)
     seen = len(emu.journal)
     assert (dep.name, dep.model, dep.sku, dep.state) == ("ft-eval", ft, "DeveloperTier", "Succeeded")

@@ -90,6 +90,7 @@ def test_profile_from_client_and_url() -> None:
     assert profile_for_url("https://bedrock-mantle.us-west-2.api.aws/v1").name == "bedrock"
     assert profile_for_url("https://api.tokenfactory.nebius.com/v1/").name == "nebius"
     assert profile_for_url("http://127.0.0.1:8787/v1").name == "generic"
+    assert profile_for_url("http://127.0.0.1:8787/openai/v1/").name == "azure"
     assert profile_for_url(None).name == "openai"
     assert profile_for(azure, provider="nebius").name == "nebius"  # named explicitly wins
 
