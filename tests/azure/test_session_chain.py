@@ -82,6 +82,7 @@ def test_whole_chain_on_azure(azure_env: Any, tmp_path: Path, style: str, no_onl
     again = session.deploy(name="ft-eval", poll_interval=0.05)
     assert again.reused and _puts(emu) == 1
 
+    assert "deployment: ft-eval (DeveloperTier, Succeeded, no hosting fee)" in str(session.summary())
     assert session.undeploy() is True
     assert emu.deployment("ft-eval") is None
     assert session.state.deployment["state"] == "Deleted"
