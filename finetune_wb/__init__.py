@@ -19,11 +19,14 @@ logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 # public name -> the module that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
     "ArtifactRef": "finetune_wb.tracking.artifacts",
+    "AzureAccount": "finetune_wb.jobs.azure_auth",
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
     "DataValidationError": "finetune_wb.errors",
     "DemoResult": "finetune_wb.demo",
+    "Deployment": "finetune_wb.jobs.deployments",
+    "DeploymentError": "finetune_wb.jobs.deployments",
     "EmulatorError": "finetune_wb.errors",
     "EvalReport": "finetune_wb.evaluation.report",
     "EvaluationError": "finetune_wb.errors",
@@ -42,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "ModelShutDownError": "finetune_wb.migration.errors",
     "ModelTarget": "finetune_wb.evaluation.targets",
     "PreferenceExample": "finetune_wb.schema",
+    "PreflightError": "finetune_wb.providers.preflight_checks",
+    "ProviderProfile": "finetune_wb.providers.profiles",
+    "ProviderRefusal": "finetune_wb.providers.checks",
     "RetirementInventory": "finetune_wb.migration.inventory",
     "RetryPolicy": "finetune_wb._retry",
     "RunConfig": "finetune_wb.config.model",
@@ -61,14 +67,17 @@ _EXPORTS: dict[str, str] = {
     "aevaluate": "finetune_wb.evaluation.engine",
     "build_examples": "finetune_wb.data.build",
     "cancel_job": "finetune_wb.jobs.operations",
+    "check_job_spec": "finetune_wb.providers.checks",
     "classification": "finetune_wb.evaluation.builtin_evaluators",
     "contains": "finetune_wb.evaluation.builtin_evaluators",
     "count_example_tokens": "finetune_wb.validation.tokens",
     "create_job": "finetune_wb.jobs.operations",
+    "deploy_model": "finetune_wb.jobs.deployments",
     "encoding_name_for_model": "finetune_wb.validation.tokens",
     "evaluate": "finetune_wb.evaluation.engine",
     "evaluator": "finetune_wb.evaluation.evaluators",
     "exact_match": "finetune_wb.evaluation.builtin_evaluators",
+    "get_deployment": "finetune_wb.jobs.deployments",
     "get_job": "finetune_wb.jobs.operations",
     "instruction_from_prompt": "finetune_wb.data.template",
     "job_metrics": "finetune_wb.jobs.result_file",
@@ -83,10 +92,14 @@ _EXPORTS: dict[str, str] = {
     "load_examples": "finetune_wb.data.jsonl",
     "log_dataset": "finetune_wb.tracking.datasets",
     "migrate": "finetune_wb.migration.report",
+    "pause_job": "finetune_wb.jobs.pausing",
     "preference": "finetune_wb.evaluation.preference_evaluators",
+    "preflight": "finetune_wb.providers.preflight_checks",
+    "profile_for": "finetune_wb.providers.checks",
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
     "regex": "finetune_wb.evaluation.builtin_evaluators",
+    "resume_job": "finetune_wb.jobs.pausing",
     "retirements": "finetune_wb.migration.inventory",
     "run_config": "finetune_wb.session.config_runner",
     "run_demo": "finetune_wb.demo",
@@ -97,6 +110,7 @@ _EXPORTS: dict[str, str] = {
     "sync_job": "finetune_wb.tracking.sync",
     "sync_jobs": "finetune_wb.tracking.sync",
     "tool_call_match": "finetune_wb.evaluation.tool_evaluators",
+    "undeploy": "finetune_wb.jobs.deployments",
     "upload_file": "finetune_wb.jobs.upload",
     "validate_examples": "finetune_wb.validation.validate",
     "validate_file": "finetune_wb.validation.validate",
@@ -160,6 +174,14 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     )
     from finetune_wb.evaluation.targets import ModelTarget as ModelTarget
     from finetune_wb.evaluation.tool_evaluators import tool_call_match as tool_call_match
+    from finetune_wb.jobs.azure_auth import AzureAccount as AzureAccount
+    from finetune_wb.jobs.deployments import (
+        Deployment as Deployment,
+        DeploymentError as DeploymentError,
+        deploy_model as deploy_model,
+        get_deployment as get_deployment,
+        undeploy as undeploy,
+    )
     from finetune_wb.jobs.events import JobEvent as JobEvent
     from finetune_wb.jobs.operations import (
         cancel_job as cancel_job,
@@ -168,6 +190,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         list_checkpoints as list_checkpoints,
         list_jobs as list_jobs,
     )
+    from finetune_wb.jobs.pausing import pause_job as pause_job, resume_job as resume_job
     from finetune_wb.jobs.result_file import job_metrics as job_metrics
     from finetune_wb.jobs.upload import upload_file as upload_file
     from finetune_wb.jobs.waiting import wait_for_job as wait_for_job
@@ -178,6 +201,16 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     )
     from finetune_wb.migration.report import MigrationReport as MigrationReport, migrate as migrate
     from finetune_wb.migration.snapshots import SnapshotResult as SnapshotResult, snapshot as snapshot
+    from finetune_wb.providers.checks import (
+        ProviderRefusal as ProviderRefusal,
+        check_job_spec as check_job_spec,
+        profile_for as profile_for,
+    )
+    from finetune_wb.providers.preflight_checks import (
+        PreflightError as PreflightError,
+        preflight as preflight,
+    )
+    from finetune_wb.providers.profiles import ProviderProfile as ProviderProfile
     from finetune_wb.schema import (
         ChatExample as ChatExample,
         JobSpec as JobSpec,

@@ -12,7 +12,15 @@ import json
 import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
@@ -285,6 +293,26 @@ class JobSpec(BaseModel):
         default_factory=dict,
         description="reinforcement only: extra hyperparameters (compute_multiplier, eval_interval, ...)",
     )
+    training_type: Literal["standard", "globalstandard", "developerTier"] | None = Field(
+        default=None,
+        description="Azure OpenAI only: where the job trains (sent as trainingType); None: Azure's default",
+    )
+    provider_hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hyperparameters only some providers take (Nebius: learning_rate, lora, lora_r, ...), "
+        "sent with the method's hyperparameters; checked against the provider's profile before the upload",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_provider_fields(self, handler: Any) -> Any:
+        # specs dumped before these fields existed (session state files) must compare equal
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("training_type") is None:
+                data.pop("training_type", None)
+            if not data.get("provider_hyperparameters"):
+                data.pop("provider_hyperparameters", None)
+        return data
 
     @field_validator("n_epochs", "batch_size", "learning_rate_multiplier", "beta", mode="before")
     @classmethod
@@ -387,9 +415,13 @@ class JobSpec(BaseModel):
             body["hyperparameters"] = hp
         if self.method == "reinforcement":
             body["grader"] = self.grader
+        if self.provider_hyperparameters:
+            body["hyperparameters"] = {**body.get("hyperparameters", {}), **self.provider_hyperparameters}
         if body:
             method[self.method] = body
         params: dict[str, Any] = {"model": self.model, "training_file": training_file, "method": method}
+        if self.training_type is not None:
+            params["extra_body"] = {"trainingType": self.training_type}
         if validation_file is not None:
             params["validation_file"] = validation_file
         if self.suffix is not None:

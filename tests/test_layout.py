@@ -165,5 +165,15 @@ def test_every_export_points_at_the_module_that_defines_it(face: str) -> None:
 
 
 def test_every_stage_has_a_public_face() -> None:
-    stages = {"data", "validation", "jobs", "tracking", "evaluation", "session", "config", "emulator"}
+    stages = {
+        "data",
+        "validation",
+        "providers",
+        "jobs",
+        "tracking",
+        "evaluation",
+        "session",
+        "config",
+        "emulator",
+    }
     assert {f"finetune_wb.{s}" for s in stages} <= set(_faces())

@@ -27,6 +27,8 @@ SUBCOMMAND_MODULES = (
     "eval",
     "migration",
     "run",
+    "azure",
+    "providers",
     "emulator",
 )
 

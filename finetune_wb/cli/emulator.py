@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--persist-dir", default=None, help="keep files and jobs in this directory across restarts"
     )
+    parser.add_argument(
+        "--flavour",
+        choices=["openai", "azure"],
+        default="openai",
+        help="openai (default) or azure: Azure OpenAI's data plane (/openai/...?api-version=, /openai/v1/) "
+        "and the management routes of model deployments, on the same port",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,13 +49,22 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    emu = Emulator(pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port)
+    emu = Emulator(
+        pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port, flavour=args.flavour
+    )
     emu.start()
     # Handle SIGINT ourselves too: a shell starts a background job (`finetune-wb emulator &`) with SIGINT
     # ignored, and Python then never raises KeyboardInterrupt, so `kill -INT` would not stop the server.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(emu.base_url, flush=True)
+        print(emu.url if args.flavour == "azure" else emu.base_url, flush=True)
+        if args.flavour == "azure":
+            print(
+                f"finetune-wb emulator (azure): AZURE_OPENAI_ENDPOINT={emu.url} "
+                f"AZURE_MANAGEMENT_URL={emu.management_url} (v1 routes: {emu.url}/openai/v1/)",
+                file=sys.stderr,
+                flush=True,
+            )
         print(
             f"finetune-wb emulator: admin routes under {emu.url}/_emulator/ ; Ctrl-C or SIGTERM to stop",
             file=sys.stderr,

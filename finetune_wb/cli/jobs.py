@@ -46,6 +46,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--suffix", default=None, help="suffix of the fine-tuned model name")
     p.add_argument("--seed", type=int, default=None, help="training seed")
     p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="job metadata")
+    p.add_argument(
+        "--provider",
+        default=None,
+        metavar="NAME",
+        help="check the job against this provider's profile before any upload (openai, azure, bedrock, "
+        "nebius, generic; default: the one of the server's URL); see finetune-wb providers",
+    )
+    p.add_argument(
+        "--training-type",
+        default=None,
+        choices=["standard", "globalstandard", "developerTier"],
+        help="Azure OpenAI only: where the job trains (sent as trainingType)",
+    )
     p.add_argument("--wait", action="store_true", help="wait for the job to end, printing its events")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: stop waiting after S seconds")
     p.add_argument(
@@ -224,6 +237,7 @@ _FLAG_OF_FIELD = {
     "suffix": "--suffix",
     "seed": "--seed",
     "metadata": "--metadata",
+    "training_type": "--training-type",
 }
 
 
@@ -259,6 +273,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ("learning_rate_multiplier", args.learning_rate_multiplier),
         ("suffix", args.suffix),
         ("seed", args.seed),
+        ("training_type", args.training_type),
     ):
         if value is not None:
             spec_fields[field] = value
@@ -273,15 +288,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             "(request id and train fingerprint, so a re-run never starts a second job) - give at most 14"
         )
 
+    from finetune_wb.providers.checks import check_job_spec, profile_for
+    from finetune_wb.providers.preflight_checks import PreflightError
+
     client = client_from_env()
-    outcome = create_or_reattach(
-        spec,
-        training_file=training_file,
-        validation_file=validation_file,
-        client=client,
-        index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
-        new=args.new,
-    )
+    try:  # before any upload: a job the provider refuses fails here, not on their side after it
+        profile = profile_for(client, provider=args.provider)
+        check_job_spec(spec, profile)
+    except FineTuneError as exc:
+        flag = _FLAG_OF_FIELD.get(str(getattr(exc, "field", "")))
+        raise _UsageError(f"{flag}: {exc}" if flag else str(exc)) from exc
+    try:  # the end of OpenAI's jobs and shutdown dates are checked (before the upload) when a job is created
+        outcome = create_or_reattach(
+            spec,
+            training_file=training_file,
+            validation_file=validation_file,
+            client=client,
+            index=ArtifactFileIndex(),  # local files are uploaded: their W&B dataset artifacts get the file ids
+            new=args.new,
+            provider=profile,
+        )
+    except PreflightError as exc:
+        raise _UsageError(str(exc)) from exc
     job = outcome.job
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

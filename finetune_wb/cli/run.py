@@ -124,11 +124,22 @@ def _run_command(args: argparse.Namespace) -> int:
         # a dry run: its runs never go to the online project (offline, or none when the config disables W&B)
         mode = "disabled" if config.wandb_mode == "disabled" else "offline"
         config = config.model_copy(update={"wandb_mode": mode})
-        with tempfile.TemporaryDirectory(prefix="finetune-wb-run-") as tmp, run_emulator(pace=0.2) as emu:
+        flavour = "azure" if config.azure is not None else "openai"
+        with (
+            tempfile.TemporaryDirectory(prefix="finetune-wb-run-") as tmp,
+            run_emulator(pace=0.2, flavour=flavour) as emu,
+        ):
             state = args.state or f"{tmp}/state.json"
+            client = emu.client()
+            if config.azure is not None:  # the emulator's Azure flavour stands in for the account too
+                client = emu.v1_client() if config.azure.v1 else emu.azure_client()
+                config = config.model_copy(
+                    update={"azure": _emulated_account(config.azure, emu.management_url)}
+                )
             result = run_config(
                 config,
-                client=emu.client(),
+                client=client,
+                azure_token="emulator",
                 state_path=state,
                 yes=True,
                 echo=_echo,
@@ -164,6 +175,18 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _emulated_account(azure: Any, management_url: str) -> Any:
+    """``[azure]`` pointed at the emulator's management routes (placeholders for a location left out)."""
+    return azure.model_copy(
+        update={
+            "management_url": management_url,
+            "subscription": azure.subscription or "emulator-subscription",
+            "resource_group": azure.resource_group or "emulator-rg",
+            "account": azure.account or "emulator-account",
+        }
+    )
 
 
 def _run_json(result: Any) -> dict[str, Any]:

@@ -28,6 +28,11 @@ Example (TOML)::
     [evaluation]
     baselines = ["gpt-4o-mini-2024-07-18"]
     evaluators = ["exact_match", { name = "classification", labels = ["Yes", "No"] }]
+
+    # optional: on Azure OpenAI, the fine-tune is deployed (Developer tier) before it is evaluated
+    [azure]
+    deployment = "contract-nli-eval"
+    undeploy = true
 """
 
 from __future__ import annotations
@@ -142,6 +147,32 @@ class EvaluationConfig(BaseModel):
         return data
 
 
+class AzureConfig(BaseModel):
+    """``[azure]``: run on Azure OpenAI: the client, and the deployment the fine-tune is evaluated through.
+
+    Every location field left out is read from the environment (``AZURE_OPENAI_ENDPOINT``,
+    ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP``, ``AZURE_OPENAI_ACCOUNT``, ``AZURE_MANAGEMENT_URL``);
+    keys and tokens never go in the file (``AZURE_OPENAI_API_KEY``, ``AZURE_MANAGEMENT_TOKEN`` or
+    azure-identity).
+    """
+
+    model_config = _STRICT
+
+    endpoint: str | None = Field(
+        None, description="https://RESOURCE.openai.azure.com (AZURE_OPENAI_ENDPOINT)"
+    )
+    api_version: str = Field("2024-10-21", description="data-plane api-version of the classic routes")
+    v1: bool = Field(False, description="use the /openai/v1/ routes through a plain OpenAI client")
+    subscription: str | None = None
+    resource_group: str | None = None
+    account: str | None = None
+    management_url: str | None = None
+    deployment: str | None = Field(None, description="deployment name (default: ft-<session id>)")
+    sku: Literal["developer", "standard", "globalstandard"] = "developer"
+    capacity: int | None = Field(None, ge=1, description="thousands of tokens per minute (default 50)")
+    undeploy: bool = Field(False, description="delete the deployment after the evaluation")
+
+
 class RunConfig(BaseModel):
     """Everything ``finetune-wb run`` needs. Load with :meth:`RunConfig.load`."""
 
@@ -156,6 +187,7 @@ class RunConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     job: dict[str, Any] = Field(default_factory=dict, description="JobSpec fields (model, n_epochs, ...)")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    azure: AzureConfig | None = Field(None, description="run on Azure OpenAI: fine-tune, deploy, evaluate")
     base_dir: str = Field(".", description="directory that relative paths are resolved against")
     source_path: str | None = Field(None, description="the file this config was read from (set by load)")
 

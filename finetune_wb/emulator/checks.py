@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb.model_ids import base_model_of
+
 if TYPE_CHECKING:
     from finetune_wb.emulator.state import Store
 
@@ -55,7 +57,7 @@ def check_file(
 
 
 def _validator_model(model: str) -> str:
-    return model.split(":")[1] if model.startswith("ft:") else model
+    return base_model_of(model)
 
 
 def _from_report(report: Any, *, ignore: tuple[str, ...] = ()) -> FileCheck:

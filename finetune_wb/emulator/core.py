@@ -26,7 +26,11 @@ class Core:
         persist_dir: str | os.PathLike[str] | None = None,
         limits: BodyLimits | None = None,
         shutdown_dates: dict[str, When] | None = None,
+        flavour: str = "openai",
     ) -> None:
+        from finetune_wb.emulator.azure import check_flavour
+        from finetune_wb.emulator.management import Deployments
+
         if pace <= 0:
             raise ValueError(f"pace must be > 0 (1.0 = default speed, smaller = faster), got {pace}")
         self.pace = float(pace)
@@ -35,6 +39,9 @@ class Core:
         self.faults = Faults(self.clock)
         self.limits = limits or BodyLimits()
         self.shutdowns = ShutdownSchedule(shutdown_dates)
+        self.flavour = check_flavour(flavour)
+        self.store.flavour = self.flavour
+        self.deployments = Deployments(provision_seconds=30.0 * self.pace)
 
     def now(self) -> float:
         return self.clock.now()
@@ -52,6 +59,8 @@ class Core:
             self.store.reset()
             self.faults.reset()
             self.shutdowns.reset()
+            self.deployments.reset()
+            self.deployments.provision_seconds = 30.0 * self.pace
 
     def fail_job(self, job_id: str, *, code: str, message: str, param: str | None = None) -> dict[str, Any]:
         with self.store.lock:
@@ -65,6 +74,15 @@ class Core:
 
         if model in BASE_MODELS:
             return None
+        if self.flavour == "azure":  # on Azure a fine-tune answers through a deployment that succeeded
+            from finetune_wb.emulator.azure import deployment_not_found
+
+            deployed = self.deployments.model_of(model, self.now())
+            if deployed is None:
+                raise deployment_not_found(model)
+            if deployed in BASE_MODELS:
+                return None
+            model = deployed
         with self.store.lock:
             job = self.store.fine_tuned_models().get(model)
             if job is None:

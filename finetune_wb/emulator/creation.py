@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from finetune_wb.emulator import azure
 from finetune_wb.emulator.lifecycle import add_event
 from finetune_wb.emulator.state import FINE_TUNABLE_MODELS, ORG_ID, ORG_SLUG, ApiError, Store, new_id
+from finetune_wb.model_ids import base_model_of
 
 _HP_KEYS = {
     "supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
@@ -151,8 +153,10 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
         if seed is None:
             seed = random.randint(0, 2**31 - 1)
         job_id = new_id("ftjob-")
-        base = model.split(":")[1] if model.startswith("ft:") else model
+        base = base_model_of(model)
         ft_name = f"ft:{base}:{ORG_SLUG}:{suffix or ''}:{job_id[-8:]}"
+        if store.flavour == "azure":
+            ft_name = azure.fine_tuned_name(base, suffix, job_id)
         job: dict[str, Any] = {
             "id": job_id,
             "object": "fine_tuning.job",
@@ -175,6 +179,8 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
             "method": {"type": mtype, mtype: {"hyperparameters": hp}},
             "user_provided_suffix": suffix,
         }
+        if store.flavour == "azure":
+            job["trainingType"] = azure.training_type_of(params)
         store.jobs[job_id] = job
         store.runtime[job_id] = {"pace": pace, "phase_started": now, "steps_done": 0, "ft_name": ft_name}
         add_event(

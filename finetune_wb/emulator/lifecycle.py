@@ -17,6 +17,7 @@ import random
 from typing import Any
 
 from finetune_wb.emulator.answerers import read_pairs
+from finetune_wb.emulator.azure import azure_result_csv, checkpoint_name
 from finetune_wb.emulator.checks import check_file
 from finetune_wb.emulator.state import ApiError, Store, new_id
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
@@ -230,7 +231,11 @@ def _checkpoint(store: Store, job: dict[str, Any], rt: dict[str, Any], step: int
             "id": new_id("ftckpt_"),
             "object": "fine_tuning.job.checkpoint",
             "created_at": int(t),
-            "fine_tuned_model_checkpoint": f"{rt['ft_name']}:ckpt-step-{step}",
+            "fine_tuned_model_checkpoint": (
+                checkpoint_name(job["id"], step)
+                if store.flavour == "azure"
+                else f"{rt['ft_name']}:ckpt-step-{step}"
+            ),
             "fine_tuning_job_id": job["id"],
             "metrics": metrics,
             "step_number": step,
@@ -251,7 +256,7 @@ def result_csv(job: dict[str, Any], rt: dict[str, Any]) -> str:
 
 
 def _succeed(store: Store, job: dict[str, Any], rt: dict[str, Any], t: float) -> None:
-    csv = result_csv(job, rt)
+    csv = azure_result_csv(job, rt, metrics_at) if store.flavour == "azure" else result_csv(job, rt)
     # Like the real API, the result file's content is the base64 encoding of the CSV.
     result = store.add_file(
         data=base64.b64encode(csv.encode()), filename="step_metrics.csv", purpose="fine-tune-results", now=t

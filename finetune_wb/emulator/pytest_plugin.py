@@ -3,6 +3,7 @@
 - ``finetune_emulator``: an :class:`~finetune_wb.emulator.Emulator`. One server runs for the whole test
   session (started the first time a test asks for it); before each test it is reset (no files, jobs, faults,
   rate limits or journal) and set back to the fast session pace.
+- ``finetune_emulator_azure``: the same for an emulator of Azure OpenAI (``flavour="azure"``).
 - ``finetune_emulator_client`` / ``finetune_emulator_async_client``: ``openai.OpenAI`` /
   ``openai.AsyncOpenAI`` pointed at it.
 
@@ -56,6 +57,30 @@ def _finetune_emulator_session(request: pytest.FixtureRequest) -> Iterator[Emula
 def finetune_emulator(_finetune_emulator_session: Emulator, request: pytest.FixtureRequest) -> Emulator:
     """The session's emulator, reset for this test."""
     emu = _finetune_emulator_session
+    emu.reset()
+    emu.pace = _pace(request.config)
+    return emu
+
+
+@pytest.fixture(scope="session")
+def _finetune_emulator_azure_session(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    from finetune_wb.emulator.runner import Emulator
+
+    emu = Emulator(pace=_pace(request.config), flavour="azure")
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def finetune_emulator_azure(
+    _finetune_emulator_azure_session: Emulator, request: pytest.FixtureRequest
+) -> Emulator:
+    """An emulator of Azure OpenAI (``flavour="azure"``), reset for this test: ``azure_client()``,
+    ``v1_client()`` and the deployments routes at ``management_url``."""
+    emu = _finetune_emulator_azure_session
     emu.reset()
     emu.pace = _pace(request.config)
     return emu

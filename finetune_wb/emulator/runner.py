@@ -31,6 +31,9 @@ class Emulator:
     :class:`~finetune_wb.emulator.limits.BodyLimits`; the default is what OpenAI documents): a bigger body
     answers 413 before it is read. ``shutdown_dates`` maps model ids to the time they shut down (see
     :meth:`retire`); a reset keeps these.
+    ``flavour="azure"`` serves Azure OpenAI instead (see
+    :mod:`finetune_wb.emulator.azure`): Azure's routes and id shapes, and the management routes of model
+    deployments on the same port (:attr:`management_url`).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class Emulator:
         port: int = 0,
         limits: BodyLimits | None = None,
         shutdown_dates: dict[str, Any] | None = None,
+        flavour: str = "openai",
     ) -> None:
         from finetune_wb.emulator.core import Core
 
@@ -50,7 +54,12 @@ class Emulator:
             raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
             self.core: Core = Core(
-                pace=pace, clock=clock, persist_dir=persist_dir, limits=limits, shutdown_dates=shutdown_dates
+                pace=pace,
+                clock=clock,
+                persist_dir=persist_dir,
+                limits=limits,
+                shutdown_dates=shutdown_dates,
+                flavour=flavour,
             )
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
@@ -130,6 +139,7 @@ class Emulator:
         if value <= 0:
             raise EmulatorError(f"pace must be > 0, got {value}")
         self.core.pace = float(value)
+        self.core.deployments.provision_seconds = 30.0 * float(value)
 
     @property
     def clock(self) -> Clock:
@@ -146,6 +156,49 @@ class Emulator:
         import openai
 
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, **kwargs)
+
+    # --- the Azure flavour -------------------------------------------------------------------------------
+    @property
+    def flavour(self) -> str:
+        return self.core.flavour
+
+    @property
+    def azure_endpoint(self) -> str:
+        """What to pass as ``azure_endpoint`` (or ``AZURE_OPENAI_ENDPOINT``): the root URL."""
+        return self.url
+
+    @property
+    def management_url(self) -> str:
+        """Azure flavour: the ARM base URL of the deployments routes (``AZURE_MANAGEMENT_URL``)."""
+        return self.url
+
+    def azure_client(
+        self, api_key: str = "azure-test", api_version: str = "2024-10-21", **kwargs: Any
+    ) -> openai.AzureOpenAI:
+        """An ``openai.AzureOpenAI`` on the classic ``/openai/...?api-version=`` routes."""
+        import openai
+
+        return openai.AzureOpenAI(azure_endpoint=self.url, api_key=api_key, api_version=api_version, **kwargs)
+
+    def v1_client(self, api_key: str = "azure-test", **kwargs: Any) -> openai.OpenAI:
+        """A plain ``openai.OpenAI`` on Azure's v1 routes (``base_url=<endpoint>/openai/v1/``)."""
+        import openai
+
+        return openai.OpenAI(base_url=self.url + "/openai/v1/", api_key=api_key, **kwargs)
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        """Azure flavour: the deployment as ARM would return it now (None when it does not exist)."""
+        return self.core.deployments.get(name, self.core.now())
+
+    def fail_next_deployment(
+        self, message: str = "The deployment failed (injected by the emulator)."
+    ) -> None:
+        """Azure flavour: the next deployment created ends Failed with ``message``."""
+        self.core.deployments.fail_next.append(message)
+
+    def set_deployment_quota(self, capacity: int) -> None:
+        """Azure flavour: how much capacity each SKU may deploy in all (beyond: 400 InsufficientQuota)."""
+        self.core.deployments.quota = int(capacity)
 
     # --- test controls -----------------------------------------------------------------------------------
     @property
@@ -261,9 +314,10 @@ def run_emulator(
     host: str = "127.0.0.1",
     limits: BodyLimits | None = None,
     shutdown_dates: dict[str, Any] | None = None,
+    flavour: str = "openai",
 ) -> Iterator[Emulator]:
     """Run an emulator for the duration of a ``with`` block and stop it afterwards (``limits``: the
-    request body caps, see :class:`Emulator`)."""
+    request body caps, see :class:`Emulator`; ``flavour="azure"``: Azure OpenAI's routes and deployments)."""
     emu = Emulator(
         pace=pace,
         clock=clock,
@@ -272,6 +326,7 @@ def run_emulator(
         port=port,
         limits=limits,
         shutdown_dates=shutdown_dates,
+        flavour=flavour,
     )
     emu.start()
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import threading
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from finetune_wb.emulator.api import routes
+from finetune_wb.emulator.azure import AzurePaths
 from finetune_wb.emulator.bodies import BodyLimit, admin_json
 from finetune_wb.emulator.clock import ManualClock
 from finetune_wb.emulator.core import Core
@@ -31,7 +31,6 @@ CLIENT_CLOSED = 499
 """The status journalled for a request whose client went away before its answer (nginx's "client closed")."""
 
 logger = logging.getLogger("finetune_wb.emulator")
-_DEPLOYMENT = re.compile(r"^/deployments/[^/]+(?=/)")
 
 
 def error_response(exc: ApiError) -> JSONResponse:
@@ -204,21 +203,6 @@ def admin_routes(core: Core) -> list[Route]:
     ]
 
 
-class AzurePaths:
-    """Serve Azure OpenAI's URL layout too: ``/openai/...`` and ``/openai/deployments/{name}/...`` map to
-    ``/v1/...`` (the deployment name is ignored; the model comes from the request body)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith("/openai/"):
-            rest = _DEPLOYMENT.sub("", path[len("/openai") :])
-            scope = {**scope, "path": "/v1" + rest, "raw_path": ("/v1" + rest).encode()}
-        await self.app(scope, receive, send)
-
-
 def build_app(core: Core) -> Starlette:
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -243,8 +227,13 @@ def build_app(core: Core) -> Starlette:
     async def crash(request: Request, exc: Exception) -> Response:
         return error_response(ApiError(500, f"The emulator failed: {type(exc).__name__}: {exc}"))
 
+    extra: list[Route] = []
+    if core.flavour == "azure":
+        from finetune_wb.emulator.management import admin_deployment_routes, management_routes
+
+        extra = [*management_routes(core), *admin_deployment_routes(core, ADMIN_PREFIX)]
     return Starlette(
-        routes=[*routes(core), *admin_routes(core)],
+        routes=[*routes(core), *admin_routes(core), *extra],
         # the body cap sits inside the middleware that journals, so a 413 is journalled like any answer
         middleware=[Middleware(EmulatorMiddleware, core=core), Middleware(BodyLimit, limits=core.limits)],
         exception_handlers={
@@ -270,7 +259,10 @@ class ServerThread:
         self.host = host
         self.port: int = self.sock.getsockname()[1]
         config = uvicorn.Config(
-            AzurePaths(build_app(core)), log_level="warning", lifespan="off", access_log=False
+            AzurePaths(build_app(core), require_api_version=core.flavour == "azure"),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

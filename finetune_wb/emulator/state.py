@@ -84,6 +84,7 @@ class Store:
 
     def __init__(self, persist_dir: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()
+        self.flavour = "openai"  # "azure": Azure's id shapes (set by Core)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if persist_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="finetune-wb-emulator-")

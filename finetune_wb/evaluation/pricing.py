@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from finetune_wb.model_ids import parse_model_id
+
 # model prefix -> (input, output) USD per 1M tokens; the longest matching prefix wins.
 BASE_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
@@ -58,9 +60,9 @@ def price_per_million(
     exact = _exact(model)
     if exact is not None:
         return exact
-    if model.startswith("ft:"):
-        parts = model.split(":")
-        return _lookup(FINE_TUNED_PRICES, parts[1]) if len(parts) > 1 else None
+    parsed = parse_model_id(model)  # OpenAI's ft:<base>:... and Azure's <base>.ft-<hex> alike
+    if parsed.fine_tuned:
+        return _lookup(FINE_TUNED_PRICES, parsed.base) if parsed.base else None
     return _lookup(BASE_PRICES, model)
 
 

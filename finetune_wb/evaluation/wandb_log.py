@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb.model_ids import is_fine_tuned
+
 if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation.report import EvalReport
 
@@ -42,10 +44,16 @@ def model_roles(report: EvalReport) -> dict[str, str]:
     counts: dict[str, int] = {}
     roles: dict[str, str] = {}
     for m in report.models:
-        kind = "finetune" if m.model.startswith("ft:") else "baseline"
+        kind = "finetune" if is_fine_tuned(m.model) or _names_fine_tune(m.label) else "baseline"
         counts[kind] = counts.get(kind, 0) + 1
         roles[m.label] = kind if counts[kind] == 1 else f"{kind}_{counts[kind]}"
     return roles
+
+
+def _names_fine_tune(label: str) -> bool:
+    """A label ``"<deployment> (<fine-tuned model id>)"`` (an Azure deployment of a fine-tune)."""
+    inner = label.rsplit("(", 1)[-1].rstrip(")") if label.endswith(")") else ""
+    return bool(inner) and is_fine_tuned(inner)
 
 
 def confusion_pairs(details: dict[str, Any]) -> tuple[list[int], list[int]]:

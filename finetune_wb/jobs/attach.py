@@ -181,6 +181,7 @@ def create_or_reattach(
     client: Any,
     index: FileIndex | None = None,
     new: bool = False,
+    provider: Any = None,
 ) -> TrainOutcome:
     """The job for this (training file, validation file, spec) on ``client``'s server: found, or created once.
 
@@ -224,6 +225,7 @@ def create_or_reattach(
             client=client,
             request_id=request_id,
             index=index,
+            provider=provider,
         )
         _update(fingerprint, server, _entry(job.id, request_id, spec, fingerprint, server))
     return TrainOutcome(job=job, reattached=False, fingerprint=fingerprint, notes=notes)

@@ -13,6 +13,7 @@ Reading one job back is :mod:`finetune_wb.jobs.retrieval`, waiting :mod:`finetun
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import time
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from finetune_wb._retry import RetryPolicy
     from finetune_wb.jobs.registry import FileIndex
+    from finetune_wb.providers.profiles import ProviderProfile
     from finetune_wb.schema import JobSpec
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ def create_job(
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     index: FileIndex | None = None,
+    provider: str | ProviderProfile | None = None,
+    today: datetime.date | None = None,
 ) -> FineTuningJob:
     """Create a fine-tuning job from a :class:`JobSpec`, never starting two jobs for one call.
 
@@ -98,6 +102,9 @@ def create_job(
             the same id again after a crash to adopt the job an earlier attempt created.
         retry, sleep: the retry policy and an injectable ``time.sleep``.
         index: for local paths, the second digest -> file id record :func:`upload_file` keeps up to date.
+        provider, today: the provider profile the JobSpec is checked against before anything is uploaded
+            (default: the one of ``client``'s base URL, see :func:`finetune_wb.providers.profile_for`) and
+            the date its pre-flight checks use (see :func:`finetune_wb.providers.preflight_checks`).
 
     Returns:
         The created (or adopted) job.
@@ -108,6 +115,12 @@ def create_job(
     policy = policy_or_default(retry, sleep)
     client = get_client(client)
     model = spec.get("model") if isinstance(spec, Mapping) else spec.model
+    if not isinstance(spec, Mapping):
+        from finetune_wb.providers.checks import profile_for
+        from finetune_wb.providers.preflight_checks import preflight
+
+        for warning in preflight(spec, provider=profile_for(client, provider=provider), today=today):
+            logger.warning("%s", warning)
     training_id = _resolve_file(training_file, client=client, model=model, index=index)
     assert training_id is not None
     validation_id = _resolve_file(validation_file, client=client, model=model, index=index)
@@ -141,6 +154,11 @@ def create_job(
             return job  # type: ignore[no-any-return]
         except Exception as exc:
             if not policy.retry_on(exc):
+                from finetune_wb.providers.preflight_checks import jobs_end_refusal
+
+                refusal = jobs_end_refusal(exc)
+                if refusal is not None:
+                    raise refusal from exc
                 raise
             delay = policy.wait_seconds(exc, attempt)
             last = attempt >= policy.max_attempts

@@ -28,6 +28,7 @@ class RunResult(BaseModel):
     validation: dict[str, Any] | None
     evaluation: dict[str, Any] | None = Field(None, description="metrics and comparisons (no rows)")
     evaluation_text: str | None = Field(None, description="the report's text summary")
+    deployment: dict[str, Any] | None = Field(None, description="the Azure deployment (with [azure])")
 
 
 def _is_local(base_url: str) -> bool:
@@ -90,6 +91,7 @@ def run_config(
     echo: Any = None,
     progress: bool = False,
     new_session: bool = False,
+    azure_token: str | None = None,
 ) -> RunResult:
     """Run a whole session from ``config``: prepare, validate, fine-tune, wait, evaluate; resumable.
 
@@ -97,10 +99,16 @@ def run_config(
     beside the config. Against a server that is not on this machine, creating the job needs ``yes=True`` or
     ``confirm(question) -> True`` (the question states the estimated cost). A state file whose session ran
     against another server is a :class:`ConfigError` saying what to do; ``new_session=True`` moves an
-    existing state file aside (``<name>.<session id>.json``) and starts a new session.
+    existing state file aside (``<name>.<session id>.json``) and starts a new session. With an ``[azure]``
+    section the client is Azure's, and the fine-tune is deployed before it is evaluated (``azure_token``:
+    the ARM token, default ``AZURE_MANAGEMENT_TOKEN`` or azure-identity).
     """
     say = echo or (lambda _line: None)
     spec = config.job_spec()
+    if config.azure is not None and client is None:
+        from finetune_wb.session.azure_run import azure_client
+
+        client = azure_client(config.azure)
     path = Path(state_path) if state_path is not None else config.resolved_state_path()
     if new_session and path is not None:
         moved = _set_aside(path)
@@ -140,6 +148,10 @@ def run_config(
         report = session.validate(model=spec.model, n_epochs=n_epochs)
         cost = report.estimated_cost_usd
         cost_text = "unknown" if cost is None else f"${cost:,.4f}"
+        if config.azure is not None:
+            from finetune_wb.session.azure_run import hosting_note
+
+            cost_text += hosting_note(spec.model, config.azure)
         say(
             f"validation ok: {report.n_examples} examples, ~{report.tokens.billed:,} billed tokens, cost {cost_text}"
         )
@@ -159,6 +171,10 @@ def run_config(
     say(f"job {job.id} {job.status}; waiting")
     job = session.wait()
     say(f"job {job.id} {job.status} -> {job.fine_tuned_model}")
+    if config.azure is not None:
+        from finetune_wb.session.azure_run import deploy_for_run
+
+        deploy_for_run(session, config.azure, say=say, token=azure_token)
     evaluation = text = None
     if not config.evaluation.skip:
         ev = config.evaluation
@@ -173,6 +189,11 @@ def run_config(
         )
         evaluation = dict(session.state.eval_summary or {})
         text = eval_report.summary()
+    if config.azure is not None and config.azure.undeploy:
+        deleted = session.undeploy(token=azure_token)
+        say(
+            f"deployment {(session.state.deployment or {}).get('name')} {'deleted' if deleted else 'was gone'}"
+        )
     st = session.state
     return RunResult(
         state_path=str(session.state_path),
@@ -183,4 +204,5 @@ def run_config(
         validation=st.validation,
         evaluation=evaluation,
         evaluation_text=text,
+        deployment=st.deployment,
     )

@@ -55,7 +55,22 @@ def evaluate_step(
             raise ConfigError(
                 "no fine-tuned model yet: call session.wait() first, or pass models=[...] explicitly"
             )
-        models = [st.fine_tuned_model]
+        from finetune_wb.session.deploy_step import deployed_name
+
+        deployment = deployed_name(ctx)  # on Azure the fine-tune answers by its deployment's name
+        if deployment is not None:
+            from finetune_wb.evaluation.targets import ModelTarget
+
+            models = [ModelTarget(deployment, label=f"{deployment} ({st.fine_tuned_model})")]
+        else:
+            from finetune_wb.providers.checks import profile_for
+
+            if profile_for(ctx.client).deploy_step:
+                raise ConfigError(
+                    f"on Azure OpenAI the fine-tune {st.fine_tuned_model} answers only once deployed: call "
+                    "session.deploy() first (Developer tier: no hosting fee), or pass models=['<deployment>']"
+                )
+            models = [st.fine_tuned_model]
     models = [*models, *baselines]
     if examples is None:
         examples = ctx.require_path("test")

@@ -390,6 +390,60 @@ class FineTuneSession:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             return wait_step(self.context, timeout=left)
 
+    # -- deployment (Azure OpenAI) --------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        *,
+        name: str | None = None,
+        sku: str = "developer",
+        capacity: int | None = None,
+        account: Any = None,
+        token: str | None = None,
+        credential: Any = None,
+        timeout: float | None = None,
+        poll_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> Any:
+        """Deploy the fine-tune on Azure OpenAI (Developer tier by default) and wait until it answers.
+
+        ``account``: a :class:`~finetune_wb.jobs.azure_auth.AzureAccount` (default: from
+        ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP``, ``AZURE_OPENAI_ACCOUNT``, ``AZURE_MANAGEMENT_URL``);
+        ``token``/``credential``: the ARM bearer token (default: ``AZURE_MANAGEMENT_TOKEN``, then
+        azure-identity). The deployment is recorded in the state before it is asked for, so calling this
+        again (or after a crash) re-uses it and never deploys twice; :meth:`evaluate` then asks it by name.
+        Returns the :class:`~finetune_wb.jobs.deployments.Deployment`.
+        """
+        from finetune_wb.session.deploy_step import deploy_step
+
+        with self._step("deploy"):
+            return deploy_step(
+                self.context,
+                account=account,
+                name=name,
+                sku=sku,
+                capacity=capacity,
+                token=token,
+                credential=credential,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                **kwargs,
+            )
+
+    def undeploy(self, *, name: str | None = None, account: Any = None, **kwargs: Any) -> bool:
+        """Delete the session's Azure deployment (the fine-tuned model stays); False when it was gone."""
+        from finetune_wb.session.deploy_step import undeploy_step
+
+        with self._step("undeploy"):
+            return undeploy_step(self.context, account=account, name=name, **kwargs)
+
+    @property
+    def deployment(self) -> str | None:
+        """The name of the deployment that serves the fine-tune (None until :meth:`deploy` succeeded)."""
+        from finetune_wb.session.deploy_step import deployed_name
+
+        return deployed_name(self.context)
+
     # -- evaluation -----------------------------------------------------------------------------------------
 
     def evaluate(

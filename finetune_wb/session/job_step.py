@@ -58,6 +58,11 @@ def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuni
         logger.info("session already has job %s; not creating another", st.job_id)
         return ctx.retrieve_job()
 
+    from finetune_wb.providers.checks import profile_for
+    from finetune_wb.providers.preflight_checks import preflight
+
+    for warning in preflight(spec, provider=profile_for(ctx.client)):  # before anything is uploaded
+        logger.warning("%s", warning)
     train_path = ctx.require_path("train")
     validation = st.validation or {}
     if not validation or validation.get("model") != spec.model or validation.get("digest") != st.train_digest:

@@ -143,6 +143,14 @@ def _model(st: SessionState) -> Line:
     return ("model", "not yet: call wait()", [])
 
 
+def _deployment(st: SessionState) -> Line:
+    dep = st.deployment or {}
+    fee = dep.get("hosting_usd_per_hour")
+    cost = "no hosting fee" if not fee else f"hosting ${fee:.2f}/hour until undeployed"
+    text = f"{dep.get('name')} ({dep.get('sku')}, {dep.get('state')}, {cost})"
+    return ("deployment", text, [f"error: {dep['error']}"] if dep.get("error") else [])
+
+
 def _evaluation(st: SessionState) -> Line:
     summary = st.eval_summary
     if not summary:
@@ -185,7 +193,8 @@ def _wandb(st: SessionState) -> Line:
 
 
 def lines(st: SessionState) -> list[Line]:
-    return [_data(st), _validation(st), _job(st), _model(st), _evaluation(st), _wandb(st)]
+    deployment = [_deployment(st)] if st.deployment else []  # Azure OpenAI only
+    return [_data(st), _validation(st), _job(st), _model(st), *deployment, _evaluation(st), _wandb(st)]
 
 
 def session_summary(st: SessionState, path: Path) -> SessionSummary:

@@ -65,6 +65,13 @@ class SessionState(BaseModel):
     model_artifact: dict[str, Any] | None = None
     tracked: bool = Field(False, description="the fine-tune W&B run was finalized")
 
+    # deploy() (Azure OpenAI)
+    deployment: dict[str, Any] | None = Field(
+        None,
+        description="the Azure deployment of the fine-tune: name, model, sku, account, state (recorded "
+        "before the deployment is asked for, so a resume re-uses it and never deploys twice)",
+    )
+
     # evaluate()
     eval_cache_path: str | None = None
     eval_models: list[str] = Field(default_factory=list)

@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "is_offline": ".mode",
     "link_input": ".lineage",
     "log_dataset": ".datasets",
+    "log_deployment": ".deployments",
     "log_model": ".model_artifact",
     "model_ref": ".model_artifact",
     "offline_hint": ".mode",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     )
     from finetune_wb.tracking.dataset_stats import dataset_statistics as dataset_statistics
     from finetune_wb.tracking.datasets import log_dataset as log_dataset
+    from finetune_wb.tracking.deployments import log_deployment as log_deployment
     from finetune_wb.tracking.lineage import link_input as link_input
     from finetune_wb.tracking.mode import is_offline as is_offline, offline_hint as offline_hint
     from finetune_wb.tracking.model_artifact import (

@@ -97,6 +97,23 @@ def result_rows(job: Any, *, client: Any) -> list[dict[str, float]]:
         return []
 
 
+def result_file_table(rows: list[dict[str, float]], *, logged: set[str]) -> Any:
+    """A W&B Table of every result-file row when the file has columns the live metrics never logged
+    (Azure's ``validation_mean_token_accuracy``, ``full_valid_loss``, ...), so none is lost; else None."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    known = logged | {"step", "train_accuracy"}
+    if not rows or all(c in known for c in columns):
+        return None
+    import wandb
+
+    ordered: list[str | int] = (
+        ["step", *[c for c in columns if c != "step"]] if "step" in columns else [*columns]
+    )
+    return wandb.Table(columns=ordered, data=[[row.get(str(c)) for c in ordered] for row in rows])
+
+
 def checkpoint_rows(job_id: str, *, client: Any) -> list[dict[str, Any]]:
     """Every checkpoint of the job (all pages), oldest step first, as plain rows."""
     from finetune_wb.jobs.operations import list_checkpoints

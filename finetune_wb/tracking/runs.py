@@ -31,6 +31,7 @@ from finetune_wb.tracking.results import (
     hyperparameters_of,
     job_config,
     job_error,
+    result_file_table,
     result_rows,
     run_summary,
 )
@@ -250,6 +251,9 @@ class FineTuneTracker:
         final_row: dict[str, float] = {}
         if job_json.get("result_files"):
             rows = result_rows(job, client=client)
+            extra = result_file_table(rows, logged=set(self.last_metrics))
+            if extra is not None:  # columns the events never carried (Azure's results.csv has several)
+                run.log({"result_file": extra})
             for row in sorted(rows, key=lambda r: r.get(STEP_KEY, -1)):
                 step = _finite(row.get(STEP_KEY))
                 if step is None:

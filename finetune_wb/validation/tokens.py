@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from finetune_wb.model_ids import base_model_of
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -52,12 +54,9 @@ DEFAULT_ENCODING = O200K
 
 
 def base_model(model: str) -> str:
-    """``ft:gpt-4o-mini-2024-07-18:org:suffix:id`` -> ``gpt-4o-mini-2024-07-18``; other names unchanged."""
-    if model.startswith("ft:"):
-        parts = model.split(":")
-        if len(parts) > 1 and parts[1]:
-            return parts[1]
-    return model
+    """``ft:gpt-4o-mini-2024-07-18:org:suffix:id`` (and Azure's ``gpt-4o-mini-2024-07-18.ft-<hex>``) ->
+    ``gpt-4o-mini-2024-07-18``; other names unchanged."""
+    return base_model_of(model)
 
 
 def _lookup(model: str) -> str | None:
