@@ -48,6 +48,7 @@ class Core:
         with self.store.lock:
             self.store.reset()
             self.faults.reset()
+            self.__dict__.pop("_batch_controls", None)  # batch fault rules (emulator/batches.py)
 
     def fail_job(self, job_id: str, *, code: str, message: str, param: str | None = None) -> dict[str, Any]:
         with self.store.lock:

@@ -80,7 +80,7 @@ def new_id(prefix: str, n: int = 24) -> str:
 class Store:
     """All emulator state, guarded by one re-entrant lock (the server thread and the test thread share it)."""
 
-    _PERSISTED = ("files", "uploads", "parts", "jobs", "events", "checkpoints", "runtime", "deleted_models")
+    _PERSISTED = ("files", "uploads", "parts", "jobs", "events", "checkpoints", "runtime", "deleted_models", "batches")
 
     def __init__(self, persist_dir: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()
@@ -109,6 +109,7 @@ class Store:
         self.checkpoints: dict[str, list[dict[str, Any]]] = {}
         self.runtime: dict[str, dict[str, Any]] = {}
         self.deleted_models: list[str] = []
+        self.batches: dict[str, dict[str, Any]] = {}  # Batch API objects (emulator/batches.py)
 
     # --- persistence -------------------------------------------------------------------------------------
     @property

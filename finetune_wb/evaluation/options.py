@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, field_validator
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.batch.settings import BatchOptions
 
 __all__ = ["DEFAULT_CONCURRENCY", "EvalKwargs", "EvalOptions", "SessionEvalKwargs"]
 
@@ -71,6 +72,14 @@ class EvalOptions(BaseModel):
         default=(),
         description="extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run",
     )
+    mode: Literal["sync", "batch"] = Field(
+        default="sync",
+        description="'sync': one request per row; 'batch': through the Batch API at half the price (answers "
+        "within 24 h; resumable: run again to collect); see the docs page, 'Batch mode'",
+    )
+    batch: BatchOptions | None = Field(
+        default=None, description="batch mode's settings (shard limits, wait, fallback, discount)"
+    )
 
     @field_validator("concurrency", mode="before")
     @classmethod
@@ -121,6 +130,8 @@ class SessionEvalKwargs(TypedDict, total=False):
     retry: RetryPolicy | None
     seed: int
     prices: dict[str, tuple[float, float]] | None
+    mode: Literal["sync", "batch"]
+    batch: BatchOptions | None
 
 
 class EvalKwargs(SessionEvalKwargs, total=False):

@@ -1,0 +1,458 @@
+"""Batch mode: fill the answer cache through the Batch API, then let the engine run as usual.
+
+:func:`run_batches` sends every (model, row) missing from the answer cache and not already in a live batch
+(shards written to disk, checked, uploaded, batches created and recorded at once in the
+:class:`~finetune_wb.evaluation.batch.ledger.BatchLedger`), waits for them with back-off (unless told not
+to), and reads their output and error files into the cache. The engine then finds those answers cached;
+what :attr:`BatchOutcome.blocked` names (rows in a batch still running, or whose batch line failed) it does
+not ask synchronously, unless ``fallback="sync"`` for the failed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.batch import remote
+from finetune_wb.evaluation.batch.ledger import BatchLedger
+from finetune_wb.evaluation.batch.settings import BatchOptions, BatchSummary
+from finetune_wb.evaluation.batch.shards import AZURE_CHAT_URL, CHAT_URL, RowRequest, write_shards
+from finetune_wb.evaluation.cache import AnswerCache, cache_key
+from finetune_wb.evaluation.targets import ResolvedModel
+from finetune_wb.evaluation.transport import parse_completion
+
+logger = logging.getLogger("finetune_wb.evaluation")
+
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+ANSWERED_CHUNK = 1000
+
+
+@dataclass
+class BatchOutcome:
+    """What batch mode did: rows the engine must not ask synchronously (with their error), the batches."""
+
+    blocked: dict[tuple[int, int], str] = field(default_factory=dict)
+    summaries: list[BatchSummary] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+async def run_batches(
+    *,
+    resolved: Sequence[ResolvedModel],
+    prompts: Sequence[list[dict[str, Any]]],
+    params: dict[str, Any],
+    cache: AnswerCache | None,
+    settings: BatchOptions,
+    retry: Any,
+    progress: bool,
+    name: str,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> BatchOutcome:
+    if cache is None:
+        raise EvaluationError(
+            "batch mode needs the answer cache (its batches are recorded there, and their answers land "
+            "there): evaluate with cache=True or a cache path (drop --no-cache)"
+        )
+    ledger = BatchLedger(cache.path)
+    work = cache.path.with_name(cache.path.name + ".batches")
+    try:
+        run = _Run(resolved, prompts, params, cache, ledger, settings, retry, work, name, prices)
+        await run.submit()
+        await run.wait(progress=progress)
+        await run.collect()
+        return run.outcome()
+    finally:
+        ledger.close()
+
+
+class _Run:
+    def __init__(
+        self,
+        resolved: Sequence[ResolvedModel],
+        prompts: Sequence[list[dict[str, Any]]],
+        params: dict[str, Any],
+        cache: AnswerCache,
+        ledger: BatchLedger,
+        settings: BatchOptions,
+        retry: Any,
+        work: Path,
+        name: str,
+        prices: dict[str, tuple[float, float]] | None,
+    ) -> None:
+        self.resolved, self.prompts, self.params = resolved, prompts, params
+        self.cache, self.ledger, self.settings, self.retry = cache, ledger, settings, retry
+        self.work, self.name, self.prices = work, name, prices
+        self.keys = [
+            [cache_key(r.base_url, r.target.name, p, params) for p in prompts] for r in resolved
+        ]
+        self.client_of = {(r.base_url, r.target.name): r.aclient for r in resolved}
+        self.touched: dict[str, None] = {}  # shard ids this run submitted, waited on or collected
+        self.collected_now: dict[str, dict[str, Any]] = {}
+
+    # --- submit --------------------------------------------------------------------------------------
+    async def submit(self) -> None:
+        from finetune_wb._paths import process_lock
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        with process_lock(self.work / "submit.lock", timeout=None, what=f"batch submission for {self.cache.path}"):
+            await self._adopt_orphans()
+            rows = self.ledger.rows()
+            pending: dict[str, RowRequest] = {}
+            for m, r in enumerate(self.resolved):
+                for i, key in enumerate(self.keys[m]):
+                    if key in pending or (key in rows and rows[key][0] is not None):
+                        if key in rows and rows[key][0] is not None:
+                            self.touched[rows[key][0]] = None  # type: ignore[index]
+                        continue
+                    if self.cache.get(key) is None:
+                        pending[key] = RowRequest(key, r.target.name, self.prompts[i], f"example {i} ({r.label})")
+            if pending:
+                await self._check_models({(req.model, k) for k, req in pending.items()})
+                await self._send(list(pending.values()))
+
+    async def _adopt_orphans(self) -> None:
+        """Shards recorded but without a batch id (a crash between steps): find or finish their batch."""
+        for shard in self.ledger.live_shards():
+            if shard["batch_id"] is not None:
+                continue
+            aclient = self.client_of.get((shard["base_url"], shard["model"]))
+            if aclient is None:
+                continue  # another evaluation's shard: that one finishes it
+            if shard["file_id"] is None:
+                self.ledger.forget_shard(shard["shard"])  # never uploaded: its rows are simply sent again
+                continue
+            batch = await self.retry.acall(remote.find_by_shard, aclient, shard["shard"], shard["created"])
+            if batch is None:
+                batch = await self._create(aclient, shard["shard"], shard["file_id"], shard["model"], shard["created"])
+            self.ledger.set_batch(shard["shard"], batch)
+            logger.info("batch %s of shard %s recorded after a restart", batch["id"], shard["shard"])
+
+    async def _check_models(self, wanted: set[tuple[str, str]]) -> None:
+        problems = []
+        for r in self.resolved:
+            if not any(model == r.target.name for model, _k in wanted) or remote.is_azure(r.aclient):
+                continue
+            problem = await remote.check_model(r.aclient, r.target.name, r.base_url)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
+        if problems:
+            raise EvaluationError("; ".join(problems))
+
+    def _url(self, aclient: Any) -> str:
+        return AZURE_CHAT_URL if remote.is_azure(aclient) else CHAT_URL
+
+    async def _send(self, requests: list[RowRequest]) -> None:
+        by_model: dict[str, list[RowRequest]] = {}
+        for req in requests:
+            by_model.setdefault(req.model, []).append(req)
+        for r in self.resolved:
+            reqs = by_model.pop(r.target.name, None)
+            if not reqs:
+                continue
+            folder = self.work / f"send-{uuid.uuid4().hex[:12]}"
+            url = self._url(r.aclient)
+            # every shard is written (and every line checked) before the first upload
+            shards = list(
+                write_shards(
+                    reqs,
+                    folder,
+                    self.params,
+                    max_requests=self.settings.max_requests,
+                    max_bytes=self.settings.max_bytes,
+                    url=url,
+                )
+            )
+            max_tokens = int(self.params.get("max_tokens") or 0)
+            for shard in shards:
+                sid = "shard_" + uuid.uuid4().hex[:20]
+                self.ledger.add_shard(
+                    sid,
+                    base_url=r.base_url,
+                    model=r.target.name,
+                    keys=shard.keys,
+                    est_prompt_tokens=shard.est_prompt_tokens,
+                    est_completion_tokens=max_tokens * len(shard.keys),
+                )
+                file_id = await remote.upload(r.aclient, shard.path, self.retry)
+                self.ledger.set_file(sid, file_id)
+                batch = await self._create(r.aclient, sid, file_id, r.target.name, time.time())
+                self.ledger.set_batch(sid, batch)
+                self.touched[sid] = None
+                shard.path.unlink(missing_ok=True)
+                logger.info(
+                    "batch %s: %d requests of %s (%d bytes, file %s)",
+                    batch["id"],
+                    len(shard.keys),
+                    r.target.name,
+                    shard.n_bytes,
+                    file_id,
+                )
+            with suppress(OSError):
+                folder.rmdir()
+
+    async def _create(self, aclient: Any, sid: str, file_id: str, model: str, since: float) -> dict[str, Any]:
+        metadata = {
+            **dict(list(self.settings.metadata.items())[:12]),
+            "finetune_wb": "evaluation",
+            "finetune_wb_eval": self.name[:512],
+            "finetune_wb_model": model[:512],
+            remote.SHARD_KEY: sid,
+        }
+        endpoint = self._url(aclient)
+        return await remote.create_once(
+            aclient, file_id=file_id, endpoint=endpoint, metadata=metadata, since=since, retry=self.retry
+        )
+
+    # --- wait ----------------------------------------------------------------------------------------
+    def _ours(self) -> list[dict[str, Any]]:
+        return [s for s in self.ledger.live_shards() if s["shard"] in self.touched and s["batch_id"]]
+
+    async def wait(self, *, progress: bool) -> None:
+        from finetune_wb._progress import progress_bar
+
+        live = self._ours()
+        if not live:
+            return
+        started = time.monotonic()
+        delay = self.settings.poll_interval
+        total = sum(s["n_requests"] for s in live)
+        bar = progress_bar(total, desc="batch", disable=not progress, unit="req")
+        last: dict[str, str] = {}
+        try:
+            while True:
+                done = 0
+                running = 0
+                for shard in live:
+                    if shard["status"] not in TERMINAL:
+                        aclient = self.client_of[(shard["base_url"], shard["model"])]
+                        batch = await remote.retrieve(aclient, shard["batch_id"], self.retry)
+                        self.ledger.set_batch(shard["shard"], batch)
+                        shard["status"], shard["info"] = batch["status"], self.ledger.shard(shard["shard"])["info"]
+                    status = shard["status"]
+                    if last.get(shard["shard"]) != status:
+                        counts = shard["info"].get("request_counts") or {}
+                        logger.info(
+                            "batch %s (%s): %s, %s/%s done, %s failed",
+                            shard["batch_id"],
+                            shard["model"],
+                            status,
+                            counts.get("completed", 0),
+                            counts.get("total", shard["n_requests"]),
+                            counts.get("failed", 0),
+                        )
+                        last[shard["shard"]] = status
+                    counts = shard["info"].get("request_counts") or {}
+                    done += (
+                        shard["n_requests"]
+                        if status in TERMINAL
+                        else int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
+                    )
+                    running += status not in TERMINAL
+                bar.n = min(done, total)
+                bar.refresh()
+                if not running or not self.settings.wait:
+                    return
+                if self.settings.timeout is not None and time.monotonic() - started >= self.settings.timeout:
+                    logger.warning(
+                        "stopped waiting after %.0f s with %d batch(es) still running; run the same evaluation "
+                        "again to collect them",
+                        self.settings.timeout,
+                        running,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, self.settings.max_poll_interval)
+        finally:
+            bar.close()
+
+    # --- collect -------------------------------------------------------------------------------------
+    async def collect(self) -> None:
+        for shard in self._ours():
+            if shard["status"] in TERMINAL:
+                await self._collect(shard)
+
+    async def _collect(self, shard: dict[str, Any]) -> None:
+        sid, info, batch_id = shard["shard"], shard["info"], shard["batch_id"]
+        aclient = self.client_of[(shard["base_url"], shard["model"])]
+        line_of = dict(self.ledger.keys_of(sid))
+        key_at = {line: key for key, line in line_of.items()}
+        errors: dict[str, str] = {}
+        skipped: list[str] = []
+        n_answered = prompt_tokens = completion_tokens = 0
+        for kind in ("output", "error"):
+            file_id = info.get(f"{kind}_file_id")
+            if not file_id:
+                continue
+            path = await remote.download(aclient, file_id, self.work / f"{sid}-{kind}.jsonl", self.retry)
+            chunk: list[str] = []
+            try:
+                with path.open("rb") as lines:
+                    for number, raw in enumerate(lines, start=1):
+                        if not raw.strip():
+                            continue
+                        got = self._read_line(raw, line_of, shard, errors)
+                        if isinstance(got, str):
+                            skipped.append(f"{kind} file {file_id} line {number}: {got}")
+                            continue
+                        if got is not None:
+                            chunk.append(got[0])
+                            n_answered += 1
+                            prompt_tokens += got[1]
+                            completion_tokens += got[2]
+                            if len(chunk) >= ANSWERED_CHUNK:
+                                self.ledger.answered(chunk)
+                                chunk = []
+            finally:
+                if chunk:
+                    self.ledger.answered(chunk)
+                path.unlink(missing_ok=True)
+        for err in (info.get("errors") or {}).get("data") or []:
+            line = err.get("line")
+            message = f"batch {batch_id} failed validation: {err.get('code')}: {err.get('message')}"
+            if isinstance(line, int) and line in key_at:
+                errors[key_at[line]] = message + f" (input line {line})"
+            else:
+                for key in line_of:
+                    errors.setdefault(key, message)
+        where = {key: i for per in self.keys for i, key in enumerate(per)}
+        detail = []
+        for err in (info.get("errors") or {}).get("data") or []:
+            entry = dict(err)
+            spot = where.get(key_at.get(err.get("line"), ""))  # type: ignore[arg-type]
+            if spot is not None:
+                entry["example_index"] = spot
+            detail.append(entry)
+        for line in skipped:
+            logger.warning("batch %s: skipped %s", batch_id, line)
+        default = (
+            f"batch {batch_id} ended {shard['status']} without an answer to this request; it is asked again "
+            "in a new batch on the next run (or at once with fallback='sync', --fallback sync)"
+        )
+        self.ledger.release(sid, errors, default)
+        self.ledger.update_info(
+            sid,
+            n_collected=n_answered,
+            n_errored=len(line_of) - n_answered,
+            skipped=skipped[:100],
+            errors_detail=detail[:100],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+        self.collected_now[sid] = self.ledger.shard(sid)
+        logger.info(
+            "batch %s (%s): %d answers read into the cache, %d without an answer",
+            batch_id,
+            shard["model"],
+            n_answered,
+            len(line_of) - n_answered,
+        )
+
+    def _read_line(
+        self, raw: bytes, line_of: dict[str, int], shard: dict[str, Any], errors: dict[str, str]
+    ) -> tuple[str, int, int] | str | None:
+        """(key, prompt tokens, completion tokens) of an answer put in the cache; a reason when the line was
+        skipped; None for an error line (kept in ``errors``)."""
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            return f"not a JSON line ({len(raw)} bytes; a corrupt or truncated file)"
+        key = item.get("custom_id") if isinstance(item, dict) else None
+        if not isinstance(key, str) or key not in line_of:
+            return f"custom_id {key!r} is not a request of this batch"
+        response = item.get("response") or {}
+        body = response.get("body") if isinstance(response, dict) else None
+        status = response.get("status_code") if isinstance(response, dict) else None
+        if status == 200 and isinstance(body, dict) and body.get("choices"):
+            parsed = parse_completion(body)
+            self.cache.put(key, base_url=shard["base_url"], model=shard["model"], answer=parsed)
+            return key, parsed.prompt_tokens, parsed.completion_tokens
+        error = item.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+        text = error.get("message") if isinstance(error, dict) else str(error)
+        code = error.get("code") if isinstance(error, dict) else None
+        prefix = f"HTTP {status}: " if status else ""
+        errors[key] = f"batch {shard['batch_id']}: {prefix}{code + ': ' if code else ''}{text}"[:500]
+        return None
+
+    # --- outcome -------------------------------------------------------------------------------------
+    def outcome(self) -> BatchOutcome:
+        out = BatchOutcome()
+        rows = self.ledger.rows()
+        live = {s["shard"]: s for s in self.ledger.live_shards()}
+        for m, per_model in enumerate(self.keys):
+            for i, key in enumerate(per_model):
+                row = rows.get(key)
+                if row is None:
+                    continue  # answered (in the cache), or never sent
+                sid, _line, error = row
+                if sid is not None and sid in live:
+                    batch = live[sid]
+                    out.blocked[(m, i)] = (
+                        f"in batch {batch['batch_id'] or '(not created)'} ({batch['status']}); run the same "
+                        "evaluation again to collect its answers"
+                    )
+                elif self.settings.fallback != "sync":
+                    out.blocked[(m, i)] = error or "unanswered in its batch; run again to ask it in a new batch"
+        for sid in self.touched:
+            shard = self.collected_now.get(sid) or live.get(sid)
+            if shard is not None:
+                out.summaries.append(self._summary(shard))
+        running = sum(1 for s in out.summaries if s.status not in TERMINAL)
+        if running:
+            out.warnings.append(
+                f"{running} batch(es) still running; run the same evaluation again to collect their answers"
+            )
+        for s in out.summaries:
+            if s.skipped_lines:
+                out.warnings.append(
+                    f"batch {s.id}: {len(s.skipped_lines)} result line(s) could not be read and were skipped "
+                    f"(first: {s.skipped_lines[0]}); their rows are asked again on the next run"
+                )
+            if s.status == "failed":
+                first = s.errors[0]["message"] if s.errors else "no reason given"
+                out.warnings.append(f"batch {s.id} ({s.model}) failed validation: {first}")
+        return out
+
+    def _summary(self, shard: dict[str, Any]) -> BatchSummary:
+        from finetune_wb.evaluation.pricing import batch_cost, estimate_cost
+
+        info = shard["info"]
+        model = shard["model"]
+        discount = self.settings.discount
+        est = estimate_cost(model, shard["est_prompt_tokens"], shard["est_completion_tokens"], self.prices)
+        actual = None
+        if shard["collected"]:
+            actual = estimate_cost(
+                model, int(info.get("prompt_tokens") or 0), int(info.get("completion_tokens") or 0), self.prices
+            )
+        errors = list(info.get("errors_detail") or (info.get("errors") or {}).get("data") or [])
+        return BatchSummary(
+            id=shard["batch_id"],
+            status=shard["status"],
+            request_counts=dict(info.get("request_counts") or {}),
+            model=model,
+            shard=shard["shard"],
+            input_file_id=shard["file_id"],
+            output_file_id=info.get("output_file_id"),
+            error_file_id=info.get("error_file_id"),
+            n_requests=shard["n_requests"],
+            collected=bool(shard["collected"]),
+            n_collected=int(info.get("n_collected") or 0),
+            n_errored=int(info.get("n_errored") or 0),
+            skipped_lines=list(info.get("skipped") or []),
+            errors=errors,
+            estimated_cost_usd=batch_cost(est, discount),
+            estimated_sync_cost_usd=est,
+            cost_usd=batch_cost(actual, discount),
+            sync_cost_usd=actual,
+        )
+
+
