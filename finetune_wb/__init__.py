@@ -19,6 +19,8 @@ logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 # public name -> the module that defines it. Keep sorted by name.
 _EXPORTS: dict[str, str] = {
     "ArtifactRef": "finetune_wb.tracking.artifacts",
+    "BatchInputError": "finetune_wb.errors",
+    "BatchOptions": "finetune_wb.evaluation.batch.settings",
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.demo import DemoResult as DemoResult, run_demo as run_demo
     from finetune_wb.emulator.runner import run_emulator as run_emulator
     from finetune_wb.errors import (
+        BatchInputError as BatchInputError,
         ConfigError as ConfigError,
         DataError as DataError,
         DataValidationError as DataValidationError,
@@ -135,6 +138,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         llm_judge as llm_judge,
         regex as regex,
     )
+    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions
     from finetune_wb.evaluation.engine import aevaluate as aevaluate, evaluate as evaluate
     from finetune_wb.evaluation.evaluators import (
         Evaluator as Evaluator,

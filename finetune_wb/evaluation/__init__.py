@@ -15,6 +15,7 @@ The modules, bottom floor first (each imports only the ones before it):
   retries, the answer cache); :mod:`.inputs` — reading the examples;
 * :mod:`.scoring`, :mod:`.stats`, :mod:`.pricing`, :mod:`.report` (the :class:`EvalReport` model and its
   views) and :mod:`.aggregate` (building it); :mod:`.wandb_log` — logging it to a run;
+* :mod:`.batch` — batch mode through the Batch API (:class:`BatchOptions`), filling the answer cache;
 * :mod:`.engine` — :func:`aevaluate` / :func:`evaluate`, composing all of the above.
 
 Names load lazily; heavy dependencies (openai, numpy, pandas, wandb) only when used.
@@ -28,6 +29,8 @@ from finetune_wb._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "BatchOptions": ".batch.settings",
+    "BatchSummary": ".batch.settings",
     "EvalOptions": ".options",
     "EvalReport": ".report",
     "Evaluator": ".evaluators",
@@ -50,6 +53,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions, BatchSummary as BatchSummary
     from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,

@@ -12,7 +12,7 @@ import pytest
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import EvaluationError
-from finetune_wb.evaluation import EvalOptions, aevaluate, engine, evaluate
+from finetune_wb.evaluation import BatchOptions, EvalOptions, aevaluate, engine, evaluate
 from finetune_wb.evaluation.options import (
     DEFAULT_CONCURRENCY,
     SESSION_OWNED,
@@ -40,6 +40,8 @@ def _non_defaults(tmp_path: Path) -> dict[str, Any]:
         "seed": 9,
         "prices": {"m": (1.0, 2.0)},
         "lineage": [object()],
+        "mode": "batch",
+        "batch": BatchOptions(wait=False),
     }
     assert set(values) == set(EvalOptions.model_fields)
     defaults = EvalOptions()

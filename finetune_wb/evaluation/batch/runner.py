@@ -21,16 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune_wb.errors import EvaluationError
+from finetune_wb.errors import BatchInputError, EvaluationError
 from finetune_wb.evaluation.batch import remote
 from finetune_wb.evaluation.batch.ledger import BatchLedger
 from finetune_wb.evaluation.batch.settings import BatchOptions, BatchSummary
-from finetune_wb.evaluation.batch.shards import AZURE_CHAT_URL, CHAT_URL, RowRequest, write_shards
+from finetune_wb.evaluation.batch.shards import AZURE_CHAT_URL, CHAT_URL, RowRequest, ShardFile, write_shards
 from finetune_wb.evaluation.cache import AnswerCache, cache_key
 from finetune_wb.evaluation.targets import ResolvedModel
 from finetune_wb.evaluation.transport import parse_completion
 
 logger = logging.getLogger("finetune_wb.evaluation")
+
+IN_BATCH_PREFIX = "in batch "
+"""How the error of a row begins while its batch is still running (not a failure: run again to collect)."""
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 ANSWERED_CHUNK = 1000
@@ -145,7 +148,7 @@ class _Run:
             if problem is not None and problem not in problems:
                 problems.append(problem)
         if problems:
-            raise EvaluationError("; ".join(problems))
+            raise BatchInputError("; ".join(problems))
 
     def _url(self, aclient: Any) -> str:
         return AZURE_CHAT_URL if remote.is_azure(aclient) else CHAT_URL
@@ -154,50 +157,61 @@ class _Run:
         by_model: dict[str, list[RowRequest]] = {}
         for req in requests:
             by_model.setdefault(req.model, []).append(req)
-        for r in self.resolved:
-            reqs = by_model.pop(r.target.name, None)
-            if not reqs:
-                continue
-            folder = self.work / f"send-{uuid.uuid4().hex[:12]}"
-            url = self._url(r.aclient)
-            # every shard is written (and every line checked) before the first upload
-            shards = list(
-                write_shards(
-                    reqs,
-                    folder,
-                    self.params,
-                    max_requests=self.settings.max_requests,
-                    max_bytes=self.settings.max_bytes,
-                    url=url,
-                )
-            )
+        folder = self.work / f"send-{uuid.uuid4().hex[:12]}"
+        planned: list[tuple[ResolvedModel, list[ShardFile]]] = []
+        try:
+            for r in self.resolved:  # every shard of every model is written (each line checked) first
+                reqs = by_model.pop(r.target.name, None)
+                if reqs:
+                    settings = self.settings
+                    shards = write_shards(
+                        reqs,
+                        folder,
+                        self.params,
+                        max_requests=settings.max_requests,
+                        max_bytes=settings.max_bytes,
+                        url=self._url(r.aclient),
+                        prefix=f"m{len(planned)}",
+                    )
+                    planned.append((r, list(shards)))
             max_tokens = int(self.params.get("max_tokens") or 0)
-            for shard in shards:
-                sid = "shard_" + uuid.uuid4().hex[:20]
-                self.ledger.add_shard(
-                    sid,
-                    base_url=r.base_url,
-                    model=r.target.name,
-                    keys=shard.keys,
-                    est_prompt_tokens=shard.est_prompt_tokens,
-                    est_completion_tokens=max_tokens * len(shard.keys),
-                )
-                file_id = await remote.upload(r.aclient, shard.path, self.retry)
-                self.ledger.set_file(sid, file_id)
-                batch = await self._create(r.aclient, sid, file_id, r.target.name, time.time())
-                self.ledger.set_batch(sid, batch)
-                self.touched[sid] = None
-                shard.path.unlink(missing_ok=True)
-                logger.info(
-                    "batch %s: %d requests of %s (%d bytes, file %s)",
-                    batch["id"],
-                    len(shard.keys),
-                    r.target.name,
-                    shard.n_bytes,
-                    file_id,
-                )
+            for r, shards in planned:
+                for shard in shards:
+                    await self._submit(r, shard, max_tokens)
+        finally:
+            for _r, shards in planned:
+                for shard in shards:
+                    shard.path.unlink(missing_ok=True)
             with suppress(OSError):
+                for leftover in folder.glob("*.jsonl"):
+                    leftover.unlink()
                 folder.rmdir()
+
+    async def _submit(self, r: ResolvedModel, shard: ShardFile, max_tokens: int) -> None:
+        """Record, upload and create one shard's batch (each step committed before the next)."""
+        sid = "shard_" + uuid.uuid4().hex[:20]
+        self.ledger.add_shard(
+            sid,
+            base_url=r.base_url,
+            model=r.target.name,
+            keys=shard.keys,
+            est_prompt_tokens=shard.est_prompt_tokens,
+            est_completion_tokens=max_tokens * len(shard.keys),
+        )
+        file_id = await remote.upload(r.aclient, shard.path, self.retry)
+        self.ledger.set_file(sid, file_id)
+        batch = await self._create(r.aclient, sid, file_id, r.target.name, time.time())
+        self.ledger.set_batch(sid, batch)
+        self.touched[sid] = None
+        shard.path.unlink(missing_ok=True)
+        logger.info(
+            "batch %s: %d requests of %s (%d bytes, file %s)",
+            batch["id"],
+            len(shard.keys),
+            r.target.name,
+            shard.n_bytes,
+            file_id,
+        )
 
     async def _create(self, aclient: Any, sid: str, file_id: str, model: str, since: float) -> dict[str, Any]:
         metadata = {
@@ -320,9 +334,6 @@ class _Run:
             message = f"batch {batch_id} failed validation: {err.get('code')}: {err.get('message')}"
             if isinstance(line, int) and line in key_at:
                 errors[key_at[line]] = message + f" (input line {line})"
-            else:
-                for key in line_of:
-                    errors.setdefault(key, message)
         where = {key: i for per in self.keys for i, key in enumerate(per)}
         detail = []
         for err in (info.get("errors") or {}).get("data") or []:
@@ -331,6 +342,15 @@ class _Run:
             if spot is not None:
                 entry["example_index"] = spot
             detail.append(entry)
+        if shard["status"] == "failed":  # validation failed: no row of it was asked
+            first = detail[0] if detail else {}
+            reason = f"{first.get('code')}: {first.get('message')}" if first else "no reason given"
+            for key in line_of:
+                errors.setdefault(
+                    key,
+                    f"batch {batch_id} failed validation ({reason}, input line {first.get('line')}); "
+                    "this row was not asked",
+                )
         for line in skipped:
             logger.warning("batch %s: skipped %s", batch_id, line)
         default = (
@@ -396,7 +416,7 @@ class _Run:
                 if sid is not None and sid in live:
                     batch = live[sid]
                     out.blocked[(m, i)] = (
-                        f"in batch {batch['batch_id'] or '(not created)'} ({batch['status']}); run the same "
+                        f"{IN_BATCH_PREFIX}{batch['batch_id'] or '(not created)'} ({batch['status']}); run the same "
                         "evaluation again to collect its answers"
                     )
                 elif self.settings.fallback != "sync":

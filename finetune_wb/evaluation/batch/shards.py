@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune_wb.errors import EvaluationError
+from finetune_wb.errors import BatchInputError
 from finetune_wb.evaluation.transport import chat_body
 
 CHAT_URL = "/v1/chat/completions"
@@ -64,11 +64,12 @@ def write_shards(
     max_requests: int,
     max_bytes: int,
     url: str = CHAT_URL,
+    prefix: str = "shard",
 ) -> Iterator[ShardFile]:
     """Write ``requests`` (grouped by model in the order given) to shard files in ``directory``.
 
     Yields each shard once it is complete. A single line bigger than ``max_bytes`` raises
-    :class:`~finetune_wb.errors.EvaluationError` naming the row (callers write every shard before uploading
+    :class:`~finetune_wb.errors.BatchInputError` naming the row (callers write every shard before uploading
     any, so nothing is sent when one row cannot be).
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def write_shards(
         for req in requests:
             line = request_line(req, params, url=url)
             if len(line) > max_bytes:
-                raise EvaluationError(
+                raise BatchInputError(
                     f"{req.where}: its batch request line is {len(line)} bytes, over the {max_bytes}-byte limit "
                     "of a batch input file; shorten the prompt, raise the size cap (batch max_bytes, "
                     "--batch-max-mb) if the server allows it, or evaluate it synchronously (without --batch)"
@@ -94,7 +95,7 @@ def write_shards(
                     out.close()
                     yield current
                 count += 1
-                current = ShardFile(path=directory / f"shard-{count:04d}.jsonl", model=req.model)
+                current = ShardFile(path=directory / f"{prefix}-{count:04d}.jsonl", model=req.model)
                 out = current.path.open("wb")
             assert current is not None
             out.write(line)
