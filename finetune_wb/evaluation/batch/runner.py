@@ -26,7 +26,7 @@ from finetune_wb.evaluation.batch import remote
 from finetune_wb.evaluation.batch.ledger import BatchLedger
 from finetune_wb.evaluation.batch.settings import BatchOptions, BatchSummary
 from finetune_wb.evaluation.batch.shards import AZURE_CHAT_URL, CHAT_URL, RowRequest, ShardFile, write_shards
-from finetune_wb.evaluation.cache import AnswerCache, cache_key
+from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, cache_key
 from finetune_wb.evaluation.targets import ResolvedModel
 from finetune_wb.evaluation.transport import parse_completion
 
@@ -36,7 +36,8 @@ IN_BATCH_PREFIX = "in batch "
 """How the error of a row begins while its batch is still running (not a failure: run again to collect)."""
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
-ANSWERED_CHUNK = 1000
+ANSWERED_CHUNK = 500
+"""Answers read from a results file are committed to the cache this many at a time."""
 
 
 @dataclass
@@ -307,7 +308,7 @@ class _Run:
             if not file_id:
                 continue
             path = await remote.download(aclient, file_id, self.work / f"{sid}-{kind}.jsonl", self.retry)
-            chunk: list[str] = []
+            chunk: list[tuple[str, CachedAnswer]] = []
             try:
                 with path.open("rb") as lines:
                     for number, raw in enumerate(lines, start=1):
@@ -318,16 +319,16 @@ class _Run:
                             skipped.append(f"{kind} file {file_id} line {number}: {got}")
                             continue
                         if got is not None:
-                            chunk.append(got[0])
+                            chunk.append(got)
                             n_answered += 1
-                            prompt_tokens += got[1]
-                            completion_tokens += got[2]
+                            prompt_tokens += got[1].prompt_tokens
+                            completion_tokens += got[1].completion_tokens
                             if len(chunk) >= ANSWERED_CHUNK:
-                                self.ledger.answered(chunk)
+                                self._commit(shard, chunk)
                                 chunk = []
-            finally:
                 if chunk:
-                    self.ledger.answered(chunk)
+                    self._commit(shard, chunk)
+            finally:
                 path.unlink(missing_ok=True)
         for err in (info.get("errors") or {}).get("data") or []:
             line = err.get("line")
@@ -376,11 +377,17 @@ class _Run:
             len(line_of) - n_answered,
         )
 
+    def _commit(self, shard: dict[str, Any], chunk: list[tuple[str, CachedAnswer]]) -> None:
+        """Answers into the cache (one transaction), then out of the ledger. A crash in between loses
+        nothing paid for: the shard is not collected yet, so the next run reads its results file again."""
+        self.cache.put_many(chunk, base_url=shard["base_url"], model=shard["model"])
+        self.ledger.answered([key for key, _a in chunk])
+
     def _read_line(
         self, raw: bytes, line_of: dict[str, int], shard: dict[str, Any], errors: dict[str, str]
-    ) -> tuple[str, int, int] | str | None:
-        """(key, prompt tokens, completion tokens) of an answer put in the cache; a reason when the line was
-        skipped; None for an error line (kept in ``errors``)."""
+    ) -> tuple[str, CachedAnswer] | str | None:
+        """(key, answer) of a line that answered; a reason when the line was skipped; None for an error line
+        (kept in ``errors``)."""
         try:
             item = json.loads(raw)
         except ValueError:
@@ -392,9 +399,7 @@ class _Run:
         body = response.get("body") if isinstance(response, dict) else None
         status = response.get("status_code") if isinstance(response, dict) else None
         if status == 200 and isinstance(body, dict) and body.get("choices"):
-            parsed = parse_completion(body)
-            self.cache.put(key, base_url=shard["base_url"], model=shard["model"], answer=parsed)
-            return key, parsed.prompt_tokens, parsed.completion_tokens
+            return key, parse_completion(body)
         error = item.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
         text = error.get("message") if isinstance(error, dict) else str(error)
         code = error.get("code") if isinstance(error, dict) else None
