@@ -80,7 +80,10 @@ def build_prompts(n: int) -> list[list[dict[str, Any]]]:
     return [
         [
             {"role": "system", "content": DEMO_SYSTEM_PROMPT},
-            {"role": "user", "content": DEMO_USER_TEMPLATE.format(text=clauses[i % len(clauses)]["text"]) + f" (#{i})"},
+            {
+                "role": "user",
+                "content": DEMO_USER_TEMPLATE.format(text=clauses[i % len(clauses)]["text"]) + f" (#{i})",
+            },
         ]
         for i in range(n)
     ]
@@ -96,7 +99,9 @@ async def phase(emu: Any, cache_path: Path, prompts: list[Any], *, wait: bool) -
 
     store = AnswerCache(cache_path)
     retry = RetryPolicy(max_attempts=4)
-    answerer = Answerer(concurrency=8, rpm=None, tpm=None, cache=store, retry=retry, default_client=emu.client())
+    answerer = Answerer(
+        concurrency=8, rpm=None, tpm=None, cache=store, retry=retry, default_client=emu.client()
+    )
     resolved = []
     for m in MODELS:
         aclient, base_url = answerer.client_for(None)
@@ -135,7 +140,12 @@ def measured(coro_factory: Any, trace: bool) -> tuple[Any, float, float | None]:
 
 def run(rows: int, *, trace: bool) -> dict[str, Any]:
     prompts = build_prompts(rows)
-    figures: dict[str, Any] = {"rows": rows, "models": len(MODELS), "requests": rows * len(MODELS), "trace": trace}
+    figures: dict[str, Any] = {
+        "rows": rows,
+        "models": len(MODELS),
+        "requests": rows * len(MODELS),
+        "trace": trace,
+    }
     import openai  # noqa: F401  (imported before the clock starts: not part of the figures)
 
     with tempfile.TemporaryDirectory() as tmp, RemoteEmulator() as emu:
@@ -161,7 +171,9 @@ def run(rows: int, *, trace: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="prompts per model (default 100,000)")
     parser.add_argument("--trace", action="store_true", help="measure peak Python memory (slower)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

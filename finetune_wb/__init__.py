@@ -129,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         TrackingError as TrackingError,
         UploadError as UploadError,
     )
+    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions
     from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,
@@ -138,7 +139,6 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         llm_judge as llm_judge,
         regex as regex,
     )
-    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions
     from finetune_wb.evaluation.engine import aevaluate as aevaluate, evaluate as evaluate
     from finetune_wb.evaluation.evaluators import (
         Evaluator as Evaluator,

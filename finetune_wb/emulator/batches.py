@@ -97,7 +97,9 @@ def create_batch(core: Core, body: dict[str, Any]) -> dict[str, Any]:
             param="endpoint",
         )
     if body["completion_window"] != "24h":
-        raise ApiError(400, "Invalid 'completion_window': only '24h' is supported.", param="completion_window")
+        raise ApiError(
+            400, "Invalid 'completion_window': only '24h' is supported.", param="completion_window"
+        )
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict) or len(metadata) > 16:
         raise ApiError(400, "Invalid 'metadata': at most 16 string key-value pairs.", param="metadata")
@@ -151,7 +153,11 @@ def _validate(core: Core, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], 
 
     size = path.stat().st_size if path.exists() else 0
     if size > MAX_BYTES:
-        err("file_too_large", f"The input file is {size} bytes; a batch input file is at most {MAX_BYTES}.", None)
+        err(
+            "file_too_large",
+            f"The input file is {size} bytes; a batch input file is at most {MAX_BYTES}.",
+            None,
+        )
     seen: set[str] = set()
     models: set[str] = set()
     n = 0
@@ -172,7 +178,12 @@ def _validate(core: Core, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], 
             if not isinstance(cid, str) or not cid:
                 err("missing_required_parameter", "Missing 'custom_id'.", number, "custom_id")
             elif cid in seen:
-                err("duplicate_custom_id", f"The custom_id {cid!r} is used more than once.", number, "custom_id")
+                err(
+                    "duplicate_custom_id",
+                    f"The custom_id {cid!r} is used more than once.",
+                    number,
+                    "custom_id",
+                )
             else:
                 seen.add(cid)
             if item.get("method") != "POST":
@@ -226,7 +237,10 @@ def _answer_lines(core: Core, batch: dict[str, Any], rt: dict[str, Any], *, canc
             if not raw.strip():
                 continue
             item = json.loads(raw)
-            line: dict[str, Any] = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": item["custom_id"]}
+            line: dict[str, Any] = {
+                "id": "batch_req_" + secrets.token_hex(12),
+                "custom_id": item["custom_id"],
+            }
             if index >= answer_up_to:
                 message = "This request could not be executed before the batch " + (
                     "was cancelled." if cancelled else "expired."
@@ -236,7 +250,11 @@ def _answer_lines(core: Core, batch: dict[str, Any], rt: dict[str, Any], *, canc
             elif every and (index + 1) % every == 0:
                 failed += 1
                 error = ApiError(500, "The server had an error processing this request (injected).")
-                response = {"status_code": 500, "request_id": "req_" + secrets.token_hex(12), "body": error.body()}
+                response = {
+                    "status_code": 500,
+                    "request_id": "req_" + secrets.token_hex(12),
+                    "body": error.body(),
+                }
                 line.update(response=response, error=None)
                 errs.write(json.dumps(line) + "\n")
             else:
@@ -246,7 +264,9 @@ def _answer_lines(core: Core, batch: dict[str, Any], rt: dict[str, Any], *, canc
                     status = 200
                 except ApiError as exc:
                     body, status = exc.body(), exc.status
-                line.update(response={"status_code": status, "request_id": request_id, "body": body}, error=None)
+                line.update(
+                    response={"status_code": status, "request_id": request_id, "body": body}, error=None
+                )
                 if status == 200:
                     done += 1
                     out.write(json.dumps(line) + "\n")
@@ -259,7 +279,9 @@ def _answer_lines(core: Core, batch: dict[str, Any], rt: dict[str, Any], *, canc
     now = core.now()
     for tmp, key, name in ((out_tmp, "output_file_id", "output"), (err_tmp, "error_file_id", "error")):
         if tmp.stat().st_size:
-            file = store.add_file(source=tmp, filename=f"{batch['id']}_{name}.jsonl", purpose="batch_output", now=now)
+            file = store.add_file(
+                source=tmp, filename=f"{batch['id']}_{name}.jsonl", purpose="batch_output", now=now
+            )
             batch[key] = file["id"]
         else:
             tmp.unlink()
@@ -288,9 +310,7 @@ def tick(core: Core, batch: dict[str, Any]) -> None:
         errors, n = _validate(core, batch)
         fault = (rt.get("faults") or {}).get("fail_validation")
         if fault:
-            errors = errors or [
-                {"code": "invalid_request", "message": str(fault), "param": None, "line": 1}
-            ]
+            errors = errors or [{"code": "invalid_request", "message": str(fault), "param": None, "line": 1}]
         if errors:
             batch.update(status="failed", failed_at=int(valid_at), errors={"object": "list", "data": errors})
             store.save()
@@ -353,7 +373,9 @@ def batch_routes(core: Core) -> list[Route]:
             tick(core, batch)
             if batch["status"] in TERMINAL or batch["status"] == "cancelling":
                 raise ApiError(
-                    400, f"Cannot cancel batch {batch_id}: its status is {batch['status']!r}.", param="batch_id"
+                    400,
+                    f"Cannot cancel batch {batch_id}: its status is {batch['status']!r}.",
+                    param="batch_id",
                 )
             batch.update(status="cancelling", cancelling_at=int(core.now()))
             store.save()

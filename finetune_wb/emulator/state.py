@@ -80,7 +80,8 @@ def new_id(prefix: str, n: int = 24) -> str:
 class Store:
     """All emulator state, guarded by one re-entrant lock (the server thread and the test thread share it)."""
 
-    _PERSISTED = ("files", "uploads", "parts", "jobs", "events", "checkpoints", "runtime", "deleted_models", "batches")
+    _PERSISTED = ("files", "uploads", "parts", "jobs", "events", "checkpoints", "runtime", "deleted_models")
+    _PERSISTED += ("batches",)  # type: ignore[assignment]  # the Batch API's objects (emulator/batches.py)
 
     def __init__(self, persist_dir: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()

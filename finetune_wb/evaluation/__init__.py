@@ -53,7 +53,10 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
-    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions, BatchSummary as BatchSummary
+    from finetune_wb.evaluation.batch.settings import (
+        BatchOptions as BatchOptions,
+        BatchSummary as BatchSummary,
+    )
     from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,

@@ -75,7 +75,9 @@ def test_no_wait_exits_0_and_the_same_command_collects(
     manual_env.advance(10)
     assert main(command) == 0  # run again: collects, creates nothing
     second = json.loads(capsys.readouterr().out)
-    assert created(manual_env) == 2 and {b["id"] for b in second["batches"]} == {b["id"] for b in first["batches"]}
+    assert created(manual_env) == 2 and {b["id"] for b in second["batches"]} == {
+        b["id"] for b in first["batches"]
+    }
     assert all(b["status"] == "completed" and b["collected"] for b in second["batches"])
     assert all(r["output"] is not None for r in second["rows"])
     assert main([*command, "--resume"]) == 0 and created(manual_env) == 2
@@ -93,7 +95,9 @@ def test_bad_batch_usage_and_unknown_model_exit_2_before_any_upload(
     with pytest.raises(SystemExit) as usage:  # argparse: over the API's limit
         main(argv(tmp_path, "--batch", "--batch-max-requests", "50001"))
     assert usage.value.code == 2 and "between 1 and 50,000" in capsys.readouterr().err
-    assert main(["eval", "--data", str(data), "--model", "ft:gpt-4o-mini-2024-07-18:org::gone", "--batch"]) == 2
+    assert (
+        main(["eval", "--data", str(data), "--model", "ft:gpt-4o-mini-2024-07-18:org::gone", "--batch"]) == 2
+    )
     assert "is not available" in capsys.readouterr().err
     assert not any(e.method == "POST" and e.path in ("/v1/files", BATCHES) for e in fast_env.journal)
 

@@ -75,7 +75,12 @@ def test_lifecycle_on_the_clock_and_output_lines_match_sync_chat(emu: Emulator) 
 
 def test_validation_errors_name_the_lines(emu: Emulator) -> None:
     client = emu.client()
-    lines = [line(0), line(1, custom_id="row-0"), line(2, url="/v1/embeddings"), line(3, model="gpt-4.1-mini")]
+    lines = [
+        line(0),
+        line(1, custom_id="row-0"),
+        line(2, url="/v1/embeddings"),
+        line(3, model="gpt-4.1-mini"),
+    ]
     batch = create(client, lines)
     emu.advance(3)
     failed = client.batches.retrieve(batch.id)
@@ -123,7 +128,10 @@ def test_unknown_model_line_goes_to_the_error_file(emu: Emulator) -> None:
     done = client.batches.retrieve(batch.id)
     assert done.status == "completed" and done.request_counts.failed == 1
     err = read_lines(client, done.error_file_id)[0]
-    assert err["response"]["status_code"] == 404 and err["response"]["body"]["error"]["code"] == "model_not_found"
+    assert (
+        err["response"]["status_code"] == 404
+        and err["response"]["body"]["error"]["code"] == "model_not_found"
+    )
 
 
 def test_list_is_newest_first_with_cursor_pages(emu: Emulator) -> None:

@@ -104,7 +104,15 @@ class BatchLedger:
                     conn.execute(
                         f"INSERT INTO batch_shards ({SHARD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, "
                         "'not_submitted', '{}', 0, ?)",
-                        (shard, base_url, model, len(keys), est_prompt_tokens, est_completion_tokens, time.time()),
+                        (
+                            shard,
+                            base_url,
+                            model,
+                            len(keys),
+                            est_prompt_tokens,
+                            est_completion_tokens,
+                            time.time(),
+                        ),
                     )
                     conn.executemany(
                         "INSERT OR REPLACE INTO batch_rows VALUES (?, ?, ?, NULL)",
@@ -150,14 +158,18 @@ class BatchLedger:
     # --- rows ------------------------------------------------------------------------------------------
     def rows(self) -> dict[str, tuple[str | None, int | None, str | None]]:
         """key -> (live shard or None, line, last error) for every row not answered through a batch yet."""
-        return {r[0]: (r[1], r[2], r[3]) for r in self._exec("SELECT key, shard, line, error FROM batch_rows")}
+        return {
+            r[0]: (r[1], r[2], r[3]) for r in self._exec("SELECT key, shard, line, error FROM batch_rows")
+        }
 
     def row_shard(self, key: str) -> str | None:
         rows = self._exec("SELECT shard FROM batch_rows WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     def keys_of(self, shard: str) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self._exec("SELECT key, line FROM batch_rows WHERE shard = ?", (shard,))]
+        return [
+            (r[0], r[1]) for r in self._exec("SELECT key, line FROM batch_rows WHERE shard = ?", (shard,))
+        ]
 
     def answered(self, keys: list[str]) -> None:
         """These rows are in the answer cache now: forget them."""
@@ -188,13 +200,20 @@ class BatchLedger:
         self._exec("DELETE FROM batch_shards WHERE shard = ?", (shard,))
 
     def close(self) -> None:
-        with self._lock:
-            with suppress(sqlite3.Error):
-                self._conn.close()
+        with self._lock, suppress(sqlite3.Error):
+            self._conn.close()
 
 
 def _info(batch: dict[str, Any]) -> dict[str, Any]:
-    keep = ("status", "request_counts", "output_file_id", "error_file_id", "errors", "created_at", "input_file_id")
+    keep = (
+        "status",
+        "request_counts",
+        "output_file_id",
+        "error_file_id",
+        "errors",
+        "created_at",
+        "input_file_id",
+    )
     return {k: batch.get(k) for k in keep}
 
 

@@ -95,9 +95,7 @@ class _Run:
         self.resolved, self.prompts, self.params = resolved, prompts, params
         self.cache, self.ledger, self.settings, self.retry = cache, ledger, settings, retry
         self.work, self.name, self.prices = work, name, prices
-        self.keys = [
-            [cache_key(r.base_url, r.target.name, p, params) for p in prompts] for r in resolved
-        ]
+        self.keys = [[cache_key(r.base_url, r.target.name, p, params) for p in prompts] for r in resolved]
         self.client_of = {(r.base_url, r.target.name): r.aclient for r in resolved}
         self.touched: dict[str, None] = {}  # shard ids this run submitted, waited on or collected
         self.collected_now: dict[str, dict[str, Any]] = {}
@@ -107,7 +105,9 @@ class _Run:
         from finetune_wb._paths import process_lock
 
         self.work.mkdir(parents=True, exist_ok=True)
-        with process_lock(self.work / "submit.lock", timeout=None, what=f"batch submission for {self.cache.path}"):
+        with process_lock(
+            self.work / "submit.lock", timeout=None, what=f"batch submission for {self.cache.path}"
+        ):
             await self._adopt_orphans()
             rows = self.ledger.rows()
             pending: dict[str, RowRequest] = {}
@@ -118,7 +118,9 @@ class _Run:
                             self.touched[rows[key][0]] = None  # type: ignore[index]
                         continue
                     if self.cache.get(key) is None:
-                        pending[key] = RowRequest(key, r.target.name, self.prompts[i], f"example {i} ({r.label})")
+                        pending[key] = RowRequest(
+                            key, r.target.name, self.prompts[i], f"example {i} ({r.label})"
+                        )
             if pending:
                 await self._check_models({(req.model, k) for k, req in pending.items()})
                 await self._send(list(pending.values()))
@@ -136,7 +138,9 @@ class _Run:
                 continue
             batch = await self.retry.acall(remote.find_by_shard, aclient, shard["shard"], shard["created"])
             if batch is None:
-                batch = await self._create(aclient, shard["shard"], shard["file_id"], shard["model"], shard["created"])
+                batch = await self._create(
+                    aclient, shard["shard"], shard["file_id"], shard["model"], shard["created"]
+                )
             self.ledger.set_batch(shard["shard"], batch)
             logger.info("batch %s of shard %s recorded after a restart", batch["id"], shard["shard"])
 
@@ -165,7 +169,7 @@ class _Run:
                 reqs = by_model.pop(r.target.name, None)
                 if reqs:
                     settings = self.settings
-                    shards = write_shards(
+                    written = write_shards(
                         reqs,
                         folder,
                         self.params,
@@ -174,7 +178,7 @@ class _Run:
                         url=self._url(r.aclient),
                         prefix=f"m{len(planned)}",
                     )
-                    planned.append((r, list(shards)))
+                    planned.append((r, list(written)))
             max_tokens = int(self.params.get("max_tokens") or 0)
             for r, shards in planned:
                 for shard in shards:
@@ -251,7 +255,10 @@ class _Run:
                         aclient = self.client_of[(shard["base_url"], shard["model"])]
                         batch = await remote.retrieve(aclient, shard["batch_id"], self.retry)
                         self.ledger.set_batch(shard["shard"], batch)
-                        shard["status"], shard["info"] = batch["status"], self.ledger.shard(shard["shard"])["info"]
+                        shard["status"], shard["info"] = (
+                            batch["status"],
+                            self.ledger.shard(shard["shard"])["info"],
+                        )
                     status = shard["status"]
                     if last.get(shard["shard"]) != status:
                         counts = shard["info"].get("request_counts") or {}
@@ -425,7 +432,9 @@ class _Run:
                         "evaluation again to collect its answers"
                     )
                 elif self.settings.fallback != "sync":
-                    out.blocked[(m, i)] = error or "unanswered in its batch; run again to ask it in a new batch"
+                    out.blocked[(m, i)] = (
+                        error or "unanswered in its batch; run again to ask it in a new batch"
+                    )
         for sid in self.touched:
             shard = self.collected_now.get(sid) or live.get(sid)
             if shard is not None:
@@ -443,7 +452,13 @@ class _Run:
                 )
             if s.status == "failed":
                 first = s.errors[0]["message"] if s.errors else "no reason given"
-                out.warnings.append(f"batch {s.id} ({s.model}) failed validation: {first}")
+                hint = ""
+                if any(remote.is_azure(c) for (_u, m), c in self.client_of.items() if m == s.model):
+                    hint = (
+                        f" (on Azure OpenAI a batch needs a Global-Batch deployment: {s.model!r} must be the name "
+                        "of one; run with fallback='sync' / --fallback sync to ask these rows synchronously)"
+                    )
+                out.warnings.append(f"batch {s.id} ({s.model}) failed validation: {first}{hint}")
         return out
 
     def _summary(self, shard: dict[str, Any]) -> BatchSummary:
@@ -456,7 +471,10 @@ class _Run:
         actual = None
         if shard["collected"]:
             actual = estimate_cost(
-                model, int(info.get("prompt_tokens") or 0), int(info.get("completion_tokens") or 0), self.prices
+                model,
+                int(info.get("prompt_tokens") or 0),
+                int(info.get("completion_tokens") or 0),
+                self.prices,
             )
         errors = list(info.get("errors_detail") or (info.get("errors") or {}).get("data") or [])
         return BatchSummary(
@@ -479,5 +497,3 @@ class _Run:
             cost_usd=batch_cost(actual, discount),
             sync_cost_usd=actual,
         )
-
-

@@ -52,7 +52,12 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 def request_line(req: RowRequest, params: dict[str, Any], *, url: str = CHAT_URL) -> bytes:
     """The JSONL line (with its newline) asking ``req`` through the Batch API."""
-    line = {"custom_id": req.key, "method": "POST", "url": url, "body": chat_body(req.model, req.messages, params)}
+    line = {
+        "custom_id": req.key,
+        "method": "POST",
+        "url": url,
+        "body": chat_body(req.model, req.messages, params),
+    }
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 

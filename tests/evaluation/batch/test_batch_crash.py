@@ -32,12 +32,16 @@ WORKER = textwrap.dedent(
 def recorded_batches(cache: Path) -> int:
     try:
         with sqlite3.connect(cache, timeout=1) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM batch_shards WHERE batch_id IS NOT NULL").fetchone()[0])
+            return int(
+                conn.execute("SELECT COUNT(*) FROM batch_shards WHERE batch_id IS NOT NULL").fetchone()[0]
+            )
     except sqlite3.Error:
         return 0
 
 
-def test_kill9_between_create_and_collect_then_rerun_pays_nothing_twice(manual_emu: Any, tmp_path: Path) -> None:
+def test_kill9_between_create_and_collect_then_rerun_pays_nothing_twice(
+    manual_emu: Any, tmp_path: Path
+) -> None:
     emu, cache = manual_emu, tmp_path / "c.sqlite3"
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

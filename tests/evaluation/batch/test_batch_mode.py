@@ -72,7 +72,11 @@ def test_expired_batch_keeps_its_finished_part_and_asks_the_rest_again(emu: Any,
     assert batch.status == "expired" and batch.n_collected == 4 and batch.n_errored == 4
     answered = [r for r in first.rows if r.output is not None]
     assert len(answered) == 4
-    assert all("ended expired" in (r.error or "") or "batch_expired" in (r.error or "") for r in first.rows if r.output is None)
+    assert all(
+        "ended expired" in (r.error or "") or "batch_expired" in (r.error or "")
+        for r in first.rows
+        if r.output is None
+    )
     second = run(emu, cache, n=8, models=[BASE])
     assert second.ok and posts(emu, BATCHES) == 2 and second.batches[0].n_requests == 4
     assert emu.batch_lines_answered == 8  # nothing was paid for twice
@@ -112,7 +116,9 @@ def test_unknown_model_and_oversized_line_are_refused_before_any_upload(emu: Any
         run(emu, tmp_path / "a.sqlite3", n=3, models=[BASE, "ft:gpt-4o-mini-2024-07-18:org::missing"])
     rows = examples(3)
     rows[1].messages[1].content = "a very long clause " * 100
-    with pytest.raises(BatchInputError, match=r"example 1 \(gpt-4.1-mini-2025-04-14\): .*over the 1024-byte limit"):
+    with pytest.raises(
+        BatchInputError, match=r"example 1 \(gpt-4.1-mini-2025-04-14\): .*over the 1024-byte limit"
+    ):
         evaluate(
             rows,
             models=[OTHER, BASE],

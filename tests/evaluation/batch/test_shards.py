@@ -19,7 +19,9 @@ def reqs(n: int, model: str = "m1", size: int = 10) -> list[RowRequest]:
     out = []
     for i in range(n):
         messages = [{"role": "user", "content": f"{i:04d} " + "x" * size}]
-        out.append(RowRequest(cache_key("http://h/v1", model, messages, PARAMS), model, messages, f"example {i}"))
+        out.append(
+            RowRequest(cache_key("http://h/v1", model, messages, PARAMS), model, messages, f"example {i}")
+        )
     return out
 
 
@@ -37,7 +39,11 @@ def test_shards_split_by_count_size_and_model(tmp_path: Path) -> None:
     rows = reqs(7) + reqs(2, model="m2")
     by_count = list(write_shards(rows, tmp_path / "a", PARAMS, max_requests=3, max_bytes=10**6))
     assert [(s.model, len(s.keys)) for s in by_count] == [("m1", 3), ("m1", 3), ("m1", 1), ("m2", 2)]
-    one = len(next(iter(write_shards(rows[:1], tmp_path / "b", PARAMS, max_requests=9, max_bytes=10**6))).path.read_bytes())
+    one = len(
+        next(
+            iter(write_shards(rows[:1], tmp_path / "b", PARAMS, max_requests=9, max_bytes=10**6))
+        ).path.read_bytes()
+    )
     by_size = list(write_shards(rows[:7], tmp_path / "c", PARAMS, max_requests=100, max_bytes=2 * one + 5))
     assert [len(s.keys) for s in by_size] == [2, 2, 2, 1]
     assert all(s.n_bytes <= 2 * one + 5 for s in by_size)
@@ -46,6 +52,6 @@ def test_shards_split_by_count_size_and_model(tmp_path: Path) -> None:
 
 
 def test_a_line_over_the_size_limit_is_refused_naming_the_row(tmp_path: Path) -> None:
-    rows = reqs(2) + [RowRequest("k", "m1", [{"role": "user", "content": "y" * 5000}], "example 2 (m1)")]
+    rows = [*reqs(2), RowRequest("k", "m1", [{"role": "user", "content": "y" * 5000}], "example 2 (m1)")]
     with pytest.raises(BatchInputError, match=r"example 2 \(m1\).*over the 4096-byte limit"):
         list(write_shards(rows, tmp_path, PARAMS, max_requests=10, max_bytes=4096))
