@@ -62,6 +62,8 @@ class BatchLedger:
                 str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_S, isolation_level=None
             )
             self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA journal_mode=WAL")  # as the answer cache: one commit, no fsync
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             for statement in SCHEMA:
                 self._conn.execute(statement)
         except sqlite3.Error as exc:
