@@ -424,6 +424,8 @@ class _Run:
                 row = rows.get(key)
                 if row is None:
                     continue  # answered (in the cache), or never sent
+                if self.cache.get(key) is not None:  # answered another way (a synchronous run) meanwhile
+                    continue
                 sid, _line, error = row
                 if sid is not None and sid in live:
                     batch = live[sid]

@@ -82,6 +82,18 @@ def test_expired_batch_keeps_its_finished_part_and_asks_the_rest_again(emu: Any,
     assert emu.batch_lines_answered == 8  # nothing was paid for twice
 
 
+def test_rows_a_sync_run_answered_after_a_failed_batch_are_not_reported_unanswered(
+    emu: Any, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c.sqlite3"
+    emu.batch_fault(expire_after_fraction=0.5)
+    assert not run(emu, cache, n=6, models=[BASE]).ok
+    assert evaluate(examples(6), models=[BASE], client=emu.client(), cache=cache, progress=False).ok
+    assert posts(emu, CHAT) == 3
+    again = run(emu, cache, n=6, models=[BASE])
+    assert again.ok and again.batches == [] and posts(emu, BATCHES) == 1
+
+
 def test_errored_lines_keep_their_error_or_fall_back_to_sync(emu: Any, tmp_path: Path) -> None:
     cache = tmp_path / "c.sqlite3"
     emu.batch_fault(error_every=3)
