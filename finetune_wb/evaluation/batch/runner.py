@@ -118,11 +118,9 @@ class _Run:
                             self.touched[rows[key][0]] = None  # type: ignore[index]
                         continue
                     if self.cache.get(key) is None:
-                        pending[key] = RowRequest(
-                            key, r.target.name, self.prompts[i], f"example {i} ({r.label})"
-                        )
+                        pending[key] = RowRequest(key, r.target.name, self.prompts[i], i, r.label)
             if pending:
-                await self._check_models({(req.model, k) for k, req in pending.items()})
+                await self._check_models({req.model for req in pending.values()})
                 await self._send(list(pending.values()))
 
     async def _adopt_orphans(self) -> None:
@@ -144,10 +142,11 @@ class _Run:
             self.ledger.set_batch(shard["shard"], batch)
             logger.info("batch %s of shard %s recorded after a restart", batch["id"], shard["shard"])
 
-    async def _check_models(self, wanted: set[tuple[str, str]]) -> None:
+    async def _check_models(self, wanted: set[str]) -> None:
+        """Each model with rows to send looked up once (not on Azure: deployment names are not model ids)."""
         problems = []
         for r in self.resolved:
-            if not any(model == r.target.name for model, _k in wanted) or remote.is_azure(r.aclient):
+            if r.target.name not in wanted or remote.is_azure(r.aclient):
                 continue
             problem = await remote.check_model(r.aclient, r.target.name, r.base_url)
             if problem is not None and problem not in problems:

@@ -34,14 +34,20 @@ class ShardFile:
     est_prompt_tokens: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowRequest:
-    """One request to put in a batch; ``where`` names it in messages (example index and model label)."""
+    """One request to put in a batch; ``index`` and ``label`` name it in messages (slots: a 200,000-row
+    evaluation keeps one of these per request until its shards are written)."""
 
     key: str
     model: str
     messages: list[dict[str, Any]]
-    where: str
+    index: int
+    label: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"example {self.index} ({self.label or self.model})"
 
 
 def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:

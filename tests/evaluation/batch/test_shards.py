@@ -19,9 +19,7 @@ def reqs(n: int, model: str = "m1", size: int = 10) -> list[RowRequest]:
     out = []
     for i in range(n):
         messages = [{"role": "user", "content": f"{i:04d} " + "x" * size}]
-        out.append(
-            RowRequest(cache_key("http://h/v1", model, messages, PARAMS), model, messages, f"example {i}")
-        )
+        out.append(RowRequest(cache_key("http://h/v1", model, messages, PARAMS), model, messages, i))
     return out
 
 
@@ -52,6 +50,6 @@ def test_shards_split_by_count_size_and_model(tmp_path: Path) -> None:
 
 
 def test_a_line_over_the_size_limit_is_refused_naming_the_row(tmp_path: Path) -> None:
-    rows = [*reqs(2), RowRequest("k", "m1", [{"role": "user", "content": "y" * 5000}], "example 2 (m1)")]
+    rows = [*reqs(2), RowRequest("k", "m1", [{"role": "user", "content": "y" * 5000}], 2)]
     with pytest.raises(BatchInputError, match=r"example 2 \(m1\).*over the 4096-byte limit"):
         list(write_shards(rows, tmp_path, PARAMS, max_requests=10, max_bytes=4096))
