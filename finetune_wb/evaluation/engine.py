@@ -65,7 +65,9 @@ def evaluate(
         options: the evaluation's settings as one :class:`~finetune_wb.evaluation.EvalOptions`.
         **overrides: any of its fields as keywords (``client``, ``concurrency``, ``rpm``, ``tpm``,
             ``max_tokens``, ``temperature``, ``cache``, ``run``, ``progress``, ``retry``, ``seed``, ``prices``,
-            ``lineage``), applied over ``options``; see :class:`~finetune_wb.evaluation.EvalOptions`.
+            ``lineage``, ``mode``, ``batch``), applied over ``options``; see
+            :class:`~finetune_wb.evaluation.EvalOptions`. ``mode="batch"`` asks the rows missing from the
+            answer cache through the Batch API first (see the docs page, "Batch mode").
     """
     opts = EvalOptions.merged(options, overrides, caller="evaluate")
 
