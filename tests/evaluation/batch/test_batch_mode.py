@@ -187,3 +187,17 @@ def test_batch_mode_needs_a_cache(emu: Any) -> None:
 
     with pytest.raises(EvaluationError, match="needs the answer cache"):
         evaluate(examples(2), models=BASE, client=emu.client(), cache=None, progress=False, mode="batch")
+
+
+def test_waiting_gives_up_after_the_timeout_and_the_batches_keep_running(
+    manual_emu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "c.sqlite3"
+    settings = BatchOptions(poll_interval=0.01, max_poll_interval=0.02, timeout=0.1)
+    report = evaluate(
+        examples(3), models=[BASE], client=manual_emu.client(), cache=cache, mode="batch", batch=settings
+    )  # progress bars on: the batch bar counts requests
+    assert not report.ok and all((r.error or "").startswith("in batch ") for r in report.rows)
+    assert "batch" in capsys.readouterr().err
+    manual_emu.advance(10)
+    assert run(manual_emu, cache, n=3, models=[BASE]).ok and posts(manual_emu, BATCHES) == 1
