@@ -31,7 +31,7 @@ from finetune_wb.emulator.chat import chat_completion
 from finetune_wb.emulator.core import Core
 from finetune_wb.emulator.state import ApiError, new_id, paginate, parse_limit
 
-ENDPOINTS = ("/v1/chat/completions",)
+ENDPOINTS = ("/v1/chat/completions", "/chat/completions")  # the second: Azure OpenAI's spelling
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 EXPIRY_S = 24 * 3600
