@@ -152,21 +152,15 @@ class BatchLedger:
         rows = self._exec(f"SELECT {SHARD_COLUMNS} FROM batch_shards WHERE collected = 0 ORDER BY created")
         return [_shard_dict(r) for r in rows]
 
-    def shards_of(self, keys: set[str]) -> list[dict[str, Any]]:
-        """Every shard (collected or not) that holds or held one of ``keys`` and still has rows of them."""
-        ids = {s for k in keys if (s := self.row_shard(k)) is not None}
-        return [self.shard(s) for s in sorted(ids)]
-
     # --- rows ------------------------------------------------------------------------------------------
-    def rows(self) -> dict[str, tuple[str | None, int | None, str | None]]:
-        """key -> (live shard or None, line, last error) for every row not answered through a batch yet."""
-        return {
-            r[0]: (r[1], r[2], r[3]) for r in self._exec("SELECT key, shard, line, error FROM batch_rows")
-        }
-
-    def row_shard(self, key: str) -> str | None:
-        rows = self._exec("SELECT shard FROM batch_rows WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
+    def lookup(self, keys: list[str]) -> tuple[set[str], dict[str, tuple[str | None, str | None]]]:
+        """For a chunk of keys (at most a few thousand): those with an answer in the cache (the ``answers``
+        table of the same file), and key -> (live shard or None, last error) for those in the ledger.
+        Asked chunk by chunk, so a 200,000-row evaluation never loads every row into memory."""
+        marks = ",".join("?" * len(keys))
+        cached = {r[0] for r in self._exec(f"SELECT key FROM answers WHERE key IN ({marks})", keys)}
+        rows = self._exec(f"SELECT key, shard, error FROM batch_rows WHERE key IN ({marks})", keys)
+        return cached, {r[0]: (r[1], r[2]) for r in rows}
 
     def keys_of(self, shard: str) -> list[tuple[str, int]]:
         return [

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,9 @@ IN_BATCH_PREFIX = "in batch "
 """How the error of a row begins while its batch is still running (not a failure: run again to collect)."""
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+LOOKUP_CHUNK = 500
+"""Keys looked up in the cache and the ledger per query."""
+
 ANSWERED_CHUNK = 500
 """Answers read from a results file are committed to the cache this many at a time."""
 
@@ -109,19 +112,43 @@ class _Run:
             self.work / "submit.lock", timeout=None, what=f"batch submission for {self.cache.path}"
         ):
             await self._adopt_orphans()
-            rows = self.ledger.rows()
-            pending: dict[str, RowRequest] = {}
-            for m, r in enumerate(self.resolved):
-                for i, key in enumerate(self.keys[m]):
-                    if key in pending or (key in rows and rows[key][0] is not None):
-                        if key in rows and rows[key][0] is not None:
-                            self.touched[rows[key][0]] = None  # type: ignore[index]
-                        continue
-                    if self.cache.get(key) is None:
-                        pending[key] = RowRequest(key, r.target.name, self.prompts[i], i, r.label)
-            if pending:
-                await self._check_models({req.model for req in pending.values()})
-                await self._send(list(pending.values()))
+            wanted = self._models_to_send()
+            if wanted:
+                await self._check_models(wanted)
+                await self._send([(m, r) for m, r in enumerate(self.resolved) if r.target.name in wanted])
+
+    def _chunks(self, m: int) -> Iterator[tuple[int, list[str], set[str], dict[str, Any]]]:
+        """The keys of model ``m`` in chunks, each with its cached keys and ledger rows (see
+        :meth:`BatchLedger.lookup`): the rows are never all in memory at once."""
+        keys = self.keys[m]
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            cached, rows = self.ledger.lookup(chunk)
+            yield start, chunk, cached, rows
+
+    def _models_to_send(self) -> set[str]:
+        """Models with rows neither cached nor in a live batch (noting the live batches of this run's rows)."""
+        wanted: set[str] = set()
+        for m, r in enumerate(self.resolved):
+            for _start, chunk, cached, rows in self._chunks(m):
+                for key in chunk:
+                    sid = (rows.get(key) or (None, None))[0]
+                    if sid is not None:
+                        self.touched[sid] = None
+                    elif key not in cached:
+                        wanted.add(r.target.name)
+        return wanted
+
+    def _pending(self, m: int, seen: set[str]) -> Iterator[RowRequest]:
+        """The requests of model ``m`` to send: not cached, in no live batch, each once (streamed)."""
+        r = self.resolved[m]
+        for start, chunk, cached, rows in self._chunks(m):
+            for offset, key in enumerate(chunk):
+                if key in seen or key in cached or (rows.get(key) or (None, None))[0] is not None:
+                    continue
+                seen.add(key)
+                i = start + offset
+                yield RowRequest(key, r.target.name, self.prompts[i], i, r.label)
 
     async def _adopt_orphans(self) -> None:
         """Shards recorded but without a batch id (a crash between steps): find or finish their batch."""
@@ -157,27 +184,22 @@ class _Run:
     def _url(self, aclient: Any) -> str:
         return AZURE_CHAT_URL if remote.is_azure(aclient) else CHAT_URL
 
-    async def _send(self, requests: list[RowRequest]) -> None:
-        by_model: dict[str, list[RowRequest]] = {}
-        for req in requests:
-            by_model.setdefault(req.model, []).append(req)
+    async def _send(self, models: list[tuple[int, ResolvedModel]]) -> None:
         folder = self.work / f"send-{uuid.uuid4().hex[:12]}"
         planned: list[tuple[ResolvedModel, list[ShardFile]]] = []
+        seen: set[str] = set()
         try:
-            for r in self.resolved:  # every shard of every model is written (each line checked) first
-                reqs = by_model.pop(r.target.name, None)
-                if reqs:
-                    settings = self.settings
-                    written = write_shards(
-                        reqs,
-                        folder,
-                        self.params,
-                        max_requests=settings.max_requests,
-                        max_bytes=settings.max_bytes,
-                        url=self._url(r.aclient),
-                        prefix=f"m{len(planned)}",
-                    )
-                    planned.append((r, list(written)))
+            for m, r in models:  # every shard of every model is written (each line checked) first
+                written = write_shards(
+                    self._pending(m, seen),
+                    folder,
+                    self.params,
+                    max_requests=self.settings.max_requests,
+                    max_bytes=self.settings.max_bytes,
+                    url=self._url(r.aclient),
+                    prefix=f"m{m}",
+                )
+                planned.append((r, list(written)))
             max_tokens = int(self.params.get("max_tokens") or 0)
             for r, shards in planned:
                 for shard in shards:
@@ -341,9 +363,10 @@ class _Run:
             message = f"batch {batch_id} failed validation: {err.get('code')}: {err.get('message')}"
             if isinstance(line, int) and line in key_at:
                 errors[key_at[line]] = message + f" (input line {line})"
-        where = {key: i for per in self.keys for i, key in enumerate(per)}
+        validation = (info.get("errors") or {}).get("data") or []
+        where = {key: i for per in self.keys for i, key in enumerate(per)} if validation else {}
         detail = []
-        for err in (info.get("errors") or {}).get("data") or []:
+        for err in validation:
             entry = dict(err)
             spot = where.get(key_at.get(err.get("line"), ""))  # type: ignore[arg-type]
             if spot is not None:
@@ -416,26 +439,24 @@ class _Run:
     # --- outcome -------------------------------------------------------------------------------------
     def outcome(self) -> BatchOutcome:
         out = BatchOutcome()
-        rows = self.ledger.rows()
         live = {s["shard"]: s for s in self.ledger.live_shards()}
-        for m, per_model in enumerate(self.keys):
-            for i, key in enumerate(per_model):
-                row = rows.get(key)
-                if row is None:
-                    continue  # answered (in the cache), or never sent
-                if self.cache.get(key) is not None:  # answered another way (a synchronous run) meanwhile
-                    continue
-                sid, _line, error = row
-                if sid is not None and sid in live:
-                    batch = live[sid]
-                    out.blocked[(m, i)] = (
-                        f"{IN_BATCH_PREFIX}{batch['batch_id'] or '(not created)'} ({batch['status']}); run the same "
-                        "evaluation again to collect its answers"
-                    )
-                elif self.settings.fallback != "sync":
-                    out.blocked[(m, i)] = (
-                        error or "unanswered in its batch; run again to ask it in a new batch"
-                    )
+        for m in range(len(self.resolved)):
+            for start, chunk, cached, rows in self._chunks(m):
+                for offset, key in enumerate(chunk):
+                    row = rows.get(key)
+                    if row is None or key in cached:
+                        continue  # answered (through a batch, or another way meanwhile), or never sent
+                    sid, error = row
+                    if sid is not None and sid in live:
+                        batch = live[sid]
+                        out.blocked[(m, start + offset)] = (
+                            f"{IN_BATCH_PREFIX}{batch['batch_id'] or '(not created)'} ({batch['status']}); run "
+                            "the same evaluation again to collect its answers"
+                        )
+                    elif self.settings.fallback != "sync":
+                        out.blocked[(m, start + offset)] = (
+                            error or "unanswered in its batch; run again to ask it in a new batch"
+                        )
         for sid in self.touched:
             shard = self.collected_now.get(sid) or live.get(sid)
             if shard is not None:
