@@ -440,6 +440,7 @@ class _Run:
     def outcome(self) -> BatchOutcome:
         out = BatchOutcome()
         live = {s["shard"]: s for s in self.ledger.live_shards()}
+        waiting: dict[str, str] = {}
         for m in range(len(self.resolved)):
             for start, chunk, cached, rows in self._chunks(m):
                 for offset, key in enumerate(chunk):
@@ -448,11 +449,13 @@ class _Run:
                         continue  # answered (through a batch, or another way meanwhile), or never sent
                     sid, error = row
                     if sid is not None and sid in live:
-                        batch = live[sid]
-                        out.blocked[(m, start + offset)] = (
-                            f"{IN_BATCH_PREFIX}{batch['batch_id'] or '(not created)'} ({batch['status']}); run "
-                            "the same evaluation again to collect its answers"
-                        )
+                        if sid not in waiting:  # one message per batch, shared by its rows
+                            batch = live[sid]
+                            waiting[sid] = (
+                                f"{IN_BATCH_PREFIX}{batch['batch_id'] or '(not created)'} ({batch['status']}); "
+                                "run the same evaluation again to collect its answers"
+                            )
+                        out.blocked[(m, start + offset)] = waiting[sid]
                     elif self.settings.fallback != "sync":
                         out.blocked[(m, start + offset)] = (
                             error or "unanswered in its batch; run again to ask it in a new batch"
