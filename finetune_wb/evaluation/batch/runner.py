@@ -296,8 +296,7 @@ class _Run:
                         else int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
                     )
                     running += status not in TERMINAL
-                bar.n = min(done, total)
-                bar.refresh()
+                bar.update(max(0, min(done, total) - bar.n))  # update: line-mode bars keep their interval
                 if not running or not self.settings.wait:
                     return
                 if self.settings.timeout is not None and time.monotonic() - started >= self.settings.timeout:
