@@ -20,6 +20,8 @@ logging.getLogger("finetune_wb").addHandler(logging.NullHandler())
 _EXPORTS: dict[str, str] = {
     "ArtifactRef": "finetune_wb.tracking.artifacts",
     "AzureAccount": "finetune_wb.jobs.azure_auth",
+    "BatchInputError": "finetune_wb.errors",
+    "BatchOptions": "finetune_wb.evaluation.batch.settings",
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
@@ -138,6 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.demo import DemoResult as DemoResult, run_demo as run_demo
     from finetune_wb.emulator.runner import run_emulator as run_emulator
     from finetune_wb.errors import (
+        BatchInputError as BatchInputError,
         ConfigError as ConfigError,
         DataError as DataError,
         DataValidationError as DataValidationError,
@@ -151,6 +154,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         TrackingError as TrackingError,
         UploadError as UploadError,
     )
+    from finetune_wb.evaluation.batch.settings import BatchOptions as BatchOptions
     from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,

@@ -13,7 +13,8 @@ The hierarchy::
     │   └── JobTimeout              we stopped waiting; the job keeps running
     ├── TrackingError               W&B could not record something
     ├── EvaluationError             an evaluation could not run
-    │   └── EvalCacheError          the answer cache file is unreadable (corrupt) or stays locked
+    │   ├── EvalCacheError          the answer cache file is unreadable (corrupt) or stays locked
+    │   └── BatchInputError         batch mode: a request the Batch API would refuse (found before upload)
     └── EmulatorError               the local emulator could not start or was misused
 
 Messages say what went wrong, where (file and line, job id) and what to do next.
@@ -95,6 +96,11 @@ class EvaluationError(FineTuneError):
 
 class EvalCacheError(EvaluationError):
     """The evaluation's answer cache cannot be used: not a readable SQLite file, or locked for too long."""
+
+
+class BatchInputError(EvaluationError):
+    """Batch mode: a request the Batch API would refuse (a line over the size limit, an unknown model),
+    found before anything was uploaded."""
 
 
 class EmulatorError(FineTuneError):

@@ -116,6 +116,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "the history before it, reported per turn",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    from finetune_wb.cli.eval_batch import add_batch_arguments
+
+    add_batch_arguments(parser)  # --batch and its flags (cli/eval_batch.py)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -147,7 +150,7 @@ def _split_specs(specs: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from finetune_wb.cli._common import client_from_env
-    from finetune_wb.errors import EvalCacheError, EvaluationError
+    from finetune_wb.errors import BatchInputError, EvalCacheError, EvaluationError
     from finetune_wb.evaluation import evaluate
     from finetune_wb.evaluation.inputs import load_eval_examples
     from finetune_wb.evaluation.requests import request_shaping
@@ -162,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
         shaping = request_shaping(args)
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from finetune_wb.cli.eval_batch import batch_kwargs
+
+    batch = batch_kwargs(args)
+    if batch is None:
         return 2
     cache: Any = None if args.no_cache else (args.cache or True)
     try:  # a corrupt cache file is bad input too: say so before any request or W&B run
@@ -183,8 +191,12 @@ def run(args: argparse.Namespace) -> int:
             cache=cache,
             progress=not args.no_progress and not args.json,
             **shaping,
+            **batch,
         )
     except EvalCacheError as exc:  # damaged (or locked) while the evaluation ran
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BatchInputError as exc:  # --batch: a request the Batch API would refuse; nothing was uploaded
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.wandb_project:
@@ -218,6 +230,13 @@ def run(args: argparse.Namespace) -> int:
     for message in refused.values():  # once per model, not once per row; running again will not help
         print(f"error: {message}", file=sys.stderr)
     unanswered = sum(1 for r in report.rows if r.output is None and r.model not in refused)
+    if batch and args.no_wait:  # submitted, not done: not a failure (run again to collect)
+        from finetune_wb.cli.eval_batch import note_pending, pending_rows
+
+        pending = pending_rows(report)
+        if pending:
+            note_pending(report, pending)
+            unanswered -= pending
     if refused and not unanswered:
         return 1
     if unanswered:

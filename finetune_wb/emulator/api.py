@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from finetune_wb.emulator import creation, lifecycle
+from finetune_wb.emulator.batches import batch_routes
 from finetune_wb.emulator.bodies import api_json, check_json_content_type
 from finetune_wb.emulator.chat import chat_completion
 from finetune_wb.emulator.core import Core
@@ -159,4 +160,5 @@ def routes(core: Core) -> list[Route]:
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/models/{model:path}", delete_model, methods=["DELETE"]),
         Route("/v1/chat/completions", chat, methods=["POST"]),
+        *batch_routes(core),
     ]

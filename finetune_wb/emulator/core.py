@@ -61,6 +61,7 @@ class Core:
             self.shutdowns.reset()
             self.deployments.reset()
             self.deployments.provision_seconds = 30.0 * self.pace
+            self.__dict__.pop("_batch_controls", None)  # batch fault rules (emulator/batches.py)
 
     def fail_job(self, job_id: str, *, code: str, message: str, param: str | None = None) -> dict[str, Any]:
         with self.store.lock:

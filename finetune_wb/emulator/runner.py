@@ -272,6 +272,34 @@ class Emulator:
         except ApiError as exc:
             raise EmulatorError(exc.message) from exc
 
+    def batch_fault(
+        self,
+        *,
+        fail_validation: str | None = None,
+        expire_after_fraction: float | None = None,
+        error_every: int | None = None,
+        count: int | None = 1,
+    ) -> None:
+        """Make the next ``count`` batches created fail validation (with this message), expire after
+        answering ``expire_after_fraction`` of their lines, or answer every ``error_every``-th line with a
+        500 (see :mod:`finetune_wb.emulator.batches`). ``count=None``: every later batch, until reset."""
+        from finetune_wb.emulator.batches import BatchFaults, check_fault, controls
+        from finetune_wb.emulator.state import ApiError
+
+        rule = BatchFaults(fail_validation, expire_after_fraction, error_every, count)
+        try:
+            check_fault(rule)
+        except ApiError as exc:
+            raise EmulatorError(f"batch_fault: {exc.message}") from exc
+        controls(self.core).pending.append(rule)
+
+    @property
+    def batch_lines_answered(self) -> int:
+        """How many batch request lines this emulator answered (what the Batch API would bill)."""
+        from finetune_wb.emulator.batches import controls
+
+        return controls(self.core).answered
+
     def advance(self, seconds: float) -> None:
         """Move a :class:`ManualClock` forward (an error on the wall clock)."""
         from finetune_wb.emulator.clock import ManualClock

@@ -81,6 +81,7 @@ class Store:
     """All emulator state, guarded by one re-entrant lock (the server thread and the test thread share it)."""
 
     _PERSISTED = ("files", "uploads", "parts", "jobs", "events", "checkpoints", "runtime", "deleted_models")
+    _PERSISTED += ("batches",)  # type: ignore[assignment]  # the Batch API's objects (emulator/batches.py)
 
     def __init__(self, persist_dir: str | os.PathLike[str] | None = None) -> None:
         self.lock = threading.RLock()
@@ -110,6 +111,7 @@ class Store:
         self.checkpoints: dict[str, list[dict[str, Any]]] = {}
         self.runtime: dict[str, dict[str, Any]] = {}
         self.deleted_models: list[str] = []
+        self.batches: dict[str, dict[str, Any]] = {}  # Batch API objects (emulator/batches.py)
 
     # --- persistence -------------------------------------------------------------------------------------
     @property

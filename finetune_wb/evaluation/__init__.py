@@ -19,6 +19,7 @@ The modules, bottom floor first (each imports only the ones before it):
   :mod:`.inputs` and :mod:`.eval_examples` — reading the examples (chat, DPO, one per turn);
 * :mod:`.scoring`, :mod:`.stats`, :mod:`.pricing`, :mod:`.report` (the :class:`EvalReport` model and its
   views) and :mod:`.aggregate` (building it); :mod:`.wandb_log` — logging it to a run;
+* :mod:`.batch` — batch mode through the Batch API (:class:`BatchOptions`), filling the answer cache;
 * :mod:`.engine` — :func:`aevaluate` / :func:`evaluate`, composing all of the above.
 
 Names load lazily; heavy dependencies (openai, numpy, pandas, wandb) only when used.
@@ -32,6 +33,8 @@ from finetune_wb._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "BatchOptions": ".batch.settings",
+    "BatchSummary": ".batch.settings",
     "EvalOptions": ".options",
     "EvalReport": ".report",
     "Evaluator": ".evaluators",
@@ -58,6 +61,10 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from finetune_wb.evaluation.batch.settings import (
+        BatchOptions as BatchOptions,
+        BatchSummary as BatchSummary,
+    )
     from finetune_wb.evaluation.builtin_evaluators import (
         classification as classification,
         contains as contains,

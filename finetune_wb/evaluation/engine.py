@@ -66,8 +66,9 @@ def evaluate(
         options: the evaluation's settings as one :class:`~finetune_wb.evaluation.EvalOptions`.
         **overrides: any of its fields as keywords (``client``, ``concurrency``, ``rpm``, ``tpm``,
             ``max_tokens``, ``temperature``, ``cache``, ``run``, ``progress``, ``retry``, ``seed``, ``prices``,
-            ``lineage``, ``tool_choice``, ``response_format``, ``turns``), applied over ``options``; see
-            :class:`~finetune_wb.evaluation.EvalOptions`.
+            ``lineage``, ``tool_choice``, ``response_format``, ``turns``, ``mode``, ``batch``), applied over
+            ``options``; see :class:`~finetune_wb.evaluation.EvalOptions`. ``mode="batch"`` asks the rows
+            missing from the answer cache through the Batch API first (see the docs page, "Batch mode").
     """
     opts = EvalOptions.merged(options, overrides, caller="evaluate")
 
@@ -145,6 +146,29 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
             ev.prepare(targets_text)
 
     answers: list[list[Answer]] = [[Answer() for _ in exs] for _ in resolved]
+    batched = None
+    if opts.mode == "batch":  # fill the cache through the Batch API; the usual path below then finds it
+        from finetune_wb.evaluation.batch.runner import run_batches
+        from finetune_wb.evaluation.batch.settings import BatchOptions
+
+        try:
+            batched = await run_batches(
+                resolved=resolved,
+                prompts=prompts,
+                params=params,
+                cache=store,
+                settings=opts.batch or BatchOptions(),
+                retry=answerer.retry,
+                progress=opts.progress,
+                name=f"{loaded.source} [{', '.join(labels)}]",
+                prices=opts.prices,
+                row_params=row_params,
+            )
+        except BaseException:
+            await answerer.aclose()
+            if store is not None:
+                store.close()
+            raise
     bars = [
         progress_bar(len(exs), desc=r.label, disable=not opts.progress, unit="row", position=i)
         for i, r in enumerate(resolved)
@@ -152,6 +176,10 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
 
     async def one(m: int, i: int) -> None:
         r = resolved[m]
+        if batched is not None and (m, i) in batched.blocked:  # in a running batch, or its line failed
+            answers[m][i] = Answer(error=batched.blocked[(m, i)])
+            bars[m].update(1)
+            return
         answers[m][i] = await answerer.answer(
             r.aclient, r.base_url, r.target.name, prompts[i], row_params[i], r.counts
         )
@@ -192,6 +220,10 @@ async def _run(examples: Any, *, models: ModelsArg, evaluators: Any, opts: EvalO
         elapsed=time.monotonic() - started,
         source=loaded.source,
     )
+    if batched is not None:
+        from finetune_wb.evaluation.batch.report import with_batches
+
+        report = with_batches(report, batched, opts.batch.discount if opts.batch else None)
     if opts.run is not None:
         from finetune_wb.evaluation.wandb_log import log_report
 

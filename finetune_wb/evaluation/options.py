@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, 
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import EvaluationError
+from finetune_wb.evaluation.batch.settings import BatchOptions
 
 __all__ = ["DEFAULT_CONCURRENCY", "EvalKwargs", "EvalOptions", "SessionEvalKwargs"]
 
@@ -70,6 +71,14 @@ class EvalOptions(BaseModel):
     lineage: Sequence[Any] = Field(
         default=(),
         description="extra artifacts (e.g. the fine-tuned model's) to record as inputs of the W&B run",
+    )
+    mode: Literal["sync", "batch"] = Field(
+        default="sync",
+        description="'sync': one request per row; 'batch': through the Batch API at half the price (answers "
+        "within 24 h; resumable: run again to collect); see the docs page, 'Batch mode'",
+    )
+    batch: BatchOptions | None = Field(
+        default=None, description="batch mode's settings (shard limits, wait, fallback, discount)"
     )
 
     tool_choice: Any = Field(
@@ -140,6 +149,8 @@ class SessionEvalKwargs(TypedDict, total=False):
     tool_choice: Any
     response_format: Any
     turns: Literal["last", "all"]
+    mode: Literal["sync", "batch"]
+    batch: BatchOptions | None
 
 
 class EvalKwargs(SessionEvalKwargs, total=False):

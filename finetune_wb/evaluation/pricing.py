@@ -4,6 +4,9 @@ USD per one million input / output tokens from OpenAI's public price list for th
 fine-tuned (fine-tuned models are billed at their own, higher, rate). Prices change: pass ``prices=`` to
 ``evaluate`` to override or extend. Unknown models get no cost rather than a guess. The likely replacements of
 retiring fine-tunes (gpt-5, gpt-5-mini, gpt-5-nano) are priced too, for ``finetune_wb.migration``.
+
+The Batch API bills the same tokens at a discount (:data:`BATCH_DISCOUNT`, 50 % on OpenAI's price list;
+``BatchOptions(discount=...)`` overrides it, e.g. for a provider with another rate).
 """
 
 from __future__ import annotations
@@ -76,3 +79,14 @@ def estimate_cost(
     if prices is None:
         return None
     return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000
+
+
+BATCH_DISCOUNT = 0.5
+"""The share of the list price the Batch API takes off (OpenAI: 50 %)."""
+
+
+def batch_cost(sync_cost: float | None, discount: float | None = None) -> float | None:
+    """``sync_cost`` at the batch price (``discount`` of None: :data:`BATCH_DISCOUNT`)."""
+    if sync_cost is None:
+        return None
+    return sync_cost * (1 - (BATCH_DISCOUNT if discount is None else discount))

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
+from finetune_wb.evaluation.batch.settings import BatchSummary
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -41,6 +43,9 @@ class ModelSummary(BaseModel):
     prompt_tokens: int = Field(description="over all answered rows, cached ones included")
     completion_tokens: int
     estimated_cost_usd: float | None = Field(description="list-price estimate; None for unknown models")
+    estimated_batch_cost_usd: float | None = Field(
+        default=None, description="batch mode: the same tokens at the Batch API's discounted price"
+    )
 
 
 CHANCE_KEYS = (
@@ -207,6 +212,9 @@ class EvalReport(BaseModel):
         default_factory=dict,
         description="turns='all': model -> evaluator -> turn index -> {value, n} (mean score of that turn)",
     )
+    batches: list[BatchSummary] = Field(
+        default_factory=list, description="batch mode: the batches this run submitted, waited on or collected"
+    )
 
     @property
     def n_unanswered(self) -> int:
@@ -288,6 +296,8 @@ class EvalReport(BaseModel):
         ]
         for m in self.models:
             cost = f", ~${m.estimated_cost_usd:.4f}" if m.estimated_cost_usd is not None else ""
+            if m.estimated_batch_cost_usd is not None:
+                cost += f" (~${m.estimated_batch_cost_usd:.4f} at the batch price)"
             lines.append(
                 f"  {m.label}: {m.n_answered}/{m.n_rows} answered ({m.n_cached} cached, {m.n_requests} requests"
                 f"), {m.prompt_tokens}+{m.completion_tokens} tokens{cost}"
@@ -304,6 +314,15 @@ class EvalReport(BaseModel):
             lines.append(
                 f"  {c.model_a} vs {c.model_b} [{c.evaluator}]: difference {c.difference:+.3f} "
                 f"(95% CI {c.ci_low:+.3f} .. {c.ci_high:+.3f}, n={c.n}), p={_fmt_p(c.p_value)} ({c.test})"
+            )
+        for b in self.batches:
+            counts = b.request_counts
+            price = f", ${b.cost_usd:.4f} (sync ${b.sync_cost_usd:.4f})" if b.cost_usd is not None else ""
+            if not price and b.estimated_cost_usd is not None:
+                price = f", est. ${b.estimated_cost_usd:.4f} (sync ${b.estimated_sync_cost_usd:.4f})"
+            lines.append(
+                f"  batch {b.id} ({b.model}): {b.status}, {counts.get('completed', 0)}/"
+                f"{counts.get('total', b.n_requests)} done, {counts.get('failed', 0)} failed{price}"
             )
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)

@@ -111,6 +111,12 @@ def _http_timeout(http: Any, timeout: Any) -> Any:
     return timeout_class(connect=timeout.connect, read=timeout.read, write=timeout.write, pool=timeout.pool)
 
 
+def chat_body(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of one chat completion request: what :func:`send` posts and what a Batch API input line
+    carries (one builder, so both modes send the same request and share the answer cache)."""
+    return {"model": model, "messages": messages, **params}
+
+
 async def send(
     aclient: Any,
     direct: DirectPost | None,
@@ -121,7 +127,7 @@ async def send(
     """One chat completion: the direct path when the client allows it, else the client's own methods."""
     import openai
 
-    body = {"model": model, "messages": messages, **params}
+    body = chat_body(model, messages, params)
     if direct is not None and not direct.disabled:
         try:
             return await direct(body)

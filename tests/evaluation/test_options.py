@@ -12,7 +12,7 @@ import pytest
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.errors import EvaluationError
-from finetune_wb.evaluation import EvalOptions, aevaluate, engine, evaluate
+from finetune_wb.evaluation import BatchOptions, EvalOptions, aevaluate, engine, evaluate
 from finetune_wb.evaluation.options import (
     DEFAULT_CONCURRENCY,
     SESSION_OWNED,
@@ -43,6 +43,8 @@ def _non_defaults(tmp_path: Path) -> dict[str, Any]:
         "tool_choice": "required",
         "response_format": "json_object",
         "turns": "all",
+        "mode": "batch",
+        "batch": BatchOptions(wait=False),
     }
     assert set(values) == set(EvalOptions.model_fields)
     defaults = EvalOptions()

@@ -11,7 +11,7 @@ from finetune_wb import evaluation
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.data.demo_dataset import demo_template, load_demo_records
 from finetune_wb.errors import ConfigError
-from finetune_wb.evaluation import EvalOptions
+from finetune_wb.evaluation import BatchOptions, EvalOptions
 from finetune_wb.evaluation.options import SESSION_OWNED
 from finetune_wb.session.facade import FineTuneSession
 
@@ -56,6 +56,8 @@ def test_every_option_the_session_takes_reaches_evaluate(tmp_path: Path, seen: d
         "tool_choice": "auto",
         "response_format": "json_object",
         "turns": "all",
+        "mode": "batch",
+        "batch": BatchOptions(wait=False),
     }
     assert set(values) == set(EvalOptions.model_fields) - SESSION_OWNED  # a new option must be added here
     session = _session(tmp_path)
