@@ -8,7 +8,8 @@ at the first bad line; every problem becomes a ``ValidationIssue`` with a stable
 Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_messages_list``,
 ``message_missing_key``, ``message_unrecognized_key``, ``unrecognized_role``, ``missing_content``,
 ``example_missing_assistant_message`` (errors); plus ``invalid_json``, ``invalid_utf8``, ``blank_line``
-(warning), ``invalid_content_part``, ``image_in_assistant_message``, ``invalid_tool_call``,
+(warning), ``nul_byte`` (a raw NUL byte in a line), ``invalid_unicode`` (a lone surrogate escape such
+as ``"\\ud800"``), ``invalid_content_part``, ``image_in_assistant_message``, ``invalid_tool_call``,
 ``invalid_tool_call_arguments``, ``tool_call_id_mismatch``, ``invalid_weight``, ``weight_on_non_assistant``,
 ``invalid_tools``, ``invalid_preference_output``, ``dpo_missing_input``, ``mixed_formats``, ``wrong_format``,
 ``too_few_examples``, ``empty_file``, ``file_unreadable``, ``over_budget`` (errors);
