@@ -298,8 +298,14 @@ def validate_file(
     max_cost: float | None = None,
     prices: Mapping[str, float] | None = None,
     max_issues: int = MAX_LISTED_ISSUES,
+    quality: bool | Mapping[str, Any] = False,
+    test: str | os.PathLike[str] | None = None,
 ) -> ValidationReport:
     """Validate a JSONL training file; never raises on bad data (see the module docstring for codes).
+
+    ``quality``: also run the data-quality checks (:func:`~finetune_wb.validation.quality.check_quality`;
+    a mapping passes its options) against ``test`` when given; the findings are ``report.quality`` and an
+    error finding makes ``report.ok`` False.
 
     Raises ConfigError only for set-up problems: an unknown ``method``, ``n_epochs`` outside 1-50,
     a negative ``max_cost`` or ``max_issues``, or a tokenizer that cannot load.
@@ -320,13 +326,18 @@ def validate_file(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
     try:
-        return _run(
+        report = _run(
             iter_lines(p, collector, file_stats),
             collector=collector,
             file_stats=file_stats,
             counter=counter,
             **kwargs,
         )
+        if (quality is True or isinstance(quality, Mapping)) and not report.unreadable:
+            from finetune_wb.validation.quality.check import check_quality
+
+            report.quality = check_quality(p, test, **(dict(quality) if isinstance(quality, Mapping) else {}))
+        return report
     except NotText as exc:
         return _unreadable_report(
             path, model, max_issues, f"{path} is not a UTF-8 text file: {exc}; save it as UTF-8 JSONL"

@@ -19,6 +19,7 @@ from finetune_wb.errors import ConfigError
 from finetune_wb.validation.quality.collect import Collected
 from finetune_wb.validation.quality.extract import iter_examples
 from finetune_wb.validation.quality.sensitive import DEFAULT_ALLOW, Scanner
+from finetune_wb.validation.reader import NotText
 
 if TYPE_CHECKING:
     from finetune_wb.validation.quality.report import QualityReport
@@ -68,7 +69,11 @@ def _collect(
         max_label_length=40,
         max_hits=max_findings,
     )
-    return collected.feed(iter_examples(source))
+    try:
+        return collected.feed(iter_examples(source))
+    except (OSError, NotText) as exc:
+        what = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read as UTF-8 JSONL ({exc})"
+        raise ConfigError(f"{source} {what}; check the path") from exc
 
 
 def check_quality(
