@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
-from finetune_wb.validation.quality.report import QualityReport
+from finetune_wb.validation.quality_report import QualityReport
 
 Severity = Literal["error", "warning"]
 

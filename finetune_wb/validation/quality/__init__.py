@@ -14,8 +14,8 @@ from finetune_wb._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
-    "QualityFinding": ".report",
-    "QualityReport": ".report",
+    "QualityFinding": "finetune_wb.validation.quality_report",
+    "QualityReport": "finetune_wb.validation.quality_report",
     "check_quality": ".check",
     "mask_text": ".sensitive",
     "near_duplicate_groups": ".groups",
@@ -27,8 +27,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
     from finetune_wb.validation.quality.check import check_quality as check_quality
     from finetune_wb.validation.quality.groups import near_duplicate_groups as near_duplicate_groups
-    from finetune_wb.validation.quality.report import (
+    from finetune_wb.validation.quality.sensitive import mask_text as mask_text
+    from finetune_wb.validation.quality_report import (
         QualityFinding as QualityFinding,
         QualityReport as QualityReport,
     )
-    from finetune_wb.validation.quality.sensitive import mask_text as mask_text

@@ -22,7 +22,7 @@ from finetune_wb.validation.quality.sensitive import DEFAULT_ALLOW, Scanner
 from finetune_wb.validation.reader import NotText
 
 if TYPE_CHECKING:
-    from finetune_wb.validation.quality.report import QualityReport
+    from finetune_wb.validation.quality_report import QualityReport
 
 DEFAULT_THRESHOLD = 0.8
 MAX_FINDINGS = 1000
@@ -38,14 +38,16 @@ def _check_options(
     ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
             raise ConfigError(f"{name} must be a number above {low} and at most {high}, got {value!r}")
-    if isinstance(outlier_factor, bool) or not isinstance(outlier_factor, (int, float)) or not (
-        math.isfinite(outlier_factor) and outlier_factor > 1
+    if (
+        isinstance(outlier_factor, bool)
+        or not isinstance(outlier_factor, (int, float))
+        or not (math.isfinite(outlier_factor) and outlier_factor > 1)
     ):
         raise ConfigError(f"outlier_factor must be a number above 1, got {outlier_factor!r}")
 
 
 def _severities(severity: Mapping[str, str] | None) -> dict[str, str]:
-    from finetune_wb.validation.quality.report import CODES, DEFAULT_SEVERITY
+    from finetune_wb.validation.quality_report import CODES, DEFAULT_SEVERITY
 
     out: dict[str, str] = {code: DEFAULT_SEVERITY.get(code, "warning") for code in CODES}
     for code, value in (severity or {}).items():
@@ -72,7 +74,11 @@ def _collect(
     try:
         return collected.feed(iter_examples(source))
     except (OSError, NotText) as exc:
-        what = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read as UTF-8 JSONL ({exc})"
+        what = (
+            "does not exist"
+            if isinstance(exc, FileNotFoundError)
+            else f"cannot be read as UTF-8 JSONL ({exc})"
+        )
         raise ConfigError(f"{source} {what}; check the path") from exc
 
 
@@ -124,7 +130,9 @@ def check_quality(
 
         kinds = [k for k, (code, _) in KINDS.items() if levels[code] != "off"]
     scanner = Scanner([*DEFAULT_ALLOW, *allow], kinds=kinds) if scan else None
-    near = near_duplicates and (levels["near_duplicate"] != "off" or (test is not None and levels["leakage"] != "off"))
+    near = near_duplicates and (
+        levels["near_duplicate"] != "off" or (test is not None and levels["leakage"] != "off")
+    )
     options: dict[str, Any] = dict(
         near=near, threshold=near_duplicate_threshold, max_labels=max_labels, max_findings=max_findings
     )

@@ -102,7 +102,9 @@ class Collected:
             self.sketches.add(row, prompt)
         labels = self.labels
         if labels is not None:
-            if len(answer) > self.max_label_length or (answer not in labels and len(labels) >= self.max_labels):
+            if len(answer) > self.max_label_length or (
+                answer not in labels and len(labels) >= self.max_labels
+            ):
                 self.labels = None
             else:
                 labels[answer] = labels.get(answer, 0) + 1

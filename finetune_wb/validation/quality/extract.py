@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from finetune_wb.schema import content_text
+
 SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
@@ -27,19 +29,6 @@ def digest(text: str) -> int:
     """A 64-bit digest of ``text`` (surrogates kept, so no string makes it raise)."""
     raw = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(raw, "little")
-
-
-def content_text(content: Any) -> str:
-    """The text of a message's content: a string as it is, content parts' texts joined, else JSON."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-        if len(texts) == len(content):
-            return "\n".join(texts)
-    if content is None:
-        return ""
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _message_text(msg: dict[str, Any]) -> str:

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.validation.quality.extract import digest
 from finetune_wb.validation.quality.minhash import components, cross_pairs, similar_pairs
-from finetune_wb.validation.quality.report import MAX_LINES_PER_FINDING
 from finetune_wb.validation.quality.sensitive import KINDS, mask_text
+from finetune_wb.validation.quality_report import MAX_LINES_PER_FINDING
 
 if TYPE_CHECKING:
     import numpy as np
 
     from finetune_wb.validation.quality.collect import Collected
-    from finetune_wb.validation.quality.report import QualityReport
+    from finetune_wb.validation.quality_report import QualityReport
 
 Emit = Callable[..., None]
 
@@ -176,7 +176,11 @@ def _outliers(data: Collected, lines: np.ndarray, factor: float, emit: Emit) -> 
     long_rows = np.flatnonzero((lengths >= factor * max(median, 1)) & (lengths - median >= 50))
     short_rows = np.flatnonzero((lengths * factor <= median) & (median - lengths >= 50))
     for rows, what, fix in (
-        (long_rows, f"longer than {factor:g}x", "check them for pasted logs or merged answers, or split them"),
+        (
+            long_rows,
+            f"longer than {factor:g}x",
+            "check them for pasted logs or merged answers, or split them",
+        ),
         (short_rows, f"shorter than 1/{factor:g} of", "check them for truncated or empty answers"),
     ):
         if len(rows):
@@ -238,7 +242,7 @@ def build_report(
 ) -> QualityReport:
     import numpy as np
 
-    from finetune_wb.validation.quality.report import QualityFinding, QualityReport
+    from finetune_wb.validation.quality_report import QualityFinding, QualityReport
 
     findings: list[QualityFinding] = []
     counts: dict[str, int] = {}

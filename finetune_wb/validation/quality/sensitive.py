@@ -207,9 +207,9 @@ class Scanner:
                     add("credential", m.start("value"), m.end("value"), m.group("value"))
         if _HAS_DIGIT(text) is not None:
             for m in _NUMBERISH.finditer(text):
-                kind = _classify_number(m.group(0))
-                if kind is not None:
-                    add(kind, m.start(), m.end(), m.group(0))
+                number = _classify_number(m.group(0))
+                if number is not None:
+                    add(number, m.start(), m.end(), m.group(0))
             for m in _IBAN.finditer(text):
                 if _iban_ok(m.group(0)):
                     add("iban", m.start(), m.end(), m.group(0))
@@ -229,11 +229,13 @@ def mask_text(text: str, scanner: Scanner | None = None) -> str:
         if test(out):
             out = pattern.sub(lambda m, k=kind: mask(k, m.group(0)), out)  # type: ignore[misc]
     out = _CREDENTIAL.sub(lambda m: m.group(0)[: m.start("value") - m.start()] + "***", out)
-    out = _LONG_TOKEN.sub(lambda m: mask("high_entropy", m.group(0)) if _high_entropy(m.group(0)) else m.group(0), out)
+    out = _LONG_TOKEN.sub(
+        lambda m: mask("high_entropy", m.group(0)) if _high_entropy(m.group(0)) else m.group(0), out
+    )
 
     def number(m: re.Match[str]) -> str:
-        kind = _classify_number(m.group(0))
-        return m.group(0) if kind is None else mask(kind, m.group(0))
+        found = _classify_number(m.group(0))
+        return m.group(0) if found is None else mask(found, m.group(0))
 
     out = _NUMBERISH.sub(number, out)
     return _IBAN.sub(lambda m: mask("iban", m.group(0)) if _iban_ok(m.group(0)) else m.group(0), out)

@@ -48,7 +48,11 @@ class QualityFinding(BaseModel):
     def __str__(self) -> str:
         where = _lines("line", self.lines)
         if self.test_lines:
-            where = f"{where}; test {_lines('line', self.test_lines)}" if where else f"test {_lines('line', self.test_lines)}"
+            where = (
+                f"{where}; test {_lines('line', self.test_lines)}"
+                if where
+                else f"test {_lines('line', self.test_lines)}"
+            )
         return f"{where or 'file'}: {self.severity}: [{self.code}] {self.message}"
 
 
