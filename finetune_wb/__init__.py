@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
+    "DataQualityError": "finetune_wb.errors",
     "DataValidationError": "finetune_wb.errors",
     "DemoResult": "finetune_wb.demo",
     "EmulatorError": "finetune_wb.errors",
@@ -40,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "Message": "finetune_wb.schema",
     "ModelTarget": "finetune_wb.evaluation.targets",
     "PreferenceExample": "finetune_wb.schema",
+    "QualityFinding": "finetune_wb.validation.quality_report",
+    "QualityReport": "finetune_wb.validation.quality_report",
     "RetryPolicy": "finetune_wb._retry",
     "RunConfig": "finetune_wb.config.model",
     "RunResult": "finetune_wb.session.config_runner",
@@ -57,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "aevaluate": "finetune_wb.evaluation.engine",
     "build_examples": "finetune_wb.data.build",
     "cancel_job": "finetune_wb.jobs.operations",
+    "check_quality": "finetune_wb.validation.quality.check",
     "classification": "finetune_wb.evaluation.builtin_evaluators",
     "contains": "finetune_wb.evaluation.builtin_evaluators",
     "count_example_tokens": "finetune_wb.validation.tokens",
@@ -75,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "list_jobs": "finetune_wb.jobs.operations",
     "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
     "load_examples": "finetune_wb.data.jsonl",
+    "near_duplicate_groups": "finetune_wb.validation.quality.groups",
     "log_dataset": "finetune_wb.tracking.datasets",
     "read_jsonl": "finetune_wb.data.jsonl",
     "read_records": "finetune_wb.data.records",
@@ -115,6 +120,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.errors import (
         ConfigError as ConfigError,
         DataError as DataError,
+        DataQualityError as DataQualityError,
         DataValidationError as DataValidationError,
         EmulatorError as EmulatorError,
         EvaluationError as EvaluationError,
@@ -174,6 +180,12 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         SyncResult as SyncResult,
         sync_job as sync_job,
         sync_jobs as sync_jobs,
+    )
+    from finetune_wb.validation.quality.check import check_quality as check_quality
+    from finetune_wb.validation.quality.groups import near_duplicate_groups as near_duplicate_groups
+    from finetune_wb.validation.quality_report import (
+        QualityFinding as QualityFinding,
+        QualityReport as QualityReport,
     )
     from finetune_wb.validation.report import (
         ValidationIssue as ValidationIssue,

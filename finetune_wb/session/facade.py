@@ -300,6 +300,7 @@ class FineTuneSession:
         train_fraction: float | None = None,
         seed: int = 42,
         stratify: bool = True,
+        group_near_duplicates: bool = False,
     ) -> tuple[list[ChatExample], list[ChatExample]]:
         """Build chat examples from ``records`` with ``template``, split them, and write both splits.
 
@@ -307,7 +308,9 @@ class FineTuneSession:
         or the ChatExamples already built from them with ``template`` (they are split as they are).
         With neither ``n_train`` nor ``train_fraction``, 80 % go to training. Calling ``prepare`` again with
         the same data changes nothing; with different data after a job exists it raises
-        :class:`ConfigError` (start a new session for new data).
+        :class:`ConfigError` (start a new session for new data). ``group_near_duplicates`` keeps exact and
+        near-duplicate prompts on the same side of the split, so the test set holds no copy of a training
+        prompt (the quality gate's ``leakage``).
         """
         with self._step("prepare"):
             template = as_template(template)
@@ -319,6 +322,7 @@ class FineTuneSession:
                 train_fraction=train_fraction,
                 seed=seed,
                 stratify=stratify,
+                group_near_duplicates=group_near_duplicates,
             )
 
     def use_files(self, train: str | os.PathLike[str], test: str | os.PathLike[str] | None = None) -> None:
