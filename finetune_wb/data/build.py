@@ -143,18 +143,18 @@ def split_examples(
         rng.shuffle(order)
         return [items[i] for i in order[:n_train]], [items[i] for i in order[n_train:]]
     key = label or _label_of
-    groups: dict[str, list[int]] = {}
+    by_label: dict[str, list[int]] = {}
     for i, ex in enumerate(items):
-        groups.setdefault(repr(key(ex)), []).append(i)
-    names = sorted(groups)
+        by_label.setdefault(repr(key(ex)), []).append(i)
+    names = sorted(by_label)
     for name in names:
-        rng.shuffle(groups[name])
-    alloc = _allocate([len(groups[name]) for name in names], n_train)
+        rng.shuffle(by_label[name])
+    alloc = _allocate([len(by_label[name]) for name in names], n_train)
     train_idx: list[int] = []
     test_idx: list[int] = []
     for name, k in zip(names, alloc, strict=True):
-        train_idx += groups[name][:k]
-        test_idx += groups[name][k:]
+        train_idx += by_label[name][:k]
+        test_idx += by_label[name][k:]
     rng.shuffle(train_idx)
     rng.shuffle(test_idx)
     return [items[i] for i in train_idx], [items[i] for i in test_idx]
