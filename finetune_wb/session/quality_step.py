@@ -4,7 +4,8 @@
 (and its test file, for leakage) before the upload. An error finding (by default: ``leakage``, ``secret``)
 stops it with :class:`~finetune_wb.errors.DataQualityError` unless the caller accepts that code
 (``accept_quality={"leakage"}``) or asks for warnings only (``quality="warn"``); ``quality="off"`` skips
-the check. The outcome is kept in the state (``state.quality``), and the report goes to the dataset
+the check. A test prompt that is only *nearly* a training prompt is a warning here (templated data and
+contrastive pairs are common); ``quality_options={"near_leakage_severity": "error"}`` stops on it too. The outcome is kept in the state (``state.quality``), and the report goes to the dataset
 artifact (counts in its metadata, a findings table).
 """
 
@@ -57,6 +58,9 @@ def quality_step(
     train = ctx.require_path("train")
     test = ctx.require_path("test") if st.test_path else None
     kwargs = dict(options or {})
+    # The session stops on exact leaks; a test prompt that is only nearly a training prompt (templated
+    # data, contrastive pairs) is a warning unless the caller says otherwise.
+    kwargs.setdefault("near_leakage_severity", "warning")
     if "near_duplicates" not in kwargs and not _datasketch_available():
         logger.warning(
             "near-duplicate and near-leakage checks skipped: install finetune-wb[quality] (datasketch) for them"

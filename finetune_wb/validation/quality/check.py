@@ -94,6 +94,7 @@ def check_quality(
     dominant_system_share: float = 0.9,
     allow: Iterable[str] = (),
     severity: Mapping[str, str] | None = None,
+    near_leakage_severity: str | None = None,
     max_findings: int = MAX_FINDINGS,
 ) -> QualityReport:
     """Check a training set (a JSONL path or examples) and optionally its test set; never raises on data.
@@ -106,7 +107,9 @@ def check_quality(
     prompt variants, one in more than this share of the examples is reported. ``allow``: regular
     expressions; a secret or personal datum whose text matches one is not reported (added to the default
     allow-list of documentation domains such as ``example.com``). ``severity``: per code "error",
-    "warning" or "off". ``near_duplicates=False`` skips the MinHash checks (and the datasketch extra).
+    "warning" or "off". ``near_leakage_severity`` gives a test prompt that is only *nearly* a training
+    prompt its own severity (default: that of ``leakage``). ``near_duplicates=False`` skips the MinHash
+    checks (and the datasketch extra).
 
     Raises ConfigError for bad options, or when near-duplicate checks are asked for and datasketch is not
     installed.
@@ -115,6 +118,10 @@ def check_quality(
     if isinstance(max_findings, bool) or not isinstance(max_findings, int) or max_findings < 0:
         raise ConfigError(f"max_findings must be an integer >= 0, got {max_findings!r}")
     levels = _severities(severity)
+    if near_leakage_severity not in (None, "error", "warning", "off"):
+        raise ConfigError(
+            f"near_leakage_severity must be 'error', 'warning', 'off' or None, got {near_leakage_severity!r}"
+        )
     allow = list(allow)
     for pattern in allow:
         try:
@@ -150,6 +157,7 @@ def check_quality(
         outlier_factor=outlier_factor,
         dominant_system_share=dominant_system_share,
         max_findings=max_findings,
+        near_leakage_severity=near_leakage_severity,
         options={
             "near_duplicates": near,
             "near_duplicate_threshold": near_duplicate_threshold,
@@ -159,5 +167,6 @@ def check_quality(
             "dominant_system_share": dominant_system_share,
             "allow": allow,
             "severity": {c: s for c, s in levels.items() if s != "warning"},
+            "near_leakage_severity": near_leakage_severity or levels["leakage"],
         },
     )

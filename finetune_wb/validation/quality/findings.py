@@ -102,7 +102,9 @@ def _near_duplicates(data: Collected, lines: np.ndarray, emit: Emit) -> None:
         )
 
 
-def _leakage(train: Collected, test: Collected, lines: np.ndarray, emit: Emit) -> None:
+def _leakage(
+    train: Collected, test: Collected, lines: np.ndarray, emit: Emit, near_level: str | None
+) -> None:
     import numpy as np
 
     train_prompt = np.frombuffer(train.prompt_only, dtype=np.uint64)
@@ -125,9 +127,12 @@ def _leakage(train: Collected, test: Collected, lines: np.ndarray, emit: Emit) -
         rows = sorted(matches[t])
         shown, more = _listed(lines[rows].tolist())
         how = "the same prompt as" if t in exact else "nearly the same prompt as"
+        if t not in exact and near_level == "off":
+            continue
         emit(
             "leakage",
             shown,
+            level=None if t in exact else near_level,
             test_lines=[int(test_lines[t])],
             message=f"test line {int(test_lines[t])} has {how} training {('line ' if len(rows) == 1 else 'lines ')}"
             f"{', '.join(map(str, shown[:5]))}{' ...' if len(shown) > 5 else ''}{more}; the evaluation would"
@@ -239,6 +244,7 @@ def build_report(
     dominant_system_share: float,
     max_findings: int,
     options: dict[str, Any],
+    near_leakage_severity: str | None = None,
 ) -> QualityReport:
     import numpy as np
 
@@ -255,8 +261,9 @@ def build_report(
         message: str = "",
         test_lines: list[int] | None = None,
         omitted: int = 0,
+        level: str | None = None,
     ) -> None:
-        level = levels.get(code, "warning")
+        level = level or levels.get(code, "warning")
         if level == "off":
             return
         n = omitted or 1
@@ -282,7 +289,7 @@ def build_report(
     if levels["secret"] != "off" or levels["personal_data"] != "off":
         _sensitive(train, emit)
     if test is not None and levels["leakage"] != "off":
-        _leakage(train, test, lines, emit)
+        _leakage(train, test, lines, emit, near_leakage_severity)
     if levels["duplicate"] != "off":
         _duplicates(train, lines, emit)
     if levels["conflicting_answers"] != "off":
