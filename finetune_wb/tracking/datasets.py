@@ -24,6 +24,7 @@ from finetune_wb.tracking.lineage import add_lineage
 from finetune_wb.tracking.mode import is_offline, offline_hint
 from finetune_wb.tracking.quality import (
     findings_table,
+    masked,
     masked_examples_table,
     needs_masking,
     quality_metadata,
@@ -121,6 +122,8 @@ def log_dataset(
         metadata["openai_file_id"] = file_id
     if quality is not None:
         metadata["quality"] = quality_metadata(quality)
+        if needs_masking(quality):
+            metadata = masked(metadata)
     metadata = scrub(metadata)
 
     import wandb

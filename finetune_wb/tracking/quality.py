@@ -11,11 +11,16 @@ FINDING_COLUMNS: list[str | int] = ["code", "severity", "lines", "test_lines", "
 
 
 def quality_metadata(report: Any) -> dict[str, Any]:
-    """The report's counts and totals (duck-typed: the validation stage owns the model)."""
+    """The report's counts and totals (duck-typed: the validation stage owns the model).
+
+    The counts are a list of ``{"code", "n"}``: as a dict, the ``secret`` count would be dropped by
+    :func:`~finetune_wb._secrets.scrub` (it removes every key named like a credential).
+    """
+    counts = dict(getattr(report, "counts", {}) or {})
     return scrub(
         {
             "ok": bool(getattr(report, "ok", True)),
-            "counts": dict(getattr(report, "counts", {}) or {}),
+            "counts": [{"code": code, "n": n} for code, n in sorted(counts.items())],
             "n_errors": int(getattr(report, "n_errors", 0)),
             "n_warnings": int(getattr(report, "n_warnings", 0)),
             "n_test_examples": int(getattr(report, "n_test_examples", 0)),
@@ -27,6 +32,25 @@ def quality_metadata(report: Any) -> dict[str, Any]:
 def needs_masking(report: Any) -> bool:
     counts = getattr(report, "counts", None) or {}
     return bool(counts.get("secret") or counts.get("personal_data"))
+
+
+def masked(value: Any) -> Any:
+    """``value`` (JSON-like) with secrets and personal data masked in every string, keys included (the
+    label balance of a file whose answers are e-mail addresses, say)."""
+    from finetune_wb.validation.quality.sensitive import Scanner, mask_text
+
+    scanner = Scanner(allow=())
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask_text(v, scanner)
+        if isinstance(v, dict):
+            return {walk(k) if isinstance(k, str) else k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)
 
 
 def findings_table(report: Any) -> Any:

@@ -206,13 +206,15 @@ class Scanner:
                 for m in _CREDENTIAL.finditer(text):
                     add("credential", m.start("value"), m.end("value"), m.group("value"))
         if _HAS_DIGIT(text) is not None:
+            for m in _IBAN.finditer(text):
+                if _iban_ok(m.group(0)):
+                    add("iban", m.start(), m.end(), m.group(0))
+                else:  # IBAN-shaped: its digits are not a card or phone number either
+                    taken.append((m.start(), m.end()))
             for m in _NUMBERISH.finditer(text):
                 number = _classify_number(m.group(0))
                 if number is not None:
                     add(number, m.start(), m.end(), m.group(0))
-            for m in _IBAN.finditer(text):
-                if _iban_ok(m.group(0)):
-                    add("iban", m.start(), m.end(), m.group(0))
             # Random tokens almost always hold a digit; prose without digits skips this scan.
             if len(text) >= 32:
                 for m in _LONG_TOKEN.finditer(text):
@@ -237,5 +239,5 @@ def mask_text(text: str, scanner: Scanner | None = None) -> str:
         found = _classify_number(m.group(0))
         return m.group(0) if found is None else mask(found, m.group(0))
 
-    out = _NUMBERISH.sub(number, out)
-    return _IBAN.sub(lambda m: mask("iban", m.group(0)) if _iban_ok(m.group(0)) else m.group(0), out)
+    out = _IBAN.sub(lambda m: mask("iban", m.group(0)) if _iban_ok(m.group(0)) else m.group(0), out)
+    return _NUMBERISH.sub(number, out)
