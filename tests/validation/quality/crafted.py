@@ -24,10 +24,10 @@ IBAN = "DE89 3704 0044 0532 0130 00"  # passes mod-97
 SECRETS = [OPENAI_KEY, AWS_KEY, GITHUB_TOKEN, SLACK_TOKEN, JWT, PASSWORD, HIGH_ENTROPY]
 PERSONAL = [EMAIL, PHONE, CARD, IBAN]
 
-WORDS = (
+NATO = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec"
-    " romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+)
+WORDS = [*NATO.split(), "romeo", "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu"]
 
 
 def chat(user: str, answer: str, system: str | None = "Classify the ticket.") -> dict[str, Any]:

@@ -21,7 +21,9 @@ BASE = (
 def _train_rows() -> list[dict[str, Any]]:
     rows = c.clean_rows(30)
     rows[4] = rows[1]  # line 5: the same as line 2
-    rows[7] = c.chat("  " + rows[1]["messages"][1]["content"].upper() + " ", "Shipping")  # line 8: same, normalised
+    rows[7] = c.chat(
+        "  " + rows[1]["messages"][1]["content"].upper() + " ", "Shipping"
+    )  # line 8: same, normalised
     rows[10] = c.chat(c.filler(100), "Billing")  # lines 11 and 12: one prompt, two answers
     rows[11] = c.chat(c.filler(100), "Shipping")
     rows[13] = c.chat(BASE, "Technical")  # lines 14 and 15: nearly the same prompt
@@ -44,7 +46,9 @@ def _train_rows() -> list[dict[str, Any]]:
         f"card {c.CARD} iban {c.IBAN}",
     ]
     for k, text in enumerate(secrets):  # lines 21-30
-        rows[20 + k] = c.chat(f"{c.filler(20 + k)} {text}", ("Billing", "Shipping", "Technical")[(20 + k) % 3])
+        rows[20 + k] = c.chat(
+            f"{c.filler(20 + k)} {text}", ("Billing", "Shipping", "Technical")[(20 + k) % 3]
+        )
     return rows
 
 
@@ -103,7 +107,15 @@ def test_secrets_and_personal_data_by_line_and_kind(report: Any) -> None:
     assert sorted(secrets) == [21, 22, 23, 24, 25, 26, 27]
     for line, what in zip(
         range(21, 28),
-        ["OpenAI API key", "AWS access key", "GitHub token", "Slack token", "JSON Web Token", "password", "high-entropy"],
+        [
+            "OpenAI API key",
+            "AWS access key",
+            "GitHub token",
+            "Slack token",
+            "JSON Web Token",
+            "password",
+            "high-entropy",
+        ],
         strict=True,
     ):
         assert what in secrets[line].message and "in message 1" in secrets[line].message
@@ -201,11 +213,13 @@ def test_bad_options_and_unreadable_files_are_config_errors(tmp_path: Path) -> N
         check_quality(train, severity={"secret": "fatal"})
     with pytest.raises(ConfigError, match="allow pattern"):
         check_quality(train, allow=["(unclosed"])
-    with pytest.raises(ConfigError, match="missing.jsonl does not exist"):
+    with pytest.raises(ConfigError, match=r"missing\.jsonl does not exist"):
         check_quality(train, tmp_path / "missing.jsonl")
 
 
-def test_without_datasketch_near_checks_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_without_datasketch_near_checks_say_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "datasketch", None)  # import datasketch -> ImportError
     train = c.write(tmp_path / "train.jsonl", _train_rows())
     with pytest.raises(ConfigError, match=r"pip install 'finetune-wb\[quality\]'"):

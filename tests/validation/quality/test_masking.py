@@ -75,12 +75,14 @@ def test_cli_output_is_masked(tmp_path: Path) -> None:
     path = _leaky_file(tmp_path)
     for flags in (["--json"], []):
         proc = subprocess.run(
-            [sys.executable, "-m", "finetune_wb.cli", "validate", str(path), "--quality", *flags],
+            [str(Path(sys.executable).with_name("finetune-wb")), "validate", str(path), "--quality", *flags],
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert proc.returncode == 1, proc.stderr
+        assert "[secret]" in proc.stdout or '"secret"' in proc.stdout
+        assert "AKIA****" in proc.stdout
         assert_clean(proc.stdout + proc.stderr)
 
 
