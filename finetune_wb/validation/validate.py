@@ -337,6 +337,11 @@ def validate_file(
             from finetune_wb.validation.quality.check import check_quality
 
             report.quality = check_quality(p, test, **(dict(quality) if isinstance(quality, Mapping) else {}))
+            if report.quality.counts.get("secret") or report.quality.counts.get("personal_data"):
+                from finetune_wb.validation.quality.sensitive import mask_text
+
+                # a quoted text (constant_answer's preview) must not re-leak what the quality pass found
+                report.issues = [i.model_copy(update={"message": mask_text(i.message)}) for i in report.issues]
         return report
     except NotText as exc:
         return _unreadable_report(

@@ -116,3 +116,11 @@ def test_wandb_dataset_artifact_metadata_and_tables_are_masked(tmp_path: Path) -
     examples = json.loads(staged_file(art, "examples.table.json").read_text())
     assert len(examples["data"]) == 30
     assert_clean(json.dumps(examples))
+
+
+def test_a_quoted_constant_answer_is_masked_too(tmp_path: Path) -> None:
+    rows = [c.chat(c.filler(i), f"write to {c.EMAIL}") for i in range(12)]  # the same answer everywhere
+    report = validate_file(c.write(tmp_path / "same.jsonl", rows), quality=True)
+    assert "constant_answer" in report.issue_counts
+    assert_clean(report.summary())
+    assert_clean(report.model_dump_json())
