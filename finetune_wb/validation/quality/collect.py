@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from finetune_wb.validation.quality.extract import digest, normalise, view_of
+from finetune_wb.validation.quality.extract import digest, normalise, view_of, words_of
 from finetune_wb.validation.quality.minhash import Sketches
 from finetune_wb.validation.quality.sensitive import Hit, Scanner
 
@@ -87,7 +87,8 @@ class Collected:
             sd = digest(normalise(system))
             if len(self._system_digest) < SCAN_CACHE:
                 self._system_digest[system] = sd
-        prompt = normalise(view.prompt)
+        words = words_of(view.prompt)
+        prompt = " ".join(words)
         answer = normalise(view.answer)
         pd, ad = digest(prompt), digest(answer)
         self.lines.append(line)
@@ -99,7 +100,7 @@ class Collected:
         if not prompt:
             self.empty_prompt += 1
         elif self.sketches is not None:
-            self.sketches.add(row, prompt)
+            self.sketches.add(row, words)
         labels = self.labels
         if labels is not None:
             if len(answer) > self.max_label_length or (

@@ -19,10 +19,15 @@ from finetune_wb.schema import content_text
 SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
-def normalise(text: str) -> str:
+def words_of(text: str) -> list[str]:
+    """The normalised words of ``text``: NFKC for non-ASCII text, lower case, split on whitespace."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.lower().split())
+    return text.lower().split()
+
+
+def normalise(text: str) -> str:
+    return " ".join(words_of(text))
 
 
 def digest(text: str) -> int:
@@ -49,12 +54,43 @@ class View:
     texts: list[tuple[int, str]]  # (message index, text) of every message, for the secrets scan
 
 
+def _plain_view(messages: list[Any]) -> View | None:
+    """The common case — every message exactly ``{"role": ..., "content": "..."}`` with an assistant
+    answer — in one loop; None sends anything else to the general path (same result)."""
+    last = -1
+    for i, m in enumerate(messages):
+        if type(m) is not dict or len(m) != 2 or type(m.get("content")) is not str:
+            return None
+        if m.get("role") == "assistant":
+            last = i
+    if last < 0:
+        return None
+    system: list[str] = []
+    prompt: list[str] = []
+    for i, m in enumerate(messages):
+        role = m["role"]
+        if role in SYSTEM_ROLES:
+            system.append(m["content"])
+        elif i < last:
+            prompt.append(f"{role}: {m['content']}")
+    return View(
+        system="\n".join(system),
+        prompt="\n".join(prompt),
+        answer=messages[last]["content"],
+        texts=[(i, m["content"]) for i, m in enumerate(messages)],
+    )
+
+
 def view_of(obj: Any) -> View | None:
     """The view of a chat or DPO example; None for anything the checks cannot read (the validator
     reports those)."""
     if type(obj) is not dict:
         return None
     messages = obj.get("messages")
+    if type(messages) is list:
+        plain = _plain_view(messages)
+        if plain is not None:
+            return plain
     answer_msgs: list[Any] = []
     if messages is None:
         inp = obj.get("input")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from finetune_wb.validation.quality.check import DEFAULT_THRESHOLD
-from finetune_wb.validation.quality.extract import digest, iter_examples, normalise, view_of
+from finetune_wb.validation.quality.extract import digest, iter_examples, view_of, words_of
 from finetune_wb.validation.quality.minhash import Sketches, components, similar_pairs
 
 
@@ -26,13 +26,14 @@ def near_duplicate_groups(
     parent: list[int] = []
     for row, (_, obj) in enumerate(items):
         view = view_of(obj)
-        prompt = normalise(view.prompt) if view is not None else ""
+        words = words_of(view.prompt) if view is not None else []
+        prompt = " ".join(words)
         if not prompt:
             parent.append(row)
             continue
         parent.append(by_prompt.setdefault(digest(prompt), row))
         if sketches is not None:
-            sketches.add(row, prompt)
+            sketches.add(row, words)
     pairs = [(min(r, p), max(r, p)) for r, p in enumerate(parent) if p != r]
     if sketches is not None:
         pairs += similar_pairs(sketches.finish())

@@ -86,9 +86,8 @@ class Sketches:
         self.sigs: np.ndarray | None = None
         self.index: np.ndarray | None = None  # row (example position) of each signature
 
-    def add(self, row: int, normalised: str) -> None:
-        """Sketch the text of example ``row`` (already normalised); empty texts get no signature."""
-        words = normalised.split()
+    def add(self, row: int, words: list[str]) -> None:
+        """Sketch the (normalised) words of example ``row``; an empty text gets no signature."""
         if not words:
             return
         cache = self._words

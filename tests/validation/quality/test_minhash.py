@@ -24,7 +24,7 @@ def test_signatures_and_bands_are_datasketchs(threshold: float) -> None:
     texts = [c.filler(i, n=5 + i) for i in range(40)] + ["a b", "one two three"]
     sketches = Sketches(threshold)
     for row, text in enumerate(texts):
-        sketches.add(row, text)
+        sketches.add(row, text.split())
     sketches.finish()
     lsh = MinHashLSH(threshold=threshold, num_perm=sketches.num_perm, weights=WEIGHTS)
     assert (sketches.bands, sketches.rows) == (lsh.b, lsh.r)
