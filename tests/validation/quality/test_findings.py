@@ -226,3 +226,20 @@ def test_without_datasketch_near_checks_say_how_to_install(
         check_quality(train)
     report = check_quality(train, near_duplicates=False)
     assert "near_duplicate" not in report.counts and report.counts["duplicate"] == 1
+
+
+def test_empty_and_unparsable_files_have_no_findings(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('not json\n[1, 2]\n{"x": 1}\n')
+    for report in (check_quality(empty), check_quality(junk, empty), check_quality([])):
+        assert report.n_examples == 0 and report.findings == [] and report.ok
+
+
+def test_html_and_text_name_each_finding(report: Any) -> None:
+    page = report._repr_html_()
+    assert page.count("<tr>") == len(report.findings) + 1
+    assert "<code>leakage</code>" in page and "ERRORS" in page
+    text = report.summary(max_findings=2)
+    assert f"... and {len(report.findings) - 2} more" in text
