@@ -341,7 +341,9 @@ def validate_file(
                 from finetune_wb.validation.quality.sensitive import mask_text
 
                 # a quoted text (constant_answer's preview) must not re-leak what the quality pass found
-                report.issues = [i.model_copy(update={"message": mask_text(i.message)}) for i in report.issues]
+                report.issues = [
+                    i.model_copy(update={"message": mask_text(i.message)}) for i in report.issues
+                ]
         return report
     except NotText as exc:
         return _unreadable_report(
