@@ -5,7 +5,8 @@ and runs, each in a fresh Python process so that peak memory is measured on its 
 
 * ``validate_file(path)`` — the validator alone (the reference time);
 * ``check_quality(path)`` — the quality pass alone (duplicates, near duplicates, conflicts, labels,
-  outliers, secrets and personal data); its child also reports how long importing datasketch took;
+  outliers, secrets and personal data); one cold run first, in a fresh ``FINETUNE_WB_HOME``, shows the
+  cost of computing datasketch's MinHash parameters once (importing datasketch and scipy);
 * ``validate_file(path, quality=True)`` — both, as ``finetune-wb validate --quality`` runs them.
 
 ``--dirty`` appends 1 % exact copies, 1 % near copies (one word changed) and 1 % lines with an e-mail
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -40,12 +42,11 @@ print(json.dumps({"n": report.n_examples, "inner_seconds": time.perf_counter() -
 QUALITY_SCRIPT = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import datasketch  # timed on its own: scipy comes with it
-t_import = time.perf_counter() - t0
 from finetune_wb.validation.quality import check_quality
 report = check_quality(sys.argv[1])
 print(json.dumps({"n": report.n_examples, "inner_seconds": time.perf_counter() - t0,
-                  "import_seconds": t_import, "findings": sum(report.counts.values()), "counts": report.counts}))
+                  "datasketch_imported": "datasketch" in sys.modules,
+                  "findings": sum(report.counts.values()), "counts": report.counts}))
 """
 
 BOTH_SCRIPT = r"""
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         generate(path, args.examples)
         added = dirty(path) if args.dirty else 0
         size = path.stat().st_size
+        # A fresh home: the first quality run computes datasketch's MinHash parameters (importing datasketch
+        # and scipy) and caches them; the timed runs after it read them back, as every later run does.
+        os.environ["FINETUNE_WB_HOME"] = str(Path(tmp) / "home")
+        cold = run_child(QUALITY_SCRIPT, path, args.model)
         runs: dict[str, list[dict[str, float]]] = {"validate": [], "quality": [], "both": []}
         for _ in range(args.repeat):  # interleaved, so background load hits all alike
             runs["validate"].append(run_child(VALIDATE_SCRIPT, path, args.model))
@@ -110,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         "dirty": args.dirty,
         **best,
         "wall_seconds_all": {name: [r["wall_seconds"] for r in rs] for name, rs in runs.items()},
+        "quality_first_run": cold,
         "quality_vs_validate_time": q["inner_seconds"] / v["inner_seconds"],
-        "quality_without_import_vs_validate_time": (q["inner_seconds"] - q["import_seconds"])
-        / v["inner_seconds"],
         "both_vs_validate_time": b["inner_seconds"] / v["inner_seconds"],
         "both_vs_validate_memory": b["peak_rss_mib"] / v["peak_rss_mib"],
     }
@@ -129,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             f"   peak RSS {r['peak_rss_mib']:7.1f} MiB   findings {int(r['findings']):,}"
         )
     print(
-        f"  the quality pass takes {figures['quality_vs_validate_time']:.2f}x the validator's time"
-        f" ({figures['quality_without_import_vs_validate_time']:.2f}x without importing datasketch,"
-        f" {q['import_seconds']:.2f} s); validate --quality: {figures['both_vs_validate_time']:.2f}x the time,"
-        f" {figures['both_vs_validate_memory']:.2f}x the peak memory (goal: <= 2x time)"
+        f"  first quality run ever (computes and caches datasketch's parameters): wall"
+        f" {cold['wall_seconds']:6.2f} s, peak RSS {cold['peak_rss_mib']:7.1f} MiB"
+    )
+    print(
+        f"  the quality pass takes {figures['quality_vs_validate_time']:.2f}x the validator's time;"
+        f" validate --quality: {figures['both_vs_validate_time']:.2f}x the time,"
+        f" {figures['both_vs_validate_memory']:.2f}x the peak memory (goal: the pass adds <= 1x)"
     )
     return 0
 

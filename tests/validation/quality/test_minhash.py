@@ -3,6 +3,8 @@ near-duplicate groups keep copies on one side of a split."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
@@ -89,3 +91,35 @@ def test_split_groups_validation_and_callable() -> None:
     train, test = split_examples(items, n_train=6, stratify=False, groups=lambda x: x // 2)
     assert len(train) == 6 and {x // 2 for x in train}.isdisjoint({x // 2 for x in test})
     assert split_examples(items, n_train=6, stratify=False, groups=lambda x: x // 2) == (train, test)
+
+
+def test_parameters_are_computed_by_datasketch_once_then_read_back(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from finetune_wb._paths import state_dir
+    from finetune_wb.validation.quality.minhash import datasketch_params
+
+    first = datasketch_params(0.8)
+    assert datasketch_params(0.8) == first  # read back: the same values
+    (cached,) = (state_dir() / "quality").glob("minhash-affine32-64-1-0.8-*.json")
+    lsh = MinHashLSH(threshold=0.8, num_perm=64, weights=WEIGHTS)
+    reference = MinHash(num_perm=64, seed=1, scheme="affine32").permutations
+    assert json.loads(cached.read_text()) == {
+        "a": reference[0].tolist(),
+        "b": reference[1].tolist(),
+        "bands": lsh.b,
+        "rows": lsh.r,
+    }
+    assert first[2:] == (lsh.b, lsh.r)
+    path = c.write(tmp_path / "t.jsonl", c.clean_rows(12))
+    code = (
+        "import sys; from finetune_wb.validation.quality import check_quality; "
+        f"r = check_quality({str(path)!r}); print('datasketch' in sys.modules, r.n_examples)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ.copy()
+    )
+    assert out.stdout.split() == ["False", "12"], out.stderr
