@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +126,6 @@ def check_quality(
     allow = list(allow)
     for pattern in allow:
         try:
-            import re
-
             re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise ConfigError(f"allow pattern {pattern!r} is not a regular expression: {exc}") from exc
