@@ -55,7 +55,12 @@ def datasketch_params(
         raise ConfigError(_MISSING) from exc
     a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=WEIGHTS)
-    params: dict[str, Any] = {"a": [int(x) for x in a], "b": [int(x) for x in b], "bands": int(lsh.b), "rows": int(lsh.r)}
+    params: dict[str, Any] = {
+        "a": [int(x) for x in a],
+        "b": [int(x) for x in b],
+        "bands": int(lsh.b),
+        "rows": int(lsh.r),
+    }
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cached, json.dumps(params))
