@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "ChatExample": "finetune_wb.schema",
     "ConfigError": "finetune_wb.errors",
     "DataError": "finetune_wb.errors",
+    "DataQualityError": "finetune_wb.errors",
     "DataValidationError": "finetune_wb.errors",
     "DemoResult": "finetune_wb.demo",
     "Deployment": "finetune_wb.jobs.deployments",
@@ -51,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "ProviderProfile": "finetune_wb.providers.profiles",
     "ProviderRefusal": "finetune_wb.providers.checks",
     "RetirementInventory": "finetune_wb.migration.inventory",
+    "QualityFinding": "finetune_wb.validation.quality_report",
+    "QualityReport": "finetune_wb.validation.quality_report",
     "RetryPolicy": "finetune_wb._retry",
     "RunConfig": "finetune_wb.config.model",
     "RunResult": "finetune_wb.session.config_runner",
@@ -70,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "build_examples": "finetune_wb.data.build",
     "cancel_job": "finetune_wb.jobs.operations",
     "check_job_spec": "finetune_wb.providers.checks",
+    "check_quality": "finetune_wb.validation.quality.check",
     "classification": "finetune_wb.evaluation.builtin_evaluators",
     "contains": "finetune_wb.evaluation.builtin_evaluators",
     "count_example_tokens": "finetune_wb.validation.tokens",
@@ -92,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "list_jobs": "finetune_wb.jobs.operations",
     "llm_judge": "finetune_wb.evaluation.builtin_evaluators",
     "load_examples": "finetune_wb.data.jsonl",
+    "near_duplicate_groups": "finetune_wb.validation.quality.groups",
     "log_dataset": "finetune_wb.tracking.datasets",
     "migrate": "finetune_wb.migration.report",
     "pause_job": "finetune_wb.jobs.pausing",
@@ -143,6 +148,7 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         BatchInputError as BatchInputError,
         ConfigError as ConfigError,
         DataError as DataError,
+        DataQualityError as DataQualityError,
         DataValidationError as DataValidationError,
         EmulatorError as EmulatorError,
         EvaluationError as EvaluationError,
@@ -235,6 +241,12 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         SyncResult as SyncResult,
         sync_job as sync_job,
         sync_jobs as sync_jobs,
+    )
+    from finetune_wb.validation.quality.check import check_quality as check_quality
+    from finetune_wb.validation.quality.groups import near_duplicate_groups as near_duplicate_groups
+    from finetune_wb.validation.quality_report import (
+        QualityFinding as QualityFinding,
+        QualityReport as QualityReport,
     )
     from finetune_wb.validation.report import (
         ValidationIssue as ValidationIssue,

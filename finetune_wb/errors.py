@@ -6,6 +6,7 @@ The hierarchy::
     ├── ConfigError                 a spec, config file or argument is invalid
     ├── DataError                   records or a file cannot be turned into examples
     │   └── DataValidationError     the validator found errors (carries ``.report``)
+    │       └── DataQualityError    the data-quality check found errors (leakage, secrets...)
     ├── UploadError                 a file could not be uploaded or processed
     ├── JobError                    a fine-tuning job went wrong (carries ``.job_id``)
     │   ├── JobFailed               the job ended in ``failed`` (``.code``, ``.message``)
@@ -43,6 +44,11 @@ class DataValidationError(DataError):
     def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class DataQualityError(DataValidationError):
+    """The data-quality check found errors (leaked test rows, secrets...) that the caller did not accept;
+    ``report`` is the :class:`~finetune_wb.validation.quality.QualityReport`."""
 
 
 class UploadError(FineTuneError):

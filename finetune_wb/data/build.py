@@ -64,6 +64,42 @@ def _allocate(sizes: list[int], n_train: int) -> list[int]:
     return alloc
 
 
+def _split_groups(
+    items: list[T],
+    keys: list[Hashable],
+    n_train: int,
+    rng: random.Random,
+    label: Callable[[T], Hashable] | None,
+) -> tuple[list[T], list[T]]:
+    """Assign whole groups: shuffled, per label of the group's first example when stratified, each label's
+    share of ``n_train`` filled greedily with the groups that fit it best."""
+    members: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    units = list(members.values())  # in order of first appearance: deterministic
+    buckets: dict[str, list[list[int]]] = {}
+    for unit in units:
+        buckets.setdefault(repr(label(items[unit[0]])) if label else "", []).append(unit)
+    names = sorted(buckets)
+    for name in names:
+        rng.shuffle(buckets[name])
+    sizes = [sum(len(u) for u in buckets[name]) for name in names]
+    targets = _allocate(sizes, n_train) if sum(sizes) else [0] * len(names)
+    train_idx: list[int] = []
+    test_idx: list[int] = []
+    for name, target in zip(names, targets, strict=True):
+        taken = 0
+        for unit in buckets[name]:
+            if taken + len(unit) <= target or (taken < target and target - taken >= len(unit) / 2):
+                train_idx += unit
+                taken += len(unit)
+            else:
+                test_idx += unit
+    rng.shuffle(train_idx)
+    rng.shuffle(test_idx)
+    return [items[i] for i in train_idx], [items[i] for i in test_idx]
+
+
 def split_examples(
     examples: Sequence[T],
     *,
@@ -72,12 +108,18 @@ def split_examples(
     seed: int = 42,
     stratify: bool = True,
     label: Callable[[T], Hashable] | None = None,
+    groups: Sequence[Hashable] | Callable[[T], Hashable] | None = None,
 ) -> tuple[list[T], list[T]]:
     """Seeded shuffle and split into (train, test), by count (``n_train``) or by ``train_fraction``.
 
     With ``stratify`` (default) each label (the assistant answer, or ``label(example)``) is split in
     proportion, and every label gets at least one training example when ``n_train`` allows it. The result
     depends only on the seed and the examples' order, so it is the same on every machine.
+
+    ``groups`` (one key per example, or a function of the example) keeps the examples of a group on one
+    side: pass ``near_duplicate_groups(examples)`` (from ``finetune_wb.validation.quality``) so that no test
+    prompt is a copy of a training prompt. Whole groups are then assigned, so the train size can differ
+    from ``n_train`` by less than the largest group.
     """
     items = list(examples)
     n = len(items)
@@ -91,23 +133,28 @@ def split_examples(
     if not 0 <= n_train <= n:
         raise ConfigError(f"n_train must be between 0 and the number of examples ({n}), got {n_train}")
     rng = random.Random(seed)
+    if groups is not None:
+        keys = [groups(ex) for ex in items] if callable(groups) else list(groups)
+        if len(keys) != n:
+            raise ConfigError(f"groups has {len(keys)} keys for {n} examples; give one key per example")
+        return _split_groups(items, keys, n_train, rng, (label or _label_of) if stratify else None)
     if not stratify or n == 0:
         order = list(range(n))
         rng.shuffle(order)
         return [items[i] for i in order[:n_train]], [items[i] for i in order[n_train:]]
     key = label or _label_of
-    groups: dict[str, list[int]] = {}
+    by_label: dict[str, list[int]] = {}
     for i, ex in enumerate(items):
-        groups.setdefault(repr(key(ex)), []).append(i)
-    names = sorted(groups)
+        by_label.setdefault(repr(key(ex)), []).append(i)
+    names = sorted(by_label)
     for name in names:
-        rng.shuffle(groups[name])
-    alloc = _allocate([len(groups[name]) for name in names], n_train)
+        rng.shuffle(by_label[name])
+    alloc = _allocate([len(by_label[name]) for name in names], n_train)
     train_idx: list[int] = []
     test_idx: list[int] = []
     for name, k in zip(names, alloc, strict=True):
-        train_idx += groups[name][:k]
-        test_idx += groups[name][k:]
+        train_idx += by_label[name][:k]
+        test_idx += by_label[name][k:]
     rng.shuffle(train_idx)
     rng.shuffle(test_idx)
     return [items[i] for i in train_idx], [items[i] for i in test_idx]

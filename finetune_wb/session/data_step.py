@@ -77,8 +77,11 @@ def prepare_step(
     train_fraction: float | None,
     seed: int,
     stratify: bool,
+    group_near_duplicates: bool = False,
 ) -> tuple[list[ChatExample], list[ChatExample]]:
-    """Split ``examples``, write both splits beside the state file and record their digests."""
+    """Split ``examples``, write both splits beside the state file and record their digests.
+
+    ``group_near_duplicates`` keeps exact and near-duplicate prompts on one side of the split."""
     from finetune_wb.data.build import split_examples
     from finetune_wb.data.jsonl import write_jsonl
 
@@ -86,8 +89,13 @@ def prepare_step(
         raise DataError("prepare got no records: pass a non-empty list, DataFrame, Dataset or file")
     if n_train is None and train_fraction is None:
         train_fraction = 0.8
+    groups = None
+    if group_near_duplicates:
+        from finetune_wb.validation.quality.groups import near_duplicate_groups
+
+        groups = near_duplicate_groups(examples)
     train, test = split_examples(
-        examples, n_train=n_train, train_fraction=train_fraction, seed=seed, stratify=stratify
+        examples, n_train=n_train, train_fraction=train_fraction, seed=seed, stratify=stratify, groups=groups
     )
     data_dir = ctx.data_dir
     train_path, test_path = data_dir / "train.jsonl", data_dir / "test.jsonl"
@@ -111,6 +119,8 @@ def prepare_step(
         os.replace(staged_test, test_path)
     st.template = dump_obj(template)
     st.split = {"n_train": n_train, "train_fraction": train_fraction, "seed": seed, "stratify": stratify}
+    if group_near_duplicates:
+        st.split["group_near_duplicates"] = True
     st.train_path, st.test_path = str(train_path), str(test_path)
     st.train_digest, st.test_digest = train_digest, test_digest
     st.n_train, st.n_test = len(train), len(test)

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -43,6 +43,7 @@ from finetune_wb.session.data_step import (
     validate_step,
 )
 from finetune_wb.session.job_step import fine_tune_step, wait_step
+from finetune_wb.session.quality_step import quality_step
 from finetune_wb.session.runs import SessionRuns
 from finetune_wb.session.state import SessionState, WandbMode, load_state, state_lock
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetune_wb.evaluation.options import SessionEvalKwargs
     from finetune_wb.schema import ChatExample, JobSpec, PreferenceExample
     from finetune_wb.session.overview import SessionSummary
+    from finetune_wb.validation.quality_report import QualityReport
     from finetune_wb.validation.validate import ValidationReport
 
 logger = logging.getLogger("finetune_wb.session")
@@ -298,6 +300,7 @@ class FineTuneSession:
         train_fraction: float | None = None,
         seed: int = 42,
         stratify: bool = True,
+        group_near_duplicates: bool = False,
     ) -> tuple[list[ChatExample], list[ChatExample]]:
         """Build chat examples from ``records`` with ``template``, split them, and write both splits.
 
@@ -305,7 +308,9 @@ class FineTuneSession:
         or the ChatExamples already built from them with ``template`` (they are split as they are).
         With neither ``n_train`` nor ``train_fraction``, 80 % go to training. Calling ``prepare`` again with
         the same data changes nothing; with different data after a job exists it raises
-        :class:`ConfigError` (start a new session for new data).
+        :class:`ConfigError` (start a new session for new data). ``group_near_duplicates`` keeps exact and
+        near-duplicate prompts on the same side of the split, so the test set holds no copy of a training
+        prompt (the quality gate's ``leakage``).
         """
         with self._step("prepare"):
             template = as_template(template)
@@ -317,6 +322,7 @@ class FineTuneSession:
                 train_fraction=train_fraction,
                 seed=seed,
                 stratify=stratify,
+                group_near_duplicates=group_near_duplicates,
             )
 
     def use_files(self, train: str | os.PathLike[str], test: str | os.PathLike[str] | None = None) -> None:
@@ -355,14 +361,44 @@ class FineTuneSession:
 
     # -- the job --------------------------------------------------------------------------------------------
 
-    def fine_tune(self, spec: JobSpec | dict[str, Any]) -> FineTuningJob:
+    def fine_tune(
+        self,
+        spec: JobSpec | dict[str, Any],
+        *,
+        quality: Literal["check", "warn", "off"] = "check",
+        accept_quality: Iterable[str] = (),
+        quality_options: Mapping[str, Any] | None = None,
+    ) -> FineTuningJob:
         """Upload the training file (once) and create the job (once); log the dataset run with lineage.
 
         Calling it again — or after :meth:`resume` — returns the session's existing job instead of creating
         another one. A different spec for a session that already has a job raises :class:`ConfigError`.
+
+        Before the upload the data-quality check runs (see :meth:`check_quality`): an error finding —
+        by default test rows leaked into the training set, or secrets in the text — raises
+        :class:`DataQualityError` and nothing is uploaded, unless ``accept_quality`` names its code
+        (``accept_quality={"leakage"}``) or ``quality="warn"`` (log, never stop); ``quality="off"`` skips
+        it. ``quality_options`` are :func:`check_quality`'s options (thresholds, ``allow``, ``severity``).
         """
         with self._step("fine_tune"):
-            return fine_tune_step(self.context, spec)
+            return fine_tune_step(
+                self.context,
+                spec,
+                quality=quality,
+                accept_quality=accept_quality,
+                quality_options=quality_options,
+            )
+
+    def check_quality(self, **options: Any) -> QualityReport:
+        """Run the data-quality checks on the session's train file (and test file, for leakage) now.
+
+        ``options`` are :func:`~finetune_wb.validation.quality.check_quality`'s. Never raises on findings;
+        :meth:`fine_tune` applies the same check as a gate before the upload.
+        """
+        with self._step("check_quality"):
+            report = quality_step(self.context, mode="check", options=options, gate=False)
+            assert report is not None
+            return report
 
     @property
     def job_id(self) -> str | None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import ConfigError, JobError
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 from finetune_wb.session.data_step import validate_step
+from finetune_wb.session.quality_step import QualityMode, quality_step
 from finetune_wb.session.runs import artifact_ref
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,8 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("finetune_wb.session")
 
 
-def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuningJob:
-    """Upload the training file once, log the dataset run, create the job once (validating first if needed)."""
+def fine_tune_step(
+    ctx: StepContext,
+    spec: JobSpec | dict[str, Any],
+    *,
+    quality: QualityMode = "check",
+    accept_quality: Iterable[str] = (),
+    quality_options: Mapping[str, Any] | None = None,
+) -> FineTuningJob:
+    """Upload the training file once, log the dataset run, create the job once (validating first if needed).
+
+    Before the upload the data-quality gate runs (:mod:`~finetune_wb.session.quality_step`)."""
     from finetune_wb.jobs.operations import create_job
     from finetune_wb.jobs.upload import upload_file
     from finetune_wb.schema import JobSpec
@@ -76,6 +87,14 @@ def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuni
             f"{train_path} has {validation.get('n_errors')} validation errors; fix them and prepare again",
             ctx.report,
         )
+    quality_report = None
+    if not st.training_file_id:
+        quality_report = quality_step(ctx, mode=quality, accept=accept_quality, options=quality_options)
+    elif st.train_artifact is None and ctx.runs.enabled and quality != "off":
+        # uploaded before a crash: the gate was passed then; the report is only for the dataset artifact
+        quality_report = quality_step(
+            ctx, mode=quality, accept=accept_quality, options=quality_options, gate=False
+        )
     st.spec = spec_json
     record_base_url(ctx)
     ctx.save()
@@ -100,6 +119,7 @@ def fine_tune_step(ctx: StepContext, spec: JobSpec | dict[str, Any]) -> FineTuni
             train_path=train_path,
             test_path=ctx.require_path("test") if st.test_path else None,
             report=ctx.report,
+            quality=quality_report,
         )
         ctx.save()
 

@@ -143,7 +143,9 @@ class SessionRuns:
                 else:
                     logger.info("moved %s (superseded by its resumed run) to %s", old, target)
 
-    def log_datasets(self, *, train_path: Path, test_path: Path | None, report: Any = None) -> None:
+    def log_datasets(
+        self, *, train_path: Path, test_path: Path | None, report: Any = None, quality: Any = None
+    ) -> None:
         """The ``dataset`` run: train (with its validation report and OpenAI file id) and test artifacts."""
         from finetune_wb.tracking.datasets import log_dataset
 
@@ -160,6 +162,7 @@ class SessionRuns:
                 report=report,
                 file_id=state.training_file_id,
                 model=(state.spec or {}).get("model"),
+                quality=quality,
             )
             state.train_artifact = train_ref.model_dump(mode="json")
             if test_path is not None:

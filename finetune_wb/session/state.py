@@ -49,6 +49,9 @@ class SessionState(BaseModel):
 
     # validate()
     validation: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = Field(
+        None, description="the data-quality check before the upload: counts, what was accepted, what blocked"
+    )
 
     # fine_tune()
     spec: dict[str, Any] | None = None

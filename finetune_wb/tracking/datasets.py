@@ -22,6 +22,13 @@ from finetune_wb.tracking.artifacts import ArtifactRef, find_artifact, record_fi
 from finetune_wb.tracking.dataset_stats import dataset_statistics, report_metadata
 from finetune_wb.tracking.lineage import add_lineage
 from finetune_wb.tracking.mode import is_offline, offline_hint
+from finetune_wb.tracking.quality import (
+    findings_table,
+    masked,
+    masked_examples_table,
+    needs_masking,
+    quality_metadata,
+)
 from finetune_wb.tracking.records import records_dir, safe_name
 from finetune_wb.tracking.tables import examples_table
 
@@ -57,13 +64,17 @@ def log_dataset(
     description: str | None = None,
     as_input: bool = False,
     file_name: str | None = None,
+    quality: Any = None,
 ) -> ArtifactRef:
     """Log a JSONL dataset (or a list of examples) as a ``dataset`` artifact on ``run`` and return its ref.
 
     Metadata: counts, label balance (when the last assistant answers look like labels), token statistics
     and the validation summary (from ``report``, or by running the validator when ``validate``), the
     SHA-256 and the OpenAI file id when known. The artifact holds the file and a table of the first
-    ``table_rows`` examples (None: all). The run is never finished here.
+    ``table_rows`` examples (None: all). The run is never finished here. ``quality`` (a
+    :class:`~finetune_wb.validation.quality.QualityReport`) adds its counts to the metadata
+    (``metadata["quality"]``), a ``quality_findings`` table, and masks the examples table when it found
+    secrets or personal data.
 
     ``as_input``: the data is an input of ``run`` (e.g. a fine-tune run syncing its training file). Online
     the artifact is logged through ``use_artifact``; offline W&B cannot do that, so it is logged as an
@@ -109,6 +120,10 @@ def log_dataset(
         metadata.update(report_metadata(report))
     if file_id:
         metadata["openai_file_id"] = file_id
+    if quality is not None:
+        metadata["quality"] = quality_metadata(quality)
+        if needs_masking(quality):
+            metadata = masked(metadata)
     metadata = scrub(metadata)
 
     import wandb
@@ -116,7 +131,12 @@ def log_dataset(
     artifact = wandb.Artifact(art_name, type="dataset", description=description, metadata=metadata)
     artifact.add_file(str(path), name=file_name)
     if table_rows != 0:
-        artifact.add(examples_table(data, max_rows=table_rows), "examples")
+        if quality is not None and needs_masking(quality):
+            artifact.add(masked_examples_table(data, max_rows=table_rows), "examples")
+        else:
+            artifact.add(examples_table(data, max_rows=table_rows), "examples")
+    if quality is not None:
+        artifact.add(findings_table(quality), "quality_findings")
     offline = is_offline(run)
     try:
         if as_input and not offline:

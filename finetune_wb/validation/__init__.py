@@ -12,12 +12,16 @@ from finetune_wb._lazy import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "QualityFinding": ".quality_report",
+    "QualityReport": ".quality_report",
     "ValidationIssue": ".report",
     "ValidationReport": ".report",
+    "check_quality": ".quality.check",
     "count_example_tokens": ".tokens",
     "default_epochs": ".costs",
     "encoding_name_for_model": ".tokens",
     "estimate_cost_usd": ".costs",
+    "near_duplicate_groups": ".quality.groups",
     "validate_examples": ".validate",
     "validate_file": ".validate",
 }
@@ -29,6 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.validation.costs import (
         default_epochs as default_epochs,
         estimate_cost_usd as estimate_cost_usd,
+    )
+    from finetune_wb.validation.quality.check import check_quality as check_quality
+    from finetune_wb.validation.quality.groups import near_duplicate_groups as near_duplicate_groups
+    from finetune_wb.validation.quality_report import (
+        QualityFinding as QualityFinding,
+        QualityReport as QualityReport,
     )
     from finetune_wb.validation.report import (
         ValidationIssue as ValidationIssue,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import json.scanner
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,15 @@ def iter_lines(path: Path, collector: IssueCollector, stats: dict[str, int]) -> 
                 raw = raw[3:]  # a UTF-8 byte-order mark: harmless, accepted
             if raw[:1] != b"{" and not raw.strip():  # (the first-byte test spares a copy per line)
                 collector.add(line_no, "blank_line", "warning", "blank line (skipped); remove it")
+                continue
+            if b"\x00" in raw:  # JSON text never holds a raw NUL (a string must escape it as \u0000)
+                collector.add(
+                    line_no,
+                    "nul_byte",
+                    "error",
+                    f"a raw NUL byte at column {raw.index(0) + 1}; remove it (inside a string write \\u0000)",
+                )
+                yield line_no, UNPARSED
                 continue
             try:
                 text = raw.decode("utf-8")
@@ -63,8 +73,40 @@ def iter_lines(path: Path, collector: IssueCollector, stats: dict[str, int]) -> 
                     )
                     yield line_no, UNPARSED
                     continue
+            if b"\\u" in raw and _lone_surrogate(text, value):
+                yield line_no, _surrogate_issue(collector, line_no, text)
+                continue
             yield line_no, value
     stats["lines"] = line_no
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(text: str, value: Any) -> bool:
+    """Whether the parsed value holds a lone surrogate (``"\\ud800"``), which no UTF-8 file can carry."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_issue(collector: IssueCollector, line_no: int, text: str) -> object:
+    found = _SURROGATE_ESCAPE.search(text)
+    column = found.start() + 1 if found else 1
+    escape = found.group(0) if found else "\\ud800"
+    collector.add(
+        line_no,
+        "invalid_unicode",
+        "error",
+        f"the JSON string escape {escape} at column {column} is half of a surrogate pair with no other half;"
+        " it stands for no character and cannot be encoded as UTF-8 (the provider rejects it): write the"
+        " character itself, or the full pair",
+    )
+    return UNPARSED
 
 
 UNPARSED = object()
@@ -92,7 +134,9 @@ def not_utf8_text(head: bytes) -> str | None:
         if head.startswith(bom):
             return f"it starts with a {name} byte-order mark"
     nul = head.find(b"\x00")
-    if nul >= 0:
+    # One stray NUL in a text file is an error on its line (see iter_lines); a file is binary when NULs are
+    # more than one byte in a thousand of its head (UTF-16 text is half NULs, compressed data ~1/256).
+    if nul >= 0 and head.count(b"\x00") > max(1, len(head) // 1000):
         line = head.count(b"\n", 0, nul) + 1
         return f"it has a NUL byte at line {line}, byte {nul + 1} (is it binary, compressed or UTF-16?)"
     return None

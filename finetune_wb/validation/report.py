@@ -7,7 +7,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
+
+from finetune_wb.validation.quality_report import QualityReport
 
 Severity = Literal["error", "warning"]
 
@@ -117,6 +119,16 @@ class ValidationReport(BaseModel):
     n_missing_system: int = Field(0, description="examples without a system message (as the seed reports)")
     n_missing_user: int = Field(0, description="examples without a user message")
     unreadable: bool = Field(False, description="the file could not be opened or read at all")
+    quality: QualityReport | None = Field(
+        None, description="the data-quality findings, when asked for (validate_file(..., quality=True))"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_quality(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("quality", 0) is None:
+            del data["quality"]  # output without --quality stays as it was
+        return data
 
     @property
     def errors(self) -> list[ValidationIssue]:
@@ -130,12 +142,18 @@ class ValidationReport(BaseModel):
     @property
     def ok(self) -> bool:
         """True when there is no error (warnings allowed)."""
-        return self.n_errors == 0 and not any(i.severity == "error" for i in self.issues)
+        return (
+            self.n_errors == 0
+            and not any(i.severity == "error" for i in self.issues)
+            and (self.quality is None or self.quality.ok)
+        )
 
     def raise_for_errors(self) -> ValidationReport:
         """Raise DataValidationError (carrying this report) when there is any error; else return self."""
         if self.ok:
             return self
+        if self.n_errors == 0 and self.quality is not None:
+            self.quality.raise_for_errors()
         from finetune_wb.errors import DataValidationError
 
         first = "; ".join(str(i) for i in self.errors[:3])
@@ -194,6 +212,8 @@ class ValidationReport(BaseModel):
             hidden = max(0, len(self.issues) - max_issues) + self.n_issues_omitted
             if hidden > 0:
                 lines.append(f"  ... and {hidden} more (see issue_counts)")
+        if self.quality is not None:
+            lines.append(self.quality.summary(max_findings=max_issues))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -236,5 +256,7 @@ class ValidationReport(BaseModel):
                 rows,
                 "</table>",
             ]
+        if self.quality is not None:
+            parts.append(self.quality._repr_html_())
         parts.append("</div>")
         return "".join(parts)

@@ -8,7 +8,8 @@ at the first bad line; every problem becomes a ``ValidationIssue`` with a stable
 Issue codes (severity): the seed notebook's checks ``data_type``, ``missing_messages_list``,
 ``message_missing_key``, ``message_unrecognized_key``, ``unrecognized_role``, ``missing_content``,
 ``example_missing_assistant_message`` (errors); plus ``invalid_json``, ``invalid_utf8``, ``blank_line``
-(warning), ``invalid_content_part``, ``image_in_assistant_message``, ``invalid_tool_call``,
+(warning), ``nul_byte`` (a raw NUL byte in a line), ``invalid_unicode`` (a lone surrogate escape such
+as ``"\\ud800"``), ``invalid_content_part``, ``image_in_assistant_message``, ``invalid_tool_call``,
 ``invalid_tool_call_arguments``, ``tool_call_id_mismatch``, ``invalid_weight``, ``weight_on_non_assistant``,
 ``invalid_tools``, ``invalid_preference_output``, ``dpo_missing_input``, ``mixed_formats``, ``wrong_format``,
 ``too_few_examples``, ``empty_file``, ``file_unreadable``, ``over_budget`` (errors);
@@ -297,8 +298,14 @@ def validate_file(
     max_cost: float | None = None,
     prices: Mapping[str, float] | None = None,
     max_issues: int = MAX_LISTED_ISSUES,
+    quality: bool | Mapping[str, Any] = False,
+    test: str | os.PathLike[str] | None = None,
 ) -> ValidationReport:
     """Validate a JSONL training file; never raises on bad data (see the module docstring for codes).
+
+    ``quality``: also run the data-quality checks (:func:`~finetune_wb.validation.quality.check_quality`;
+    a mapping passes its options) against ``test`` when given; the findings are ``report.quality`` and an
+    error finding makes ``report.ok`` False.
 
     Raises ConfigError only for set-up problems: an unknown ``method``, ``n_epochs`` outside 1-50,
     a negative ``max_cost`` or ``max_issues``, or a tokenizer that cannot load.
@@ -319,13 +326,25 @@ def validate_file(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
     try:
-        return _run(
+        report = _run(
             iter_lines(p, collector, file_stats),
             collector=collector,
             file_stats=file_stats,
             counter=counter,
             **kwargs,
         )
+        if (quality is True or isinstance(quality, Mapping)) and not report.unreadable:
+            from finetune_wb.validation.quality.check import check_quality
+
+            report.quality = check_quality(p, test, **(dict(quality) if isinstance(quality, Mapping) else {}))
+            if report.quality.counts.get("secret") or report.quality.counts.get("personal_data"):
+                from finetune_wb.validation.quality.sensitive import mask_text
+
+                # a quoted text (constant_answer's preview) must not re-leak what the quality pass found
+                report.issues = [
+                    i.model_copy(update={"message": mask_text(i.message)}) for i in report.issues
+                ]
+        return report
     except NotText as exc:
         return _unreadable_report(
             path, model, max_issues, f"{path} is not a UTF-8 text file: {exc}; save it as UTF-8 JSONL"

@@ -1,0 +1,171 @@
+"""``check_quality``: is this training set any good, and is it safe to upload?
+
+One streaming pass over the training file (and one over the test file) collects sketches
+(:mod:`.collect`); the findings are then computed from those arrays (:mod:`.findings`). Finding codes
+(default severity): ``duplicate``, ``near_duplicate``, ``conflicting_answers``, ``label_imbalance``,
+``unseen_label``, ``personal_data``, ``answer_length_outlier``, ``dominant_system_prompt`` (warnings);
+``leakage``, ``secret`` (errors). ``severity={"personal_data": "error", "near_duplicate": "off"}`` changes
+them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from finetune_wb.errors import ConfigError
+from finetune_wb.validation.quality.collect import Collected
+from finetune_wb.validation.quality.extract import iter_examples
+from finetune_wb.validation.quality.sensitive import DEFAULT_ALLOW, Scanner
+from finetune_wb.validation.reader import NotText
+
+if TYPE_CHECKING:
+    from finetune_wb.validation.quality_report import QualityReport
+
+DEFAULT_THRESHOLD = 0.8
+MAX_FINDINGS = 1000
+
+
+def _check_options(
+    threshold: float, max_label_share: float, dominant_system_share: float, outlier_factor: float
+) -> None:
+    for name, value, low, high in (
+        ("near_duplicate_threshold", threshold, 0.0, 1.0),
+        ("max_label_share", max_label_share, 0.0, 1.0),
+        ("dominant_system_share", dominant_system_share, 0.0, 1.0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+            raise ConfigError(f"{name} must be a number above {low} and at most {high}, got {value!r}")
+    if (
+        isinstance(outlier_factor, bool)
+        or not isinstance(outlier_factor, (int, float))
+        or not (math.isfinite(outlier_factor) and outlier_factor > 1)
+    ):
+        raise ConfigError(f"outlier_factor must be a number above 1, got {outlier_factor!r}")
+
+
+def _severities(severity: Mapping[str, str] | None) -> dict[str, str]:
+    from finetune_wb.validation.quality_report import CODES, DEFAULT_SEVERITY
+
+    out: dict[str, str] = {code: DEFAULT_SEVERITY.get(code, "warning") for code in CODES}
+    for code, value in (severity or {}).items():
+        if code not in CODES:
+            raise ConfigError(f"severity names unknown finding code {code!r}; the codes are {sorted(CODES)}")
+        if value not in ("error", "warning", "off"):
+            raise ConfigError(f"severity[{code!r}] must be 'error', 'warning' or 'off', got {value!r}")
+        out[code] = value
+    return out
+
+
+def _collect(
+    source: Any, *, near: bool, threshold: float, scanner: Scanner | None, max_labels: int, max_findings: int
+) -> Collected:
+    from finetune_wb.validation.quality.minhash import Sketches
+
+    collected = Collected(
+        sketches=Sketches(threshold) if near else None,
+        scanner=scanner,
+        max_labels=max_labels,
+        max_label_length=40,
+        max_hits=max_findings,
+    )
+    try:
+        return collected.feed(iter_examples(source))
+    except (OSError, NotText) as exc:
+        what = (
+            "does not exist"
+            if isinstance(exc, FileNotFoundError)
+            else f"cannot be read as UTF-8 JSONL ({exc})"
+        )
+        raise ConfigError(f"{source} {what}; check the path") from exc
+
+
+def check_quality(
+    train: str | os.PathLike[str] | Iterable[Any],
+    test: str | os.PathLike[str] | Iterable[Any] | None = None,
+    *,
+    near_duplicates: bool = True,
+    near_duplicate_threshold: float = DEFAULT_THRESHOLD,
+    max_label_share: float = 0.8,
+    max_labels: int = 20,
+    outlier_factor: float = 5.0,
+    dominant_system_share: float = 0.9,
+    allow: Iterable[str] = (),
+    severity: Mapping[str, str] | None = None,
+    near_leakage_severity: str | None = None,
+    max_findings: int = MAX_FINDINGS,
+) -> QualityReport:
+    """Check a training set (a JSONL path or examples) and optionally its test set; never raises on data.
+
+    ``near_duplicate_threshold``: estimated Jaccard similarity of the prompts' word 3-shingles from which
+    two examples count as near duplicates (and a test prompt as leaked). ``max_label_share``: when the
+    answers look like labels (at most ``max_labels`` distinct short answers), a label holding more than
+    this share of the examples is ``label_imbalance``. ``outlier_factor``: answers this many times longer
+    (or shorter) than the median answer are outliers. ``dominant_system_share``: with several system
+    prompt variants, one in more than this share of the examples is reported. ``allow``: regular
+    expressions; a secret or personal datum whose text matches one is not reported (added to the default
+    allow-list of documentation domains such as ``example.com``). ``severity``: per code "error",
+    "warning" or "off". ``near_leakage_severity`` gives a test prompt that is only *nearly* a training
+    prompt its own severity (default: that of ``leakage``). ``near_duplicates=False`` skips the MinHash
+    checks (and the datasketch extra).
+
+    Raises ConfigError for bad options, or when near-duplicate checks are asked for and datasketch is not
+    installed.
+    """
+    _check_options(near_duplicate_threshold, max_label_share, dominant_system_share, outlier_factor)
+    if isinstance(max_findings, bool) or not isinstance(max_findings, int) or max_findings < 0:
+        raise ConfigError(f"max_findings must be an integer >= 0, got {max_findings!r}")
+    levels = _severities(severity)
+    if near_leakage_severity not in (None, "error", "warning", "off"):
+        raise ConfigError(
+            f"near_leakage_severity must be 'error', 'warning', 'off' or None, got {near_leakage_severity!r}"
+        )
+    allow = list(allow)
+    for pattern in allow:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"allow pattern {pattern!r} is not a regular expression: {exc}") from exc
+    scan = levels["secret"] != "off" or levels["personal_data"] != "off"
+    kinds = None
+    if scan:
+        from finetune_wb.validation.quality.sensitive import KINDS
+
+        kinds = [k for k, (code, _) in KINDS.items() if levels[code] != "off"]
+    scanner = Scanner([*DEFAULT_ALLOW, *allow], kinds=kinds) if scan else None
+    near = near_duplicates and (
+        levels["near_duplicate"] != "off" or (test is not None and levels["leakage"] != "off")
+    )
+    options: dict[str, Any] = dict(
+        near=near, threshold=near_duplicate_threshold, max_labels=max_labels, max_findings=max_findings
+    )
+    train_data = _collect(train, scanner=scanner, **options)
+    test_data = _collect(test, scanner=None, **options) if test is not None else None
+    from finetune_wb.validation.quality.findings import build_report
+
+    return build_report(
+        train_data,
+        test_data,
+        path=str(train) if isinstance(train, (str, os.PathLike)) else None,
+        test_path=str(test) if isinstance(test, (str, os.PathLike)) else None,
+        levels=levels,
+        max_label_share=max_label_share,
+        outlier_factor=outlier_factor,
+        dominant_system_share=dominant_system_share,
+        max_findings=max_findings,
+        near_leakage_severity=near_leakage_severity,
+        options={
+            "near_duplicates": near,
+            "near_duplicate_threshold": near_duplicate_threshold,
+            "max_label_share": max_label_share,
+            "max_labels": max_labels,
+            "outlier_factor": outlier_factor,
+            "dominant_system_share": dominant_system_share,
+            "allow": allow,
+            "severity": {c: s for c, s in levels.items() if s != "warning"},
+            "near_leakage_severity": near_leakage_severity or levels["leakage"],
+        },
+    )
