@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import EvalCacheError, EvaluationError
 from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, Claim, cache_key
+from finetune_wb.evaluation.http_clients import fresh_http_client, with_fast_transport
 from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
 from finetune_wb.evaluation.refusals import REFUSED_PREFIX, REFUSED_STATUS, refusal_message
 from finetune_wb.evaluation.transport import DirectPost, describe_error, parse_completion, send
@@ -146,6 +147,7 @@ class Answerer:
                 built = not isinstance(source, openai.AsyncOpenAI)
                 aclient = get_async_client(source)
                 if built:
+                    aclient = with_fast_transport(aclient)  # openai's aiohttp transport when installed
                     self._owned.append(aclient)
                 elif PRIVATE_LOOP.get():
                     aclient = self._fresh_pool(aclient)
@@ -168,7 +170,7 @@ class Answerer:
         try:
             if not isinstance(aclient._client, openai.DefaultAsyncHttpxClient):
                 return aclient
-            copy = aclient.copy(http_client=openai.DefaultAsyncHttpxClient())
+            copy = aclient.copy(http_client=fresh_http_client())
         except Exception:  # a future openai without these: share the caller's pool as before
             return aclient
         self._owned.append(copy)
