@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_wb.errors import EvalCacheError, EvaluationError
     from finetune_wb.evaluation import evaluate
     from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.light_client import light_client_from_env
     from finetune_wb.evaluation.resolution import resolve_evaluators
 
     if not args.data.exists():
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             models=args.models,
             evaluators=evaluators,
-            client=client_from_env(),
+            client=light_client_from_env() or client_from_env(),  # openai imported only if needed
             concurrency=args.concurrency,  # None: the library default
             rpm=args.rpm,
             tpm=args.tpm,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,8 @@ class Answerer:
         if key not in self._clients:
             if source is not None and not _is_openai_client(source):
                 aclient = source  # a duck-typed async client (tests, custom transports)
+                if getattr(source, "closed_by_engine", False):  # e.g. the CLI's light client
+                    self._owned.append(aclient)
             else:
                 import openai
 
@@ -446,9 +449,8 @@ def request_timeout_of(aclient: Any) -> float:
 
 
 def _is_openai_client(obj: Any) -> bool:
-    import openai
-
-    return isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
+    openai = sys.modules.get("openai")  # not imported yet: obj cannot be one of its clients
+    return openai is not None and isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
 
 
 class EngineJudge:
