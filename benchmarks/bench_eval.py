@@ -299,7 +299,16 @@ def peer(emu: Any, data: Path, n: int, concurrency: int, tmp: Path) -> dict[str,
     }
 
 
-TRANSPORTS = ("direct+aiohttp", "direct+httpx", "typed+aiohttp", "typed+httpx")
+TRANSPORTS = (
+    "light+aiohttp",
+    "light+httpx",
+    "direct+aiohttp",
+    "direct+httpx",
+    "typed+aiohttp",
+    "typed+httpx",
+)
+"""light: the CLI's own client (evaluation/light_client.py); direct: the engine's POST through an AsyncOpenAI's
+HTTP client (evaluation/transport.py); typed: ``AsyncOpenAI.chat.completions.create``."""
 
 
 def transports(emu: Any, n: int, levels: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -307,6 +316,7 @@ def transports(emu: Any, n: int, levels: tuple[int, ...]) -> list[dict[str, Any]
     import openai
 
     from finetune_wb.evaluation import evaluate, transport
+    from finetune_wb.evaluation.light_client import LightAsyncClient
 
     examples = build_examples(n)
     warm = examples[:8]
@@ -316,7 +326,9 @@ def transports(emu: Any, n: int, levels: tuple[int, ...]) -> list[dict[str, Any]
             typed = name.startswith("typed")
             transport._DIRECT["usable"] = transport._RAW_POST["usable"] = not typed
             os.environ["FINETUNE_WB_EVAL_HTTP"] = name.split("+")[1]
-            client = openai.OpenAI(base_url=emu.base_url, api_key="sk-test")  # the engine builds its own
+            client: Any = openai.OpenAI(base_url=emu.base_url, api_key="sk-test")  # the engine builds its own
+            if name.startswith("light"):
+                client = LightAsyncClient(api_key="sk-test", base_url=emu.base_url)
             try:
                 evaluate(
                     warm, models=MODEL, client=client, cache=None, progress=False, concurrency=concurrency

@@ -4,8 +4,9 @@ Importing ``openai`` costs a fresh process 0.6-0.9 s (most of it building the SD
 longer than everything else ``finetune-wb eval`` does before its first request. For the common
 configuration — ``OPENAI_API_KEY`` (and optionally ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``,
 ``OPENAI_PROJECT_ID``) — the command therefore sends its chat completions through this client: a POST of
-the same JSON body to ``{base_url}/chat/completions`` with the same headers, over ``httpx2``, the HTTP
-library the installed ``openai`` itself uses (so proxies from the environment apply alike).
+the same JSON body to ``{base_url}/chat/completions`` with the same headers, over aiohttp when it is
+installed (``openai[aiohttp]``; about half the client CPU per request, see docs/benchmarks.md) and otherwise
+``httpx2``, the HTTP library the installed ``openai`` uses; either reads proxies from the environment.
 
 Failures look exactly as they do through ``openai``: an HTTP error status is turned into the same
 ``openai`` exception by the SDK's own mapping (``openai`` is imported then, on the first failure only), and
@@ -21,6 +22,7 @@ environment. ``FINETUNE_WB_LIGHT_CLIENT=0`` turns it off.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
@@ -68,24 +70,35 @@ class LightAsyncClient:
         self.chat = _Namespace(completions=_Namespace(create=self.create))
 
     def _client(self) -> Any:
-        """The HTTP client of the running event loop (a new one when the loop changed)."""
+        """The HTTP session of the running event loop (a new one when the loop changed)."""
         loop = asyncio.get_running_loop()
         if self._http is None or self._loop is not loop:
-            import httpx2
+            if _use_aiohttp():
+                import aiohttp
 
-            self._http = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
-                follow_redirects=True,
-            )
+                self._http = aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                    connector=aiohttp.TCPConnector(limit=1000),
+                    trust_env=True,  # proxies from the environment, as httpx reads them
+                )
+            else:
+                import httpx2
+
+                self._http = httpx2.AsyncClient(
+                    timeout=httpx2.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                    limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+                    follow_redirects=True,
+                )
             self._loop = loop
         return self._http
 
     async def create(self, **body: Any) -> dict[str, Any]:
         """POST one chat completion; the response's JSON, or the exception ``openai`` would raise."""
+        http = self._client()
+        if type(http).__module__.startswith("aiohttp"):
+            return await self._create_aiohttp(http, body)
         import httpx2
 
-        http = self._client()
         try:
             response = await http.post(self._url, json=body, headers=self._headers)
         except httpx2.TimeoutException as exc:
@@ -101,6 +114,32 @@ class LightAsyncClient:
             raise self._status_error(response)
         return response.json()  # type: ignore[no-any-return]
 
+    async def _create_aiohttp(self, http: Any, body: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp
+
+        data = json.dumps(body).encode()
+        headers = {**self._headers, "Content-Type": "application/json"}
+        try:
+            async with http.post(self._url, data=data, headers=headers) as response:
+                content = await response.read()
+                status, response_headers = response.status, list(response.headers.items())
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            import httpx2
+            import openai
+
+            request = httpx2.Request("POST", self._url)
+            if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+                raise openai.APITimeoutError(request=request) from exc
+            raise openai.APIConnectionError(request=request) from exc
+        if status >= 400:
+            import httpx2
+
+            request = httpx2.Request("POST", self._url, headers=headers, content=data)
+            raise self._status_error(
+                httpx2.Response(status, headers=response_headers, content=content, request=request)
+            )
+        return json.loads(content)  # type: ignore[no-any-return]
+
     def _status_error(self, response: Any) -> BaseException:
         """The ``openai`` exception for an error response, by the SDK's own mapping."""
         if self._make_error is None:
@@ -114,12 +153,22 @@ class LightAsyncClient:
     async def close(self) -> None:
         http, self._http = self._http, None
         if http is not None:
-            await http.aclose()
+            await (http.close() if type(http).__module__.startswith("aiohttp") else http.aclose())
 
 
 class _Namespace:
     def __init__(self, **attrs: Any) -> None:
         self.__dict__.update(attrs)
+
+
+def _use_aiohttp() -> bool:
+    """aiohttp when installed (about half the client CPU per request of httpx2; benchmarks/bench_eval.py),
+    unless ``FINETUNE_WB_EVAL_HTTP=httpx``."""
+    import importlib.util
+
+    if os.environ.get("FINETUNE_WB_EVAL_HTTP", "").strip().lower() == "httpx":
+        return False
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def light_client_from_env() -> LightAsyncClient | None:

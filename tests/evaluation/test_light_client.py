@@ -27,6 +27,13 @@ BODY: dict[str, Any] = {
 }
 
 
+@pytest.fixture(params=["aiohttp", "httpx"])
+def http(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test below runs over aiohttp and over httpx2 (the fallback without aiohttp)."""
+    monkeypatch.setenv("FINETUNE_WB_EVAL_HTTP", request.param)
+    return str(request.param)
+
+
 def _both(emu: Any) -> tuple[LightAsyncClient, openai.AsyncOpenAI]:
     return LightAsyncClient(api_key="sk-test", base_url=emu.base_url), emu.async_client(max_retries=0)
 
@@ -34,6 +41,9 @@ def _both(emu: Any) -> tuple[LightAsyncClient, openai.AsyncOpenAI]:
 async def _outcome(client: Any) -> Any:
     try:
         result = await client.chat.completions.create(**BODY)
+        if isinstance(client, LightAsyncClient):
+            expected = "aiohttp" if os.environ.get("FINETUNE_WB_EVAL_HTTP") != "httpx" else "httpx2"
+            assert type(client._http).__module__.split(".")[0] == expected
     except Exception as exc:
         return exc
     finally:
@@ -41,16 +51,17 @@ async def _outcome(client: Any) -> Any:
     return result if isinstance(result, dict) else result.model_dump()
 
 
-def test_same_answer_as_openai(finetune_emulator: Any) -> None:
+def test_same_answer_as_openai(finetune_emulator: Any, http: str) -> None:
     light, sdk = _both(finetune_emulator)
-    ours, theirs = asyncio.run(_outcome(light)), asyncio.run(_outcome(sdk))
+    ours = asyncio.run(_outcome(light))
+    theirs = asyncio.run(_outcome(sdk))
     assert ours["choices"][0]["message"]["content"] == theirs["choices"][0]["message"]["content"]
     assert ours["usage"]["prompt_tokens"] == theirs["usage"]["prompt_tokens"]
     assert light.base_url == str(sdk.base_url)  # the same cache keys
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
-def test_error_statuses_raise_what_openai_raises(finetune_emulator: Any, status: int) -> None:
+def test_error_statuses_raise_what_openai_raises(finetune_emulator: Any, status: int, http: str) -> None:
     light, sdk = _both(finetune_emulator)
     outcomes = []
     for client in (light, sdk):
@@ -63,7 +74,7 @@ def test_error_statuses_raise_what_openai_raises(finetune_emulator: Any, status:
     assert ours.response.headers.get("retry-after-ms") == theirs.response.headers.get("retry-after-ms")
 
 
-def test_connection_failure_is_openais_connection_error() -> None:
+def test_connection_failure_is_openais_connection_error(http: str) -> None:
     light = LightAsyncClient(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
     exc = asyncio.run(_outcome(light))
     assert isinstance(exc, openai.APIConnectionError)
