@@ -172,15 +172,25 @@ print(json.dumps({"n": len(dataset), "tokens": sum(total), "assistant": sum(assi
 
 OURS_SCRIPT = r"""
 import json, sys, time
+from finetune_wb.validation import parallel_tokens
 from finetune_wb.validation.validate import validate_file
+
+workers = []
+start = parallel_tokens.start
+def spy(*args, **kwargs):
+    pc = start(*args, **kwargs)
+    workers.append(pc)
+    return pc
+parallel_tokens.start = spy
 
 path, model = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 report = validate_file(path, model=model)
 assert report.tokens.encoding == sys.argv[3], report.tokens.encoding
 elapsed = time.perf_counter() - t0
-per = report.tokens.per_example
-print(json.dumps({"n": report.n_examples, "tokens": report.tokens.total, "assistant": round(report.tokens.assistant_per_example.mean * report.n_examples), "errors": report.n_errors, "inner_seconds": elapsed}))
+pc = workers[0] if workers else None
+print(json.dumps({"n": report.n_examples, "tokens": report.tokens.total, "assistant": round(report.tokens.assistant_per_example.mean * report.n_examples), "errors": report.n_errors, "inner_seconds": elapsed,
+    "lines_from_worker": pc.n_from_worker if pc else 0, "wait_seconds": pc.wait_seconds if pc else 0.0}))
 """
 
 
@@ -336,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             f" (max RSS {r['peak_rss_mib']:6.1f} MiB, {int(r['processes'])} process(es))"
             f"   tokens {int(r['tokens']):,}"
         )
+    print(
+        f"  {'':14s} token worker: {int(ours.get('lines_from_worker', 0)):,} of {args.examples:,} lines counted"
+        f" there; the validator waited {ours.get('wait_seconds', 0.0):.2f} s for it"
+    )
     print(
         f"  {'floor':14s} peak PSS {baseline['peak_pss_mib']:6.1f} MiB (python + tiktoken + the"
         f" {encoding_name_for_model(args.model)} encoding, as the seed loads it)"

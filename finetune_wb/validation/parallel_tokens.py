@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,8 @@ class Precounter:
         self.n_from_worker = 0
         """Lines whose counts came from the worker (for tests and benchmarks)."""
         self.chunks_counted_here = 0
+        self.wait_seconds = 0.0
+        """Time the validator spent waiting for the worker's counts."""
         self.started = False
         chunk_bytes = chunk_bytes or chunk_size(path.stat().st_size)
         self._table = chunk_table(path, chunk_bytes)
@@ -178,8 +181,11 @@ class Precounter:
             del self._results[old]
         if counts is None and not self._dead and ci not in self._mine:
             mine = self._claim_up_to(ci)
-            while not mine and not self._dead and ci not in self._results:
-                self._read(block=True)  # the worker has this chunk in hand
+            if not mine and ci not in self._results:
+                waited = time.perf_counter()
+                while not self._dead and ci not in self._results:
+                    self._read(block=True)  # the worker has this chunk in hand
+                self.wait_seconds += time.perf_counter() - waited
             counts = self._results.pop(ci, None)
         if counts is None:
             self.chunks_counted_here += 1
