@@ -6,7 +6,8 @@ configuration — ``OPENAI_API_KEY`` (and optionally ``OPENAI_BASE_URL``, ``OPEN
 ``OPENAI_PROJECT_ID``) — the command therefore sends its chat completions through this client: a POST of
 the same JSON body to ``{base_url}/chat/completions`` with the same headers, over aiohttp when it is
 installed (``openai[aiohttp]``; about half the client CPU per request, see docs/benchmarks.md) and otherwise
-``httpx2``, the HTTP library the installed ``openai`` uses; either reads proxies from the environment.
+— or when a proxy variable is set — over ``httpx2``, the HTTP library the installed ``openai`` uses, which
+reads the proxy variables as ``openai`` does.
 
 Failures look exactly as they do through ``openai``: an HTTP error status is turned into the same
 ``openai`` exception by the SDK's own mapping (``openai`` is imported then, on the first failure only), and
@@ -79,7 +80,8 @@ class LightAsyncClient:
                 self._http = aiohttp.ClientSession(
                     timeout=aiohttp.ClientTimeout(total=TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                     connector=aiohttp.TCPConnector(limit=1000),
-                    trust_env=True,  # proxies from the environment, as httpx reads them
+                    # trust_env stays off: it would look each request's host up in ~/.netrc in a thread
+                    # (and refuse our Authorization header on a match); with a proxy set, httpx2 is used.
                 )
             else:
                 import httpx2
@@ -166,8 +168,12 @@ def _use_aiohttp() -> bool:
     unless ``FINETUNE_WB_EVAL_HTTP=httpx``."""
     import importlib.util
 
+    from finetune_wb.evaluation.http_clients import PROXY_VARS
+
     if os.environ.get("FINETUNE_WB_EVAL_HTTP", "").strip().lower() == "httpx":
         return False
+    if any(os.environ.get(v) for v in PROXY_VARS):
+        return False  # httpx2 reads proxy variables (and NO_PROXY) as openai's client does
     return importlib.util.find_spec("aiohttp") is not None
 
 

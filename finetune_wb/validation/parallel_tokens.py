@@ -64,7 +64,7 @@ def wanted(path: Path) -> bool:
         return False
     if setting == "1":
         return True
-    if (os.cpu_count() or 1) < 2:
+    if (os.cpu_count() or 1) < 2 or os.name != "posix":  # pipes and select() as used here are POSIX
         return False
     try:
         return path.is_file() and path.stat().st_size >= MIN_BYTES
@@ -74,7 +74,7 @@ def wanted(path: Path) -> bool:
 
 def start(path: Path, counter: TokenCounter, *, force: bool = False) -> Precounter | None:
     """A running worker for ``path`` when it pays (or ``force``), else None; never raises."""
-    if not (force or wanted(path)):
+    if os.name != "posix" or not (force or wanted(path)):
         return None
     try:
         pc = Precounter(path, counter.encoding.name)
