@@ -72,7 +72,7 @@ def with_fast_transport(aclient: Any) -> Any:
 
 
 def transport_name(aclient: Any) -> str:
-    """"aiohttp", "httpx" or the HTTP client's class name (for benchmarks and tests)."""
+    """The transport of an ``AsyncOpenAI``: "aiohttp", "httpx" or its HTTP client's class name."""
     http = getattr(aclient, "_client", None)
     name = type(http).__name__
     if "AioHttp" in name or "Aiohttp" in name:

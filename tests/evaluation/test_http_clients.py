@@ -71,7 +71,9 @@ def test_evaluate_answers_alike_on_both_transports(
 
     monkeypatch.setattr("finetune_wb.evaluation.answering.with_fast_transport", spy)
     before = len(finetune_emulator.journal)
-    report = evaluate(examples(12), models=MODEL, client=finetune_emulator.client(), cache=None, progress=False)
+    report = evaluate(
+        examples(12), models=MODEL, client=finetune_emulator.client(), cache=None, progress=False
+    )
     assert report.n_unanswered == 0
     assert len(used) == 1 and http_clients.transport_name(used[0]) == choice
     assert used[0]._client.is_closed  # the engine closed the client (and its aiohttp session) it built
@@ -79,7 +81,9 @@ def test_evaluate_answers_alike_on_both_transports(
     assert len(chat) == 12 and all(e.status == 200 for e in chat)
     # the same answers as with the other transport (the emulator's base model is deterministic)
     monkeypatch.setenv(http_clients.ENV, "httpx" if choice == "aiohttp" else "aiohttp")
-    again = evaluate(examples(12), models=MODEL, client=finetune_emulator.client(), cache=None, progress=False)
+    again = evaluate(
+        examples(12), models=MODEL, client=finetune_emulator.client(), cache=None, progress=False
+    )
     assert [r.output for r in again.rows] == [r.output for r in report.rows]
 
 
