@@ -43,6 +43,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_sync.py
 
 clean:
 	rm -rf $(VENV) site build *.egg-info

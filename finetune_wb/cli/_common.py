@@ -15,8 +15,9 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(to_jsonable(obj), sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    # One write of the whole text: json.dump to a stream writes each token separately (~130,000 writes for
+    # a 2,000-row evaluation report); the text is the same.
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_wb.errors import BatchInputError, EvalCacheError, EvaluationError
     from finetune_wb.evaluation import evaluate
     from finetune_wb.evaluation.inputs import load_eval_examples
+    from finetune_wb.evaluation.light_client import light_client_from_env
     from finetune_wb.evaluation.requests import request_shaping
     from finetune_wb.evaluation.resolution import resolve_evaluators
 
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             models=args.models,
             evaluators=evaluators,
-            client=client_from_env(),
+            client=light_client_from_env() or client_from_env(),  # openai imported only if needed
             concurrency=args.concurrency,  # None: the library default
             rpm=args.rpm,
             tpm=args.tpm,

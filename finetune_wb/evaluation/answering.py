@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from finetune_wb.errors import EvalCacheError, EvaluationError
 from finetune_wb.evaluation.cache import AnswerCache, CachedAnswer, Claim, cache_key
+from finetune_wb.evaluation.http_clients import fresh_http_client, with_fast_transport
 from finetune_wb.evaluation.limits import AdaptiveLimit, TokenBucket
 from finetune_wb.evaluation.refusals import REFUSED_PREFIX, REFUSED_STATUS, refusal_message
 from finetune_wb.evaluation.transport import DirectPost, describe_error, parse_completion, send
@@ -145,12 +147,15 @@ class Answerer:
         if key not in self._clients:
             if source is not None and not _is_openai_client(source):
                 aclient = source  # a duck-typed async client (tests, custom transports)
+                if getattr(source, "closed_by_engine", False):  # e.g. the CLI's light client
+                    self._owned.append(aclient)
             else:
                 import openai
 
                 built = not isinstance(source, openai.AsyncOpenAI)
                 aclient = get_async_client(source)
                 if built:
+                    aclient = with_fast_transport(aclient)  # openai's aiohttp transport when installed
                     self._owned.append(aclient)
                 elif PRIVATE_LOOP.get():
                     aclient = self._fresh_pool(aclient)
@@ -173,7 +178,7 @@ class Answerer:
         try:
             if not isinstance(aclient._client, openai.DefaultAsyncHttpxClient):
                 return aclient
-            copy = aclient.copy(http_client=openai.DefaultAsyncHttpxClient())
+            copy = aclient.copy(http_client=fresh_http_client())
         except Exception:  # a future openai without these: share the caller's pool as before
             return aclient
         self._owned.append(copy)
@@ -453,9 +458,8 @@ def request_timeout_of(aclient: Any) -> float:
 
 
 def _is_openai_client(obj: Any) -> bool:
-    import openai
-
-    return isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
+    openai = sys.modules.get("openai")  # not imported yet: obj cannot be one of its clients
+    return openai is not None and isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI))
 
 
 class EngineJudge:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from finetune_wb.evaluation.cache import CachedAnswer
@@ -51,9 +52,10 @@ class DirectPost:
     def for_client(cls, aclient: Any) -> DirectPost | None:
         if not _DIRECT["usable"]:
             return None
+        openai = sys.modules.get("openai")
+        if openai is None:  # not imported, so aclient is not an AsyncOpenAI (the CLI's light client)
+            return None
         try:
-            import openai
-
             if (
                 type(aclient) is not openai.AsyncOpenAI
                 or not isinstance(aclient.api_key, str)
@@ -125,7 +127,7 @@ async def send(
     params: dict[str, Any],
 ) -> Any:
     """One chat completion: the direct path when the client allows it, else the client's own methods."""
-    import openai
+    openai = sys.modules.get("openai")  # a duck-typed client (the CLI's light one) needs no openai import
 
     body = chat_body(model, messages, params)
     if direct is not None and not direct.disabled:
@@ -133,7 +135,7 @@ async def send(
             return await direct(body)
         except DirectPathUnavailable:
             pass  # ``direct`` is now disabled; this request and all later ones take the public path
-    if isinstance(aclient, openai.AsyncOpenAI) and _RAW_POST["usable"]:
+    if openai is not None and isinstance(aclient, openai.AsyncOpenAI) and _RAW_POST["usable"]:
         response_class = raw_response_class()
         if response_class is not None:
             try:

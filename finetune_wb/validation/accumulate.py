@@ -132,8 +132,15 @@ class Accumulator:
             self.answer_text.see(answer)
         self.watching = self.user_text.same or self.answer_text.same
 
-    def add(self, obj: Mapping[str, Any], line: int, collector: IssueCollector) -> None:
-        total, assistant, n_messages = self.counter.example_tokens(obj)
+    def add(
+        self,
+        obj: Mapping[str, Any],
+        line: int,
+        collector: IssueCollector,
+        counts: tuple[int, int, int] | None = None,
+    ) -> None:
+        """Record one example; ``counts`` (total, assistant, messages) when already counted elsewhere."""
+        total, assistant, n_messages = counts or self.counter.example_tokens(obj)
         messages = obj.get("messages")
         if messages is None:  # DPO: the prompt is under "input"
             inp = obj.get("input")
@@ -170,13 +177,18 @@ class Accumulator:
                 f"{total:,} tokens is over the {self.limit:,}-token limit; it will be truncated in training",
             )
 
-    def plain_chat(self, obj: dict[str, Any]) -> tuple[int, int, int, bool, bool] | None:
+    def plain_chat(
+        self, obj: dict[str, Any], counts: tuple[int, int, int] | None = None
+    ) -> tuple[int, int, int, bool, bool] | None:
         """Counts for the overwhelmingly common example — only ``messages``, each exactly a known role and
         non-empty string content, with an assistant turn — which has no possible issue; else None.
 
         This fuses the checks and the seed's token formula into one loop; anything else takes the general
-        path (``check_chat`` + ``TokenCounter.example_tokens``), which gives the same numbers.
+        path (``check_chat`` + ``TokenCounter.example_tokens``), which gives the same numbers. ``counts``
+        (from the token-counting worker, see parallel_tokens.py) skips the encoding, not the checks.
         """
+        if counts is not None:
+            return self._plain_checked(obj, counts)
         if len(obj) != 1:
             return None
         messages = obj.get("messages")
@@ -211,3 +223,30 @@ class Accumulator:
         if not has_assistant:
             return None
         return total, assistant, len(messages), has_system, has_user
+
+    def _plain_checked(
+        self, obj: dict[str, Any], counts: tuple[int, int, int]
+    ) -> tuple[int, int, int, bool, bool] | None:
+        """``plain_chat``'s checks alone, with the token counts given."""
+        if len(obj) != 1:
+            return None
+        messages = obj.get("messages")
+        if type(messages) is not list or not messages:
+            return None
+        has_system = has_user = has_assistant = False
+        for m in messages:
+            if type(m) is not dict or len(m) != 2:
+                return None
+            role = m.get("role")
+            content = m.get("content")
+            if type(role) is not str or type(content) is not str or not content or role not in PLAIN_ROLES:
+                return None
+            if role == "assistant":
+                has_assistant = True
+            elif role == "user":
+                has_user = True
+            elif role == "system":
+                has_system = True
+        if not has_assistant:
+            return None
+        return counts[0], counts[1], counts[2], has_system, has_user

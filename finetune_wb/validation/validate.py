@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_wb.validation import costs
+from finetune_wb.validation import costs, parallel_tokens
 from finetune_wb.validation.accumulate import Accumulator, IssueCollector
 from finetune_wb.validation.format_checks import Format, check_chat, check_dpo, format_of
 from finetune_wb.validation.reader import UNPARSED, NotText, iter_lines
@@ -118,6 +118,7 @@ def _run(
     collector: IssueCollector,
     file_stats: dict[str, int],
     counter: TokenCounter,
+    precount: Callable[[int], tuple[int, int, int] | None] | None = None,
 ) -> ValidationReport:
     forced: Format | None = None if method is None else ("dpo" if method == "dpo" else "chat")
     file_format: Format | None = forced
@@ -134,8 +135,9 @@ def _run(
         n_examples += 1
         if obj is UNPARSED:
             continue
+        counts = precount(line) if precount is not None else None  # from the token worker, if any
         if fast_ok and type(obj) is dict:
-            plain = acc.plain_chat(obj)
+            plain = acc.plain_chat(obj, counts)
             if plain is not None:
                 if file_format is None:
                     file_format, decided_at = "chat", line
@@ -170,7 +172,7 @@ def _run(
                 check_dpo(obj, add)
             else:
                 check_chat(obj, add, reinforcement=method == "reinforcement")
-            acc.add(obj, line, collector)
+            acc.add(obj, line, collector, counts)
             fast_ok = file_format in (None, "chat")
         except Exception as exc:  # never raise on data; a crash here is our bug, reported as an issue
             add("internal_error", "error", f"the validator failed on this line ({type(exc).__name__}: {exc})")
@@ -325,12 +327,14 @@ def validate_file(
     kwargs: dict[str, Any] = dict(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
+    precount = parallel_tokens.start(p, counter)  # a second process counting tokens, for large files
     try:
         report = _run(
             iter_lines(p, collector, file_stats),
             collector=collector,
             file_stats=file_stats,
             counter=counter,
+            precount=precount,
             **kwargs,
         )
         if (quality is True or isinstance(quality, Mapping)) and not report.unreadable:
@@ -356,6 +360,9 @@ def validate_file(
             else f"cannot be read ({exc.strerror or exc})"
         )
         return _unreadable_report(path, model, max_issues, f"{path} {what}; check the path and permissions")
+    finally:
+        if precount is not None:
+            precount.close()
 
 
 def _unreadable_report(
