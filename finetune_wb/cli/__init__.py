@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "eval",
     "run",
     "emulator",
+    "serve",
 )
 
 

@@ -33,7 +33,15 @@ def routes(core: Core) -> list[Route]:
     # --- fine-tuning jobs ------------------------------------------------------------------------------
     async def create_job(request: Request) -> Response:
         body = await api_json(request)
-        job = await run_in_threadpool(creation.create_job, store, body, now=core.now(), pace=core.pace)
+        job = await run_in_threadpool(
+            creation.create_job,
+            store,
+            body,
+            now=core.now(),
+            pace=core.pace,
+            models=core.trainer.base_models(),
+            external=core.trainer.name != "nearest-neighbour",
+        )
         return JSONResponse(job)
 
     def list_jobs(request: Request) -> Response:
@@ -83,7 +91,7 @@ def routes(core: Core) -> list[Route]:
 
     # --- models ----------------------------------------------------------------------------------------
     def model_object(model_id: str) -> dict[str, Any]:
-        if model_id in BASE_MODELS:
+        if model_id in BASE_MODELS or model_id in core.trainer.base_models():
             return {"id": model_id, "object": "model", "created": BASE_MODEL_CREATED, "owned_by": "system"}
         job = store.fine_tuned_models().get(model_id)
         if job is None:
@@ -102,7 +110,8 @@ def routes(core: Core) -> list[Route]:
 
     def list_models(request: Request) -> Response:
         with store.lock:
-            ids = list(BASE_MODELS) + [
+            served = [m for m in core.trainer.base_models() if m not in BASE_MODELS]
+            ids = list(BASE_MODELS) + served + [
                 j["fine_tuned_model"]
                 for j in store.jobs.values()
                 if j.get("fine_tuned_model") and j["fine_tuned_model"] not in store.deleted_models

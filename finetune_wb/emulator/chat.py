@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from finetune_wb.emulator.answerers import Answer, base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.core import Core
@@ -141,7 +141,12 @@ def chat_completion(core: Core, raw: bytes) -> dict[str, Any]:
     limit_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     limit = _int_option(body, limit_key, default=None, low=1, high=1_000_000)
     nn = core.chat_model(model)
-    answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
+    if nn is None:
+        answer = base_model_answer(model, messages)
+    elif getattr(nn, "takes_options", False):  # a real model (emulator/hf_chat.py): tools, length
+        answer = cast(Any, nn).answer(messages, tools=body.get("tools"), max_tokens=limit)
+    else:
+        answer = nn.answer(messages)
     message, finish, c_tokens = _reply(answer, limit)
     p_tokens = prompt_tokens(messages)
     choices = [{"index": i, "message": message, "finish_reason": finish, "logprobs": None} for i in range(n)]

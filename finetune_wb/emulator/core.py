@@ -11,6 +11,7 @@ from finetune_wb.emulator.clock import Clock, SystemClock
 from finetune_wb.emulator.faults import Faults
 from finetune_wb.emulator.limits import BodyLimits
 from finetune_wb.emulator.state import ApiError, Store
+from finetune_wb.emulator.trainers import ChatModel, NearestNeighbourTrainer, Trainer
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 
@@ -24,6 +25,7 @@ class Core:
         clock: Clock | None = None,
         persist_dir: str | os.PathLike[str] | None = None,
         limits: BodyLimits | None = None,
+        trainer: Trainer | None = None,
     ) -> None:
         if pace <= 0:
             raise ValueError(f"pace must be > 0 (1.0 = default speed, smaller = faster), got {pace}")
@@ -32,6 +34,8 @@ class Core:
         self.store = Store(persist_dir)
         self.faults = Faults(self.clock)
         self.limits = limits or BodyLimits()
+        self.trainer: Trainer = trainer or NearestNeighbourTrainer()  # what trains jobs (emulator/trainers.py)
+        self.trainer.attach(self.store)
 
     def now(self) -> float:
         return self.clock.now()
@@ -42,7 +46,7 @@ class Core:
             now = self.now()
             for job in list(self.store.jobs.values()):
                 if job["status"] not in TERMINAL_JOB_STATUSES:
-                    lifecycle.tick(self.store, job, now)
+                    self.trainer.tick(self.store, job, now)
 
     def reset(self) -> None:
         with self.store.lock:
@@ -55,10 +59,13 @@ class Core:
             lifecycle.fail(self.store, job, self.now(), code=code, message=message, param=param)
             return job
 
-    def chat_model(self, model: str) -> NearestNeighbourModel | None:
+    def chat_model(self, model: str) -> ChatModel | None:
         """The nearest-neighbour model behind a fine-tuned model id, None for a base model, 404 otherwise."""
         from finetune_wb.emulator.state import BASE_MODELS
 
+        served = self.trainer.chat_model(self.store, model)
+        if served is not None:
+            return served
         if model in BASE_MODELS:
             return None
         with self.store.lock:
@@ -80,4 +87,5 @@ class Core:
             return cached  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        self.trainer.close()
         self.store.close()

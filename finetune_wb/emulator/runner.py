@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from finetune_wb.emulator.core import Core
     from finetune_wb.emulator.server import ServerThread
+    from finetune_wb.emulator.trainers import Trainer
 
 
 class Emulator:
@@ -41,13 +42,16 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: BodyLimits | None = None,
+        trainer: Trainer | None = None,
     ) -> None:
         from finetune_wb.emulator.core import Core
 
         if not 0 <= port <= 65535:
             raise EmulatorError(f"port must be between 0 and 65535 (0 picks a free port), got {port}")
         try:
-            self.core: Core = Core(pace=pace, clock=clock, persist_dir=persist_dir, limits=limits)
+            self.core: Core = Core(
+                pace=pace, clock=clock, persist_dir=persist_dir, limits=limits, trainer=trainer
+            )
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc
         except OSError as exc:
