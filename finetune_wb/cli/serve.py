@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default 16)")
     parser.add_argument("--max-length", type=int, default=1024, help="tokens kept per training example (default 1024)")
     parser.add_argument(
+        "--base-learning-rate",
+        type=float,
+        default=None,
+        help="learning rate = learning_rate_multiplier x this (default 1e-4 with LoRA, 1e-5 with --full)",
+    )
+    parser.add_argument(
         "--max-new-tokens", type=int, default=64, help="answer length when a chat request sets none (default 64)"
     )
     parser.set_defaults(handler=run)
@@ -59,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
             if value < 1:
                 print(f"error: {flag} must be >= 1, got {value}", file=sys.stderr)
                 return 2
+        if args.base_learning_rate is not None and not 0 < args.base_learning_rate < 1:
+            print(f"error: --base-learning-rate must be between 0 and 1, got {args.base_learning_rate}", file=sys.stderr)
+            return 2
         from finetune_wb.emulator.trl_trainer import TrlTrainer
 
         try:
@@ -70,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 lora_r=args.lora_r,
                 max_length=args.max_length,
                 max_new_tokens=args.max_new_tokens,
+                base_learning_rate=args.base_learning_rate,
             )
         except EmulatorError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The LoRA adapter (or whole model) a local TRL job trained, logged as a W&B artifact of type ``lora``.
+"""The LoRA adapter a local TRL job trained, logged as a W&B artifact of type ``lora`` (a full fine-tune's
+weights: type ``model-weights``).
 
 A job trained by ``finetune-wb serve --trainer trl`` carries a ``local_adapter`` field in its job object
 (``{"path", "base_model", "kind"}``; OpenAI's jobs have none). When the directory is readable from here
@@ -20,6 +21,7 @@ from finetune_wb.tracking.lineage import add_lineage
 from finetune_wb.tracking.records import safe_name
 
 ADAPTER_ARTIFACT_TYPE = "lora"
+FULL_WEIGHTS_ARTIFACT_TYPE = "model-weights"  # a full fine-tune (serve --full): the whole model, not an adapter
 
 
 def local_adapter_of(job_json: dict[str, Any]) -> dict[str, Any] | None:
@@ -48,10 +50,11 @@ def log_adapter(run: Any, job_json: dict[str, Any]) -> ArtifactRef | None:
         "path": str(folder),
         "files_included": files,
     }
-    name = safe_name(f"lora-{job_json.get('id')}", fallback="lora")
+    kind = ADAPTER_ARTIFACT_TYPE if metadata["kind"] == "lora" else FULL_WEIGHTS_ARTIFACT_TYPE
+    name = safe_name(f"{kind}-{job_json.get('id')}", fallback=kind)
     artifact = wandb.Artifact(
         name,
-        type=ADAPTER_ARTIFACT_TYPE,
+        type=kind,
         metadata=metadata,
         description=f"{metadata['kind']} weights of {metadata['fine_tuned_model']} over {adapter['base_model']}",
     )
@@ -66,7 +69,7 @@ def log_adapter(run: Any, job_json: dict[str, Any]) -> ArtifactRef | None:
         raise TrackingError(f"W&B could not log the adapter of job {job_json.get('id')} ({folder}): {exc}") from exc
     ref = ArtifactRef(
         name=name,
-        type=ADAPTER_ARTIFACT_TYPE,
+        type=kind,
         digest=digest.hexdigest(),
         wandb_digest=artifact.digest,
         run_id=getattr(run, "id", None),

@@ -185,3 +185,12 @@ def _dpo_job(client: Any) -> None:
     assert adapter["kind"] == "lora" and Path(adapter["path"], "adapter_config.json").is_file()
     assert isinstance(ask(client, job.fine_tuned_model, "apple"), str)  # served with the adapter applied
 
+    # syncing the job to W&B logs the adapter as a `lora` artifact naming its base model
+    from finetune_wb.tracking.artifacts import recorded_artifacts
+    from finetune_wb.tracking.sync import sync_job
+
+    assert sync_job(job.id, client=client, project="t-lora").outcome == "synced"
+    (ref,) = [r for r in recorded_artifacts("lora") if r.metadata["job_id"] == job.id]
+    assert ref.metadata["base_model"] == adapter["base_model"] and ref.metadata["files_included"] is True
+    assert ref.metadata["fine_tuned_model"] == job.fine_tuned_model
+
