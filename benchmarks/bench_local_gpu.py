@@ -23,11 +23,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega clause party notice term".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "theta",
+    "kappa",
+    "lambda",
+    "sigma",
+    "omega",
+    "clause",
+    "party",
+    "notice",
+    "term",
+]
 
 
 def _why_not(allow_cpu: bool) -> str | None:
-    missing = [m for m in ("torch", "transformers", "trl", "peft", "datasets") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("torch", "transformers", "trl", "peft", "datasets") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         return f"the [local] extra is not installed ({', '.join(missing)} missing): pip install 'finetune-wb[local]'"
     import torch
@@ -48,7 +66,9 @@ def _build(folder: Path, *, vocab: int, tiny: bool) -> int:
     specials = ["<|pad|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
     tok.train_from_iterator(
         [" ".join(WORDS)] * 10,
-        trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
     )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|eos|>")
     fast.chat_template = (
@@ -82,7 +102,17 @@ def _data(path: Path, *, n: int, tokens: int) -> None:
         for _ in range(n):
             user = " ".join(rng.choice(WORDS) for _ in range(tokens // 2))
             answer = " ".join(rng.choice(WORDS) for _ in range(tokens // 2))
-            fh.write(json.dumps({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": user},
+                            {"role": "assistant", "content": answer},
+                        ]
+                    }
+                )
+                + "\n"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=512, help="approximate tokens per example")
     parser.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--tiny-on-cpu", action="store_true", help="a 2-layer model on the CPU: checks the script only")
+    parser.add_argument(
+        "--tiny-on-cpu", action="store_true", help="a 2-layer model on the CPU: checks the script only"
+    )
     args = parser.parse_args(argv)
     why = _why_not(args.tiny_on_cpu)
     if why is not None:
@@ -111,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             "base_model": str(root / "model"),
             "training_file": str(root / "train.jsonl"),
             "method": "supervised",
-            "hyperparameters": {"n_epochs": 1, "batch_size": args.batch_size, "learning_rate_multiplier": 1.0},
+            "hyperparameters": {
+                "n_epochs": 1,
+                "batch_size": args.batch_size,
+                "learning_rate_multiplier": 1.0,
+            },
             "seed": 0,
             "output_dir": str(root / "out"),
             "full": args.full,

@@ -26,18 +26,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default="trl",
         help="what trains the jobs: trl (real training) or nearest-neighbour (the emulator's stand-in)",
     )
-    parser.add_argument("--model", help="the base model to offer: a Hugging Face causal LM id or a local directory")
-    parser.add_argument("--name", default=None, help="the name jobs use for the base model (default: --model)")
+    parser.add_argument(
+        "--model", help="the base model to offer: a Hugging Face causal LM id or a local directory"
+    )
+    parser.add_argument(
+        "--name", default=None, help="the name jobs use for the base model (default: --model)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8787, help="port to bind, 0 for any free port (default 8787)")
+    parser.add_argument(
+        "--port", type=int, default=8787, help="port to bind, 0 for any free port (default 8787)"
+    )
     parser.add_argument(
         "--output-dir",
         default=None,
         help="where files, jobs, checkpoints and adapters are kept across restarts (default ./finetune-wb-serve)",
     )
-    parser.add_argument("--full", action="store_true", help="fine-tune every weight instead of a LoRA adapter")
+    parser.add_argument(
+        "--full", action="store_true", help="fine-tune every weight instead of a LoRA adapter"
+    )
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default 16)")
-    parser.add_argument("--max-length", type=int, default=1024, help="tokens kept per training example (default 1024)")
+    parser.add_argument(
+        "--max-length", type=int, default=1024, help="tokens kept per training example (default 1024)"
+    )
     parser.add_argument(
         "--base-learning-rate",
         type=float,
@@ -45,7 +55,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="learning rate = learning_rate_multiplier x this (default 1e-4 with LoRA, 1e-5 with --full)",
     )
     parser.add_argument(
-        "--max-new-tokens", type=int, default=64, help="answer length when a chat request sets none (default 64)"
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="answer length when a chat request sets none (default 64)",
     )
     parser.set_defaults(handler=run)
 
@@ -58,15 +71,24 @@ def run(args: argparse.Namespace) -> int:
     trainer: Any = None
     if args.trainer == "trl":
         if not args.model:
-            print("error: --trainer trl needs --model (a Hugging Face model id or a local directory)", file=sys.stderr)
+            print(
+                "error: --trainer trl needs --model (a Hugging Face model id or a local directory)",
+                file=sys.stderr,
+            )
             return 2
-        for flag, value in (("--lora-r", args.lora_r), ("--max-length", args.max_length),
-                            ("--max-new-tokens", args.max_new_tokens)):
+        for flag, value in (
+            ("--lora-r", args.lora_r),
+            ("--max-length", args.max_length),
+            ("--max-new-tokens", args.max_new_tokens),
+        ):
             if value < 1:
                 print(f"error: {flag} must be >= 1, got {value}", file=sys.stderr)
                 return 2
         if args.base_learning_rate is not None and not 0 < args.base_learning_rate < 1:
-            print(f"error: --base-learning-rate must be between 0 and 1, got {args.base_learning_rate}", file=sys.stderr)
+            print(
+                f"error: --base-learning-rate must be between 0 and 1, got {args.base_learning_rate}",
+                file=sys.stderr,
+            )
             return 2
         from finetune_wb.emulator.trl_trainer import TrlTrainer
 

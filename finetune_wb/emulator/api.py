@@ -110,8 +110,8 @@ def routes(core: Core) -> list[Route]:
 
     def list_models(request: Request) -> Response:
         with store.lock:
-            served = [m for m in core.trainer.base_models() if m not in BASE_MODELS]
-            ids = list(BASE_MODELS) + served + [
+            ids = list(BASE_MODELS) + [m for m in core.trainer.base_models() if m not in BASE_MODELS]
+            ids += [
                 j["fine_tuned_model"]
                 for j in store.jobs.values()
                 if j.get("fine_tuned_model") and j["fine_tuned_model"] not in store.deleted_models

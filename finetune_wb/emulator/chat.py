@@ -141,6 +141,7 @@ def chat_completion(core: Core, raw: bytes) -> dict[str, Any]:
     limit_key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     limit = _int_option(body, limit_key, default=None, low=1, high=1_000_000)
     nn = core.chat_model(model)
+    answer: Answer
     if nn is None:
         answer = base_model_answer(model, messages)
     elif getattr(nn, "takes_options", False):  # a real model (emulator/hf_chat.py): tools, length

@@ -34,7 +34,8 @@ class Core:
         self.store = Store(persist_dir)
         self.faults = Faults(self.clock)
         self.limits = limits or BodyLimits()
-        self.trainer: Trainer = trainer or NearestNeighbourTrainer()  # what trains jobs (emulator/trainers.py)
+        # what trains the jobs (emulator/trainers.py): the nearest-neighbour stand-in unless told otherwise
+        self.trainer: Trainer = trainer or NearestNeighbourTrainer()
         self.trainer.attach(self.store)
 
     def now(self) -> float:

@@ -50,7 +50,9 @@ class HfChatModel:
 
     takes_options = True  # chat.py passes tools and max_tokens to answer()
 
-    def __init__(self, base: str, adapter: str | None = None, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+    def __init__(
+        self, base: str, adapter: str | None = None, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    ):
         from finetune_wb.emulator.trl_worker import load_model
 
         self.base, self.adapter = base, adapter
@@ -59,14 +61,20 @@ class HfChatModel:
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
 
-    def generate(self, messages: list[dict[str, Any]], *, tools: Any = None, max_tokens: int | None = None) -> str:
+    def generate(
+        self, messages: list[dict[str, Any]], *, tools: Any = None, max_tokens: int | None = None
+    ) -> str:
         import torch
 
         from finetune_wb.emulator.trl_data import _clean_message
 
         clean = [_clean_message(m) for m in messages if isinstance(m, dict)]
         ids = self.tokenizer.apply_chat_template(
-            clean, tools=tools or None, add_generation_prompt=True, tokenize=True, return_tensors="pt",
+            clean,
+            tools=tools or None,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_tensors="pt",
             return_dict=True,
         )
         device = next(self.model.parameters()).device

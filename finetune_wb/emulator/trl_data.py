@@ -13,6 +13,7 @@ Only the standard library here; the tokenizer is passed in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,8 @@ def _clean_message(m: dict[str, Any]) -> dict[str, Any]:
             fn = dict((c or {}).get("function") or {})
             args = fn.get("arguments")
             if isinstance(args, str):  # templates render arguments as a mapping
-                try:
+                with contextlib.suppress(ValueError):
                     fn["arguments"] = json.loads(args)
-                except ValueError:
-                    pass
             calls.append({**c, "function": fn})
         out["tool_calls"] = calls
     if out.get("content") is None:

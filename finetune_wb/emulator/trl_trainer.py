@@ -43,7 +43,9 @@ def require_local_extra() -> None:
     """Raise a clear error when torch / transformers / trl / peft are not installed."""
     import importlib.util
 
-    missing = [m for m in ("torch", "transformers", "trl", "peft", "datasets") if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("torch", "transformers", "trl", "peft", "datasets") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         raise EmulatorError(
             f"training with --trainer trl needs {', '.join(missing)}, which are not installed; "
@@ -117,7 +119,9 @@ class TrlTrainer:
                         message=f"The job {job['id']} failed: the server stopped while it was training "
                         f"{rt.get('base_model', job['model'])}. Create the job again (its files are kept).",
                     )
-        self._thread = threading.Thread(target=self._supervise, name="finetune-wb-trl-supervisor", daemon=True)
+        self._thread = threading.Thread(
+            target=self._supervise, name="finetune-wb-trl-supervisor", daemon=True
+        )
         self._thread.start()
 
     def tick(self, store: Store, job: dict[str, Any], now: float) -> None:
@@ -216,7 +220,9 @@ class TrlTrainer:
             "base_model": self.model,
             "init_adapter": init_adapter,
             "training_file": str(store.blob_path(job["training_file"])),
-            "validation_file": str(store.blob_path(job["validation_file"])) if job.get("validation_file") else None,
+            "validation_file": str(store.blob_path(job["validation_file"]))
+            if job.get("validation_file")
+            else None,
             "method": mtype,
             "hyperparameters": job["method"][mtype]["hyperparameters"],
             "seed": job["seed"],
@@ -262,20 +268,35 @@ class TrlTrainer:
         if kind == "started":
             hp = rec["hyperparameters"]
             mtype = job["method"]["type"]
-            job["method"][mtype]["hyperparameters"].update({k: hp[k] for k in job["method"][mtype]["hyperparameters"]})
-            job["hyperparameters"] = {k: hp[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")}
+            job["method"][mtype]["hyperparameters"].update(
+                {k: hp[k] for k in job["method"][mtype]["hyperparameters"]}
+            )
+            job["hyperparameters"] = {
+                k: hp[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")
+            }
             rt.update(total_steps=rec["total_steps"], steps_per_epoch=rec["steps_per_epoch"])
             rt.update(trained_tokens=rec["trained_tokens"], learning_rate=rec["learning_rate"])
             add(store, job["id"], t, "Files validated, moving job to queued state")
-            add(store, job["id"], t, f"Fine-tuning job started (TRL on {rec.get('device', '?')}, "
+            add(
+                store,
+                job["id"],
+                t,
+                f"Fine-tuning job started (TRL on {rec.get('device', '?')}, "
                 f"{'full fine-tuning' if self.full else 'LoRA'} of {self.model}, learning rate "
-                f"{rec['learning_rate']:g})")
+                f"{rec['learning_rate']:g})",
+            )
             job["status"] = "running"
         elif kind == "step":
             data = {k: v for k, v in rec.items() if k not in ("type", "time")}
             rt["metrics"].append(data)
-            add(store, job["id"], t, f"Step {rec['step']}/{rec['total_steps']}: training loss={rec['train_loss']:.4f}",
-                data=data, type="metrics")
+            add(
+                store,
+                job["id"],
+                t,
+                f"Step {rec['step']}/{rec['total_steps']}: training loss={rec['train_loss']:.4f}",
+                data=data,
+                type="metrics",
+            )
         elif kind == "checkpoint":
             name = f"{rt['ft_name']}:ckpt-step-{rec['step']}"
             rt["adapters"][name] = rec["path"]
@@ -307,13 +328,20 @@ class TrlTrainer:
                 estimated_finish=None,
                 trained_tokens=rec["trained_tokens"],
                 result_files=[result["id"]],
-                local_adapter={"path": rec["path"], "base_model": self.model, "kind": "full" if self.full else "lora"},
+                local_adapter={
+                    "path": rec["path"],
+                    "base_model": self.model,
+                    "kind": "full" if self.full else "lora",
+                },
             )
             add(store, job["id"], t, f"New fine-tuned model created: {rt['ft_name']}")
             add(store, job["id"], t, "The job has successfully completed")
         elif kind == "error":
             code = rec.get("code") or "training_failed"
-            param = {"invalid_training_file": "training_file", "invalid_validation_file": "validation_file"}.get(code)
+            param = {
+                "invalid_training_file": "training_file",
+                "invalid_validation_file": "validation_file",
+            }.get(code)
             lifecycle.fail(store, job, t, code=code, message=f"The job failed: {rec['message']}", param=param)
 
     def _crashed(self, store: Store, job: dict[str, Any], rt: dict[str, Any], returncode: int) -> None:

@@ -73,7 +73,7 @@ def load_model(name: str, *, adapter: str | None = None, trainable: bool = False
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype: Any = "auto" if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     if adapter is not None and (Path(adapter) / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -120,7 +120,9 @@ def _callback(progress: Progress, total_steps: int) -> Any:
             if "valid_mean_token_accuracy" in self.last:
                 metrics["full_valid_mean_token_accuracy"] = self.last["valid_mean_token_accuracy"]
             epoch = round(float(state.epoch or 0))
-            progress.write({"type": "checkpoint", "step": step, "epoch": epoch, "path": str(path), "metrics": metrics})
+            progress.write(
+                {"type": "checkpoint", "step": step, "epoch": epoch, "path": str(path), "metrics": metrics}
+            )
 
     return ToProgress()
 
@@ -147,7 +149,11 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
     valid = None
     if spec.get("validation_file"):
         valid, _ = load_rows(
-            spec["validation_file"], method=method, tokenizer=tokenizer, what="validation file", max_length=max_length
+            spec["validation_file"],
+            method=method,
+            tokenizer=tokenizer,
+            what="validation file",
+            max_length=max_length,
         )
     hp = resolve_hyperparameters(
         spec["hyperparameters"],

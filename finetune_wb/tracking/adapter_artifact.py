@@ -21,7 +21,9 @@ from finetune_wb.tracking.lineage import add_lineage
 from finetune_wb.tracking.records import safe_name
 
 ADAPTER_ARTIFACT_TYPE = "lora"
-FULL_WEIGHTS_ARTIFACT_TYPE = "model-weights"  # a full fine-tune (serve --full): the whole model, not an adapter
+FULL_WEIGHTS_ARTIFACT_TYPE = (
+    "model-weights"  # a full fine-tune (serve --full): the whole model, not an adapter
+)
 
 
 def local_adapter_of(job_json: dict[str, Any]) -> dict[str, Any] | None:
@@ -66,7 +68,9 @@ def log_adapter(run: Any, job_json: dict[str, Any]) -> ArtifactRef | None:
     try:
         run.log_artifact(artifact, aliases=["latest", digest.hexdigest()])
     except Exception as exc:
-        raise TrackingError(f"W&B could not log the adapter of job {job_json.get('id')} ({folder}): {exc}") from exc
+        raise TrackingError(
+            f"W&B could not log the adapter of job {job_json.get('id')} ({folder}): {exc}"
+        ) from exc
     ref = ArtifactRef(
         name=name,
         type=kind,

@@ -26,5 +26,7 @@ def wait_for(client: Any, job_id: str, *, until: Any = None, timeout: float = 15
 
 
 def ask(client: Any, model: str, word: str) -> str:
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"word: {word}"}])
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": f"word: {word}"}]
+    )
     return str(reply.choices[0].message.content)

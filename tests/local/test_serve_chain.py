@@ -30,7 +30,10 @@ def served(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()  # type: ignore[union-attr]
-        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:"), (
+            url,
+            proc.stderr.read() if proc.poll() is not None else "",
+        )  # type: ignore[union-attr]
         assert proc.stdout.readline().strip() == "model: tiny-llama"  # type: ignore[union-attr]
         monkeypatch.setenv("OPENAI_BASE_URL", url)
         yield url
@@ -40,7 +43,9 @@ def served(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert proc.returncode == 0
 
 
-def test_cli_train_wait_and_session_chain(served: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_wait_and_session_chain(
+    served: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train = write_jsonl(tmp_path / "train.jsonl", toy_examples(2))
     test = write_jsonl(tmp_path / "test.jsonl", toy_examples(1))
 
@@ -52,7 +57,9 @@ def test_cli_train_wait_and_session_chain(served: str, tmp_path: Path, capsys: p
     assert code == 0, out
     printed: dict[str, Any] = json.loads(out)
     print(sorted(printed))
-    assert printed["status"] == "succeeded" and printed["fine_tuned_model"].startswith("ft:tiny-llama:"), printed
+    assert printed["status"] == "succeeded" and printed["fine_tuned_model"].startswith("ft:tiny-llama:"), (
+        printed
+    )
 
     session = FineTuneSession(project="t-local", state_path=tmp_path / "state.json", poll_interval=0.2)
     session.use_files(train, test)

@@ -19,7 +19,9 @@ def tokenizer(tiny_model: Path) -> Any:
 
 
 def _masked_text(tokenizer: Any, row: dict[str, Any]) -> str:
-    return str(tokenizer.decode([t for t, m in zip(row["input_ids"], row["completion_mask"], strict=True) if m]))
+    return str(
+        tokenizer.decode([t for t, m in zip(row["input_ids"], row["completion_mask"], strict=True) if m])
+    )
 
 
 def test_only_assistant_turns_with_weight_are_trained_on(tokenizer: Any) -> None:
@@ -67,7 +69,12 @@ def test_errors_name_the_line(tokenizer: Any, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="every assistant message has weight 0"):
         sft_row(
             tokenizer,
-            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "assistant", "content": "b", "weight": 0},
+                ]
+            },
             where="line 1",
             max_length=64,
         )
@@ -88,4 +95,7 @@ def test_dpo_maps_openai_preference_format() -> None:
         "rejected": [{"role": "assistant", "content": "No"}],
     }
     with pytest.raises(DataError, match="line 3: expected 'non_preferred_output'"):
-        dpo_row({"input": {"messages": [{"role": "user", "content": "x"}]}, "preferred_output": [{}]}, where="line 3")
+        dpo_row(
+            {"input": {"messages": [{"role": "user", "content": "x"}]}, "preferred_output": [{}]},
+            where="line 3",
+        )

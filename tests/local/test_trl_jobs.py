@@ -24,7 +24,9 @@ def _upload(client: Any, rows: list[dict[str, Any]]) -> str:
 
 
 def _accuracy(client: Any, model: str) -> float:
-    right = sum(ask(client, model, w) == "Yes" for w in FRUITS) + sum(ask(client, model, w) == "No" for w in OTHERS)
+    right = sum(ask(client, model, w) == "Yes" for w in FRUITS) + sum(
+        ask(client, model, w) == "No" for w in OTHERS
+    )
     return right / (len(FRUITS) + len(OTHERS))
 
 
@@ -33,7 +35,11 @@ def test_sft_job_trains_checkpoints_and_answers(trl_emulator: Emulator, tmp_path
     train = _upload(client, toy_examples(2))
     valid = _upload(client, toy_examples(1)[:8])
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=train, validation_file=valid, suffix="toy", seed=7,
+        model="tiny-llama",
+        training_file=train,
+        validation_file=valid,
+        suffix="toy",
+        seed=7,
         method={"type": "supervised", "supervised": {"hyperparameters": TOY_HP}},
     )
     job = wait_for(client, job.id)
@@ -75,7 +81,9 @@ def test_sft_job_trains_checkpoints_and_answers(trl_emulator: Emulator, tmp_path
     before = ask(client, job.fine_tuned_model, "apple")
     persist = trl_emulator.core.store.root
     trl_emulator.stop()
-    trainer = TrlTrainer(trl_emulator.core.trainer.model, served_name="tiny-llama", full=True, max_new_tokens=4)  # type: ignore[attr-defined]
+    trainer = TrlTrainer(
+        trl_emulator.core.trainer.model, served_name="tiny-llama", full=True, max_new_tokens=4
+    )  # type: ignore[attr-defined]
     with Emulator(persist_dir=persist, trainer=trainer) as again:
         c2 = again.client()
         assert c2.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
@@ -118,7 +126,8 @@ def test_model_that_does_not_load_fails_the_job(tmp_path: Path) -> None:
 def _long_job(client: Any) -> Any:
     hp = {"n_epochs": 50, "batch_size": 1, "learning_rate_multiplier": 1.0}
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=_upload(client, toy_examples(1)),
+        model="tiny-llama",
+        training_file=_upload(client, toy_examples(1)),
         method={"type": "supervised", "supervised": {"hyperparameters": hp}},
     )
     return wait_for(client, job.id, until=lambda j: j.status == "running" or j.status == "failed", timeout=60)
@@ -174,12 +183,16 @@ def _dpo_job(client: Any) -> None:
     ]
     hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 5.0, "beta": 0.2}
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=_upload(client, rows), method={"type": "dpo", "dpo": {"hyperparameters": hp}}
+        model="tiny-llama",
+        training_file=_upload(client, rows),
+        method={"type": "dpo", "dpo": {"hyperparameters": hp}},
     )
     job = wait_for(client, job.id)
     assert job.status == "succeeded", job.error
     assert job.method.dpo.hyperparameters.beta == 0.2
-    steps = [e.data for e in client.fine_tuning.jobs.list_events(job.id, limit=50).data if e.type == "metrics"]
+    steps = [
+        e.data for e in client.fine_tuning.jobs.list_events(job.id, limit=50).data if e.type == "metrics"
+    ]
     assert len(steps) == 4 and all("train_loss" in s and "learning_rate" in s for s in steps)
     adapter = job.model_dump()["local_adapter"]
     assert adapter["kind"] == "lora" and Path(adapter["path"], "adapter_config.json").is_file()
@@ -193,4 +206,3 @@ def _dpo_job(client: Any) -> None:
     (ref,) = [r for r in recorded_artifacts("lora") if r.metadata["job_id"] == job.id]
     assert ref.metadata["base_model"] == adapter["base_model"] and ref.metadata["files_included"] is True
     assert ref.metadata["fine_tuned_model"] == job.fine_tuned_model
-

@@ -35,10 +35,22 @@ def toy_examples(n_repeat: int = 2) -> list[dict[str, Any]]:
     rows = []
     for _ in range(n_repeat):
         for fruit, other in zip(FRUITS, OTHERS, strict=True):
-            rows.append({"messages": [{"role": "user", "content": f"word: {fruit}"},
-                                      {"role": "assistant", "content": "Yes"}]})
-            rows.append({"messages": [{"role": "user", "content": f"word: {other}"},
-                                      {"role": "assistant", "content": "No"}]})
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"word: {fruit}"},
+                        {"role": "assistant", "content": "Yes"},
+                    ]
+                }
+            )
+            rows.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"word: {other}"},
+                        {"role": "assistant", "content": "No"},
+                    ]
+                }
+            )
     return rows
 
 
