@@ -133,11 +133,31 @@ def _long_job(client: Any) -> Any:
     return wait_for(client, job.id, until=lambda j: j.status == "running" or j.status == "failed", timeout=60)
 
 
-def test_cancel_stops_the_training_process(trl_emulator: Emulator) -> None:
+def _wait_state(pid: int, ok: Any, timeout: float = 10.0) -> None:
+    """Wait until the process state letter in /proc/PID/stat satisfies ``ok`` (T: stopped)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if ok(state):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still in state {state}")
+
+
+def test_pause_resume_and_cancel_act_on_the_training_process(trl_emulator: Emulator) -> None:
     client = trl_emulator.client()
     job = _long_job(client)
     assert job.status == "running"
     proc = trl_emulator.core.trainer.procs[job.id]  # type: ignore[attr-defined]
+
+    # pause stops the training process (SIGSTOP), resume continues it
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    _wait_state(proc.pid, lambda s: s == "T")
+    assert client.fine_tuning.jobs.resume(job.id).status == "running"
+    _wait_state(proc.pid, lambda s: s != "T")
+
     assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
     proc.wait(timeout=20)
     job = client.fine_tuning.jobs.retrieve(job.id)
