@@ -98,6 +98,21 @@ def test_unknown_base_model_is_refused_at_creation(trl_emulator: Emulator) -> No
         client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=train)
 
 
+def test_base_model_chats_with_tools_through_its_template(trl_emulator: Emulator) -> None:
+    client = trl_emulator.client()
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    reply = client.chat.completions.create(
+        model="tiny-llama",
+        messages=[{"role": "user", "content": "weather in Paris"}],
+        tools=tools,
+        max_tokens=3,
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason in ("stop", "length", "tool_calls")
+    assert isinstance(choice.message.content, str) or choice.message.tool_calls
+    assert reply.usage.completion_tokens <= 3
+
+
 def test_dataset_the_template_cannot_render_fails_the_job(trl_emulator: Emulator) -> None:
     client = trl_emulator.client()
     rows = toy_examples(1)
