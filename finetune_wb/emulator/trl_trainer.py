@@ -169,6 +169,8 @@ class TrlTrainer:
                     for job in list(store.jobs.values()):
                         if store.runtime.get(job["id"], {}).get("external"):
                             self._advance(store, job)
+                    for job_id in [j for j in self.procs if j not in store.jobs]:  # forgotten by a reset
+                        _kill(self.procs.pop(job_id))
             except Exception:  # never let one bad job stop the supervision of the others
                 import logging
 
