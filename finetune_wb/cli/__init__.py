@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "azure",
     "providers",
     "emulator",
+    "serve",
 )
 
 

@@ -7,7 +7,9 @@
 
 Fine-tuned models answer with the training answer of the most similar training prompt; base models answer
 deterministically without that knowledge (see :mod:`finetune_wb.emulator.answerers`). It is not a language
-model. Starlette and uvicorn are imported only when a server starts.
+model — unless a real trainer is given: ``Emulator(trainer=TrlTrainer("Qwen/Qwen2.5-0.5B-Instruct"))`` (or
+``finetune-wb serve --trainer trl``) fine-tunes a Hugging Face model with TRL (see docs/local.md). Starlette
+and uvicorn are imported only when a server starts.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ _EXPORTS: dict[str, str] = {
     "Emulator": ".runner",
     "JournalEntry": ".faults",
     "ManualClock": ".clock",
+    "NearestNeighbourTrainer": ".trainers",
     "SystemClock": ".clock",
+    "Trainer": ".trainers",
+    "TrlTrainer": ".trl_trainer",
     "run_emulator": ".runner",
 }
 
@@ -34,3 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
     from finetune_wb.emulator.faults import JournalEntry as JournalEntry
     from finetune_wb.emulator.limits import BodyLimits as BodyLimits
     from finetune_wb.emulator.runner import Emulator as Emulator, run_emulator as run_emulator
+    from finetune_wb.emulator.trainers import (
+        NearestNeighbourTrainer as NearestNeighbourTrainer,
+        Trainer as Trainer,
+    )
+    from finetune_wb.emulator.trl_trainer import TrlTrainer as TrlTrainer

@@ -35,7 +35,15 @@ def routes(core: Core) -> list[Route]:
     async def create_job(request: Request) -> Response:
         body = await api_json(request)
         core.shutdowns.check_fine_tuning(body.get("model"), core.now())
-        job = await run_in_threadpool(creation.create_job, store, body, now=core.now(), pace=core.pace)
+        job = await run_in_threadpool(
+            creation.create_job,
+            store,
+            body,
+            now=core.now(),
+            pace=core.pace,
+            models=core.trainer.base_models(),
+            external=core.trainer.name != "nearest-neighbour",
+        )
         return JSONResponse(job)
 
     def list_jobs(request: Request) -> Response:
@@ -85,7 +93,7 @@ def routes(core: Core) -> list[Route]:
 
     # --- models ----------------------------------------------------------------------------------------
     def model_object(model_id: str) -> dict[str, Any]:
-        if model_id in BASE_MODELS:
+        if model_id in BASE_MODELS or model_id in core.trainer.base_models():
             return {
                 "id": model_id,
                 "object": "model",
@@ -111,7 +119,8 @@ def routes(core: Core) -> list[Route]:
 
     def list_models(request: Request) -> Response:
         with store.lock:
-            ids = list(BASE_MODELS) + [
+            ids = list(BASE_MODELS) + [m for m in core.trainer.base_models() if m not in BASE_MODELS]
+            ids += [
                 j["fine_tuned_model"]
                 for j in store.jobs.values()
                 if j.get("fine_tuned_model") and j["fine_tuned_model"] not in store.deleted_models

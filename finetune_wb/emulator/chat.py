@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from finetune_wb.emulator.answerers import Answer, base_model_answer, count_tokens, prompt_tokens
 from finetune_wb.emulator.core import Core
@@ -144,8 +144,13 @@ def chat_completion(core: Core, raw: bytes) -> dict[str, Any]:
     limit = _int_option(body, limit_key, default=None, low=1, high=1_000_000)
     check_tool_request(body)
     nn = core.chat_model(model)
-    answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
-    answer, forced = shape_answer(body, answer, model=model, messages=messages, fine_tuned=nn is not None)
+    answer: Answer
+    forced = False
+    if nn is not None and getattr(nn, "takes_options", False):  # a real model (emulator/hf_chat.py)
+        answer = cast(Any, nn).answer(messages, tools=body.get("tools"), max_tokens=limit)
+    else:
+        answer = base_model_answer(model, messages) if nn is None else nn.answer(messages)
+        answer, forced = shape_answer(body, answer, model=model, messages=messages, fine_tuned=nn is not None)
     message, finish, c_tokens = _reply(answer, limit)
     if forced and finish == "tool_calls":
         finish = "stop"  # OpenAI: a call forced by tool_choice ends with "stop"

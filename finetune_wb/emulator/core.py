@@ -12,6 +12,7 @@ from finetune_wb.emulator.faults import Faults
 from finetune_wb.emulator.limits import BodyLimits
 from finetune_wb.emulator.retirement import ShutdownSchedule, When
 from finetune_wb.emulator.state import ApiError, Store
+from finetune_wb.emulator.trainers import ChatModel, NearestNeighbourTrainer, Trainer
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
 
@@ -27,6 +28,7 @@ class Core:
         limits: BodyLimits | None = None,
         shutdown_dates: dict[str, When] | None = None,
         flavour: str = "openai",
+        trainer: Trainer | None = None,
     ) -> None:
         from finetune_wb.emulator.azure import check_flavour
         from finetune_wb.emulator.management import Deployments
@@ -42,6 +44,9 @@ class Core:
         self.flavour = check_flavour(flavour)
         self.store.flavour = self.flavour
         self.deployments = Deployments(provision_seconds=30.0 * self.pace)
+        # what trains the jobs (emulator/trainers.py): the nearest-neighbour stand-in unless told otherwise
+        self.trainer: Trainer = trainer or NearestNeighbourTrainer()
+        self.trainer.attach(self.store)
 
     def now(self) -> float:
         return self.clock.now()
@@ -52,7 +57,7 @@ class Core:
             now = self.now()
             for job in list(self.store.jobs.values()):
                 if job["status"] not in TERMINAL_JOB_STATUSES:
-                    lifecycle.tick(self.store, job, now)
+                    self.trainer.tick(self.store, job, now)
 
     def reset(self) -> None:
         with self.store.lock:
@@ -69,10 +74,13 @@ class Core:
             lifecycle.fail(self.store, job, self.now(), code=code, message=message, param=param)
             return job
 
-    def chat_model(self, model: str) -> NearestNeighbourModel | None:
+    def chat_model(self, model: str) -> ChatModel | None:
         """The nearest-neighbour model behind a fine-tuned model id, None for a base model, 404 otherwise."""
         from finetune_wb.emulator.state import BASE_MODELS
 
+        served = self.trainer.chat_model(self.store, model)
+        if served is not None:
+            return served
         if model in BASE_MODELS:
             return None
         if self.flavour == "azure":  # on Azure a fine-tune answers through a deployment that succeeded
@@ -103,4 +111,5 @@ class Core:
             return cached  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        self.trainer.close()
         self.store.close()

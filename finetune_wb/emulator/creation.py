@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from finetune_wb.emulator import azure
@@ -112,18 +113,27 @@ def _check_integrations(value: Any) -> None:
             )
 
 
-def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float) -> dict[str, Any]:
+def create_job(
+    store: Store,
+    params: dict[str, Any],
+    *,
+    now: float,
+    pace: float,
+    models: Sequence[str] = FINE_TUNABLE_MODELS,
+    external: bool = False,
+) -> dict[str, Any]:
+    """A new job (``models``: the base models it may name; ``external``: a Trainer of its own runs it)."""
     model = params.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(
             400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
     with store.lock:
-        if model not in FINE_TUNABLE_MODELS and model not in store.fine_tuned_models():
+        if model not in models and model not in store.fine_tuned_models():
             raise ApiError(
                 400,
                 f"Model {model!r} is not available for fine-tuning. Fine-tunable models: "
-                f"{', '.join(FINE_TUNABLE_MODELS)}.",
+                f"{', '.join(models)}.",
                 param="model",
                 code="model_not_available",
             )
@@ -183,6 +193,8 @@ def create_job(store: Store, params: dict[str, Any], *, now: float, pace: float)
             job["trainingType"] = azure.training_type_of(params)
         store.jobs[job_id] = job
         store.runtime[job_id] = {"pace": pace, "phase_started": now, "steps_done": 0, "ft_name": ft_name}
+        if external:
+            store.runtime[job_id]["external"] = True
         add_event(
             store,
             job_id,

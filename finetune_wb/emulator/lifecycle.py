@@ -161,6 +161,8 @@ def _validate(store: Store, job: dict[str, Any], t: float) -> bool:
 def tick(store: Store, job: dict[str, Any], now: float) -> None:
     """Play the job forward to ``now``."""
     rt = store.runtime[job["id"]]
+    if rt.get("external"):  # a Trainer of its own runs this job (emulator/trainers.py)
+        return
     pace = rt["pace"]
     changed = False
     while job["status"] not in TERMINAL_JOB_STATUSES and job["status"] != "paused":

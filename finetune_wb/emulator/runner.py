@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from finetune_wb.emulator.core import Core
     from finetune_wb.emulator.server import ServerThread
+    from finetune_wb.emulator.trainers import Trainer
 
 
 class Emulator:
@@ -47,6 +48,7 @@ class Emulator:
         limits: BodyLimits | None = None,
         shutdown_dates: dict[str, Any] | None = None,
         flavour: str = "openai",
+        trainer: Trainer | None = None,
     ) -> None:
         from finetune_wb.emulator.core import Core
 
@@ -60,6 +62,7 @@ class Emulator:
                 limits=limits,
                 shutdown_dates=shutdown_dates,
                 flavour=flavour,
+                trainer=trainer,
             )
         except ValueError as exc:
             raise EmulatorError(str(exc)) from exc

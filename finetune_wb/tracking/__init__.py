@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "link_input": ".lineage",
     "log_dataset": ".datasets",
     "log_deployment": ".deployments",
+    "log_adapter": ".adapter_artifact",
     "log_model": ".model_artifact",
     "model_ref": ".model_artifact",
     "offline_hint": ".mode",
@@ -58,6 +59,7 @@ __all__ = sorted([*_EXPORTS])
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and IDEs
+    from finetune_wb.tracking.adapter_artifact import log_adapter as log_adapter
     from finetune_wb.tracking.artifacts import (
         ArtifactFileIndex as ArtifactFileIndex,
         ArtifactRef as ArtifactRef,

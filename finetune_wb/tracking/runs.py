@@ -56,6 +56,7 @@ class TrackedJob(BaseModel):
     steps_from_result_file: list[int] = Field(default_factory=list)
     n_checkpoints: int = 0
     model_artifact: ArtifactRef | None = None
+    adapter_artifact: ArtifactRef | None = None  # a local TRL job's adapter (tracking/adapter_artifact.py)
     error: dict[str, Any] | None = None
 
 
@@ -282,9 +283,12 @@ class FineTuneTracker:
         for key, value in scrub(summary).items():
             run.summary[key] = value
 
-        model_artifact = None
+        model_artifact = adapter_artifact = None
         if status == "succeeded" and job_json.get("fine_tuned_model"):
             model_artifact = log_model(run, job_json, final_metrics=final_metrics, checkpoints=checkpoints)
+            from finetune_wb.tracking.adapter_artifact import log_adapter
+
+            adapter_artifact = log_adapter(run, job_json)
 
         error = None
         if status in ("failed", "cancelled"):
@@ -301,6 +305,7 @@ class FineTuneTracker:
             steps_from_result_file=sorted(self.steps_from_result_file),
             n_checkpoints=len(checkpoints),
             model_artifact=model_artifact,
+            adapter_artifact=adapter_artifact,
             error=error,
         )
         self._remember_synced(result)
