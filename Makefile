@@ -2,7 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.finetune-wb-installed
+# Extras installed into the venv: dev by default. CI adds local (torch, transformers, trl, peft) so that
+# tests/local (real TRL training on a tiny model) runs too: `make test EXTRAS=dev,local`. torch then comes
+# from the CPU wheel index (a few hundred MB instead of the CUDA build's gigabytes).
+EXTRAS ?= dev
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+comma := ,
+STAMP := $(VENV)/.finetune-wb-installed-$(subst $(comma),-,$(EXTRAS))
 
 # tiktoken downloads its encodings on first use; use the offline cache beside the checkout when there is one
 # and the caller has not chosen a cache of their own.
@@ -18,7 +24,7 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]' $(if $(findstring local,$(EXTRAS)),--extra-index-url $(TORCH_INDEX))
 	@touch $(STAMP)
 
 demo: $(STAMP)

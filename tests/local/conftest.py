@@ -7,6 +7,7 @@ installs the extra and runs them. They build their own tiny model: no download.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ LOCAL_EXTRA = ("torch", "transformers", "trl", "peft", "datasets")
 HAS_LOCAL_EXTRA = all(importlib.util.find_spec(m) is not None for m in LOCAL_EXTRA)
 
 if not HAS_LOCAL_EXTRA:  # not a skip: the files are left out, and the header says why
+    if os.environ.get("FINETUNE_WB_REQUIRE_LOCAL_TESTS") == "1":  # CI: leaving them out would hide them
+        raise pytest.UsageError(
+            "FINETUNE_WB_REQUIRE_LOCAL_TESTS=1 but the [local] extra is not installed "
+            f"(needs {', '.join(LOCAL_EXTRA)}): make test EXTRAS=dev,local"
+        )
     collect_ignore_glob = ["test_*.py"]
 
 

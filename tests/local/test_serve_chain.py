@@ -56,14 +56,14 @@ def test_cli_train_wait_and_session_chain(
     out = capsys.readouterr().out
     assert code == 0, out
     printed: dict[str, Any] = json.loads(out)
-    print(sorted(printed))
     assert printed["status"] == "succeeded" and printed["fine_tuned_model"].startswith("ft:tiny-llama:"), (
         printed
     )
 
     session = FineTuneSession(project="t-local", state_path=tmp_path / "state.json", poll_interval=0.2)
     session.use_files(train, test)
-    job = session.fine_tune(JobSpec(model="tiny-llama", seed=1, **TOY_HP))
+    # the toy task is memorisation: its test prompts are training prompts on purpose, so the leak is accepted
+    job = session.fine_tune(JobSpec(model="tiny-llama", seed=1, **TOY_HP), accept_quality={"leakage"})
     job = session.wait(timeout=200)
     assert job.status == "succeeded" and job.fine_tuned_model
     result = session.evaluate(baselines=["tiny-llama"], evaluators=["exact_match"])
