@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Extras installed into the venv: dev by default. CI adds local (torch, transformers, trl, peft) so that
-# tests/local (real TRL training on a tiny model) runs too: `make test EXTRAS=dev,local`. torch then comes
-# from the CPU wheel index (a few hundred MB instead of the CUDA build's gigabytes).
+# tests/local (real TRL training on a tiny model) runs too: `make test EXTRAS=dev,local`. A CPU build of torch
+# in the machine's wheel folder is installed first when there is one (a few hundred MB instead of the CUDA
+# build's gigabytes); TORCH_WHEEL= (empty) takes torch from the index instead.
 EXTRAS ?= dev
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_WHEEL ?= $(firstword $(wildcard /opt/wheels/torch-*+cpu-*.whl))
 comma := ,
 STAMP := $(VENV)/.finetune-wb-installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -24,7 +25,8 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]' $(if $(findstring local,$(EXTRAS)),--extra-index-url $(TORCH_INDEX))
+	$(if $(and $(findstring local,$(EXTRAS)),$(TORCH_WHEEL)),$(PY) -m pip install -q '$(TORCH_WHEEL)')
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

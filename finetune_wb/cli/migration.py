@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_wb.cli._common import add_json_flag, print_json
+from finetune_wb.cli.eval_batch import add_batch_arguments, batch_kwargs
 
 
 def _positive(kind: type) -> Any:
@@ -62,6 +63,7 @@ def _eval_flags(parser: argparse.ArgumentParser) -> None:
     cache.add_argument("--no-cache", action="store_true", help="ask everything again, store nothing")
     parser.add_argument("--wandb-project", default=None, help="log to this W&B project")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_batch_arguments(parser)  # --batch: the same requests through the Batch API (half the price)
     add_json_flag(parser)
 
 
@@ -179,6 +181,9 @@ def run_snapshot(args: argparse.Namespace) -> int:
     def show(estimate: Any) -> None:
         print(f"estimate: {estimate.line()}", file=sys.stderr)
 
+    batch = batch_kwargs(args)
+    if batch is None:
+        return 2
     try:
         result = snapshot(
             args.model,
@@ -189,6 +194,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
             today=args.today,
             on_estimate=show,
             **_options(args),
+            **batch,
         )
     except (MigrationInputError, EvalCacheError) as exc:
         return _input_error(exc)
@@ -215,6 +221,9 @@ def run_migrate(args: argparse.Namespace) -> int:
     from finetune_wb.migration.errors import MigrationInputError
     from finetune_wb.migration.report import migrate
 
+    batch = batch_kwargs(args)
+    if batch is None:
+        return 2
     run = None
     try:
         if args.wandb_project:
@@ -237,6 +246,7 @@ def run_migrate(args: argparse.Namespace) -> int:
             markdown=args.markdown,
             html=args.html,
             **_options(args),
+            **batch,
         )
     except (MigrationInputError, EvalCacheError) as exc:
         return _input_error(exc)

@@ -265,3 +265,23 @@ def test_golden_set_artifact_lineage_and_no_key_anywhere(
         for f in root.rglob("*"):
             if f.is_file():
                 assert secret.encode() not in f.read_bytes(), f
+
+
+def test_snapshot_and_migrate_through_the_batch_api(
+    finetune_emulator: Any, ft: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """`--batch` on snapshot and migrate: the same golden set and report, asked through the Batch API."""
+    emu = finetune_emulator
+    monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
+    emu.pace = 0.002  # a batch runs through its lifecycle in milliseconds
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", yes_no_examples(8))
+    golden = tmp_path / "golden.jsonl"
+    fast = ["--batch", "--batch-poll-interval", "0.01", "--cache", str(tmp_path / "c.db"), "--no-progress"]
+    assert main(["snapshot", ft, "--data", str(prompts), "--out", str(golden), *fast]) == 0
+    batches = [e for e in emu.journal if e.method == "POST" and e.path == "/v1/batches" and e.status == 200]
+    assert len(batches) == 1 and chat_posts(emu) == 0 and golden.exists()
+    argv = ["migrate", "--golden", str(golden), "--candidate", "gpt-4.1-mini-2025-04-14", "--json", *fast]
+    assert main(argv) == 0  # every golden prompt answered by the candidate, through a second batch
+    batches = [e for e in emu.journal if e.method == "POST" and e.path == "/v1/batches" and e.status == 200]
+    assert len(batches) == 2 and chat_posts(emu) == 0
+    assert main(["snapshot", ft, "--data", str(prompts), "--no-wait"]) == 2  # batch flags need --batch
