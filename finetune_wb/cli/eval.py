@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             models=args.models,
             evaluators=evaluators,
-            client=light_client_from_env() or client_from_env(),  # openai imported only if needed
+            # openai imported only if needed; batch mode uploads files and creates batches: the full client
+            client=(None if batch else light_client_from_env()) or client_from_env(),
             concurrency=args.concurrency,  # None: the library default
             rpm=args.rpm,
             tpm=args.tpm,

@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from finetune_wb._paths import lock_path_for, process_lock
 from finetune_wb.errors import EvalCacheError
 
 logger = logging.getLogger("finetune_wb.evaluation")
@@ -216,19 +217,25 @@ class AnswerCache:
         self._conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            check = conn.execute("PRAGMA quick_check(1)").fetchone()
-            if check is None or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
-            conn.execute(SCHEMA)
-            _add_extra_column(conn)
-            conn.execute(INFLIGHT_SCHEMA)
-        except sqlite3.Error as exc:
+            # Switching a new file to WAL and creating its tables answer "database is locked" at once (no busy
+            # wait) when another connection does the same at that moment: one opener at a time, across
+            # threads and processes. Opening an existing cache takes this lock only for these few statements.
+            with process_lock(
+                lock_path_for(self.path), timeout=BUSY_TIMEOUT_S, what=f"opening the answer cache {self.path}"
+            ):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                check = conn.execute("PRAGMA quick_check(1)").fetchone()
+                if check is None or check[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+                conn.execute(SCHEMA)
+                _add_extra_column(conn)
+                conn.execute(INFLIGHT_SCHEMA)
+        except (sqlite3.Error, TimeoutError) as exc:
             conn.close()
             self._conn = None
             self._drop_owner_lock()
-            raise self._error(exc) from exc
+            raise (self._error(exc) if isinstance(exc, sqlite3.Error) else EvalCacheError(str(exc))) from exc
 
     def _error(self, exc: sqlite3.Error) -> EvalCacheError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():

@@ -235,3 +235,30 @@ def test_a_claim_whose_owner_is_gone_is_taken_over_even_when_its_pid_is_reused(
     )
     assert time.monotonic() - started < 10
     assert len(fake.requests) == 2 and report.n_unanswered == 0
+
+
+def test_two_threads_opening_a_new_cache_at_once_both_succeed(tmp_path: Path) -> None:
+    """Creating a cache file (WAL switch, tables) races when two open it at the same moment: SQLite answers
+    "database is locked" without waiting. Openers take turns; 60 fresh files, two openers each, no error."""
+    import threading
+
+    from finetune_wb.evaluation.cache import AnswerCache
+
+    errors: list[BaseException] = []
+    for i in range(60):
+        path = tmp_path / f"c{i}.sqlite3"
+        barrier = threading.Barrier(2)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(timeout=10)
+                AnswerCache(path).close()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []

@@ -39,7 +39,8 @@ def test_a_tool_calling_fine_tune_through_a_session(finetune_emulator: Any, tmp_
         project="tools", state_path=tmp_path / "s.json", client=finetune_emulator.client(), poll_interval=0.05
     )
     session.use_files(train, test)
-    session.fine_tune({"model": BASE})
+    # half the test set repeats training prompts on purpose (what the stand-in learnt): the leak is accepted
+    session.fine_tune({"model": BASE}, accept_quality={"leakage"})
     assert session.wait(timeout=30).status == "succeeded"
     ft = session.fine_tuned_model
     assert ft is not None
@@ -83,7 +84,7 @@ def test_a_dpo_data_set_through_a_session(finetune_emulator: Any, tmp_path: Path
         project="dpo", state_path=tmp_path / "s.json", client=finetune_emulator.client(), poll_interval=0.05
     )
     session.use_files(train, test)
-    session.fine_tune({"model": BASE, "method": "dpo"})
+    session.fine_tune({"model": BASE, "method": "dpo"}, accept_quality={"leakage"})  # 6 seen on purpose
     assert session.wait(timeout=30).status == "succeeded"
     ft = session.fine_tuned_model
     assert ft is not None
