@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=200_000)
     parser.add_argument("--model", default="gpt-4o-mini-2024-07-18")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the fastest of each is kept")
-    parser.add_argument("--dirty", action="store_true", help="add 3 % lines that are findings")
+    parser.add_argument("--dirty", action="store_true", help="add 3 %% lines that are findings")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
