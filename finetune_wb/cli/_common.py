@@ -34,3 +34,19 @@ def describe_connection_error(exc: BaseException) -> str:
     from finetune_wb._retry import describe_connection_error as describe
 
     return describe(exc)
+
+
+def positive(kind: type) -> Any:
+    """An argparse ``type=`` for a number of ``kind`` (int, float) that must be greater than 0."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune_wb.cli._common import add_json_flag, print_json
+from finetune_wb.cli._common import add_json_flag, positive as _positive, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -121,20 +121,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_batch_arguments(parser)  # --batch and its flags (cli/eval_batch.py)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _split_specs(specs: list[str]) -> list[str]:

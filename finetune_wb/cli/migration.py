@@ -15,22 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune_wb.cli._common import add_json_flag, print_json
+from finetune_wb.cli._common import add_json_flag, positive as _positive, print_json
 from finetune_wb.cli.eval_batch import add_batch_arguments, batch_kwargs
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _date(text: str) -> dt.date:
