@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from finetune_wb._jsonable import to_jsonable
@@ -50,3 +53,30 @@ def positive(kind: type) -> Any:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def serve_until_stopped(emu: Any, announce: Callable[[], None]) -> int:
+    """Start ``emu`` (an emulator handle), call ``announce`` (print where it listens), and serve until Ctrl-C
+    or SIGTERM; then stop it. Exit code 0.
+
+    SIGINT is handled here too: a shell starts a background job (``finetune-wb emulator &``) with SIGINT
+    ignored, and Python then never raises KeyboardInterrupt, so ``kill -INT`` would not stop the server.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    emu.start()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        announce()
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

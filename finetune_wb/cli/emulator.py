@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
+
+from finetune_wb.cli._common import serve_until_stopped
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -44,19 +44,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from finetune_wb.emulator.runner import Emulator
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
     emu = Emulator(
         pace=args.pace, persist_dir=args.persist_dir, host=args.host, port=args.port, flavour=args.flavour
     )
-    emu.start()
-    # Handle SIGINT ourselves too: a shell starts a background job (`finetune-wb emulator &`) with SIGINT
-    # ignored, and Python then never raises KeyboardInterrupt, so `kill -INT` would not stop the server.
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+
+    def announce() -> None:
         print(emu.url if args.flavour == "azure" else emu.base_url, flush=True)
         if args.flavour == "azure":
             print(
@@ -70,12 +62,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        while not stop.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+
+    return serve_until_stopped(emu, announce)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
+
+from finetune_wb.cli._common import serve_until_stopped
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -106,15 +106,9 @@ def run(args: argparse.Namespace) -> int:
         except EmulatorError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
     emu = Emulator(persist_dir=output_dir, host=args.host, port=args.port, trainer=trainer)
-    emu.start()
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+
+    def announce() -> None:
         print(emu.base_url, flush=True)
         served = trainer.served_name if trainer is not None else "gpt-4o-mini-2024-07-18"
         print(f"model: {served}", flush=True)
@@ -123,12 +117,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        while not stop.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+
+    return serve_until_stopped(emu, announce)

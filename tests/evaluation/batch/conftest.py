@@ -9,26 +9,11 @@ import pytest
 
 from finetune_wb._retry import RetryPolicy
 from finetune_wb.evaluation import BatchOptions, evaluate
-from finetune_wb.schema import ChatExample
+from tests.evaluation.test_against_emulator import BASE, examples
 
-BASE = "gpt-4o-mini-2024-07-18"
 OTHER = "gpt-4.1-mini-2025-04-14"
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait=0.001, max_wait=0.01)
-
-
-def examples(n: int) -> list[ChatExample]:
-    return [
-        ChatExample.model_validate(
-            {
-                "messages": [
-                    {"role": "system", "content": "Answer Yes or No."},
-                    {"role": "user", "content": f"Clause number {i}: the recipient keeps it secret."},
-                    {"role": "assistant", "content": "Yes" if i % 2 else "No"},
-                ]
-            }
-        )
-        for i in range(n)
-    ]
+__all__ = ["BASE", "FAST_RETRY", "OTHER", "examples", "posts", "run"]  # BASE, examples: shared with the sync tests
 
 
 @pytest.fixture
