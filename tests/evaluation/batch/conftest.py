@@ -13,7 +13,14 @@ from tests.evaluation.test_against_emulator import BASE, examples
 
 OTHER = "gpt-4.1-mini-2025-04-14"
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait=0.001, max_wait=0.01)
-__all__ = ["BASE", "FAST_RETRY", "OTHER", "examples", "posts", "run"]  # BASE, examples: shared with the sync tests
+__all__ = [
+    "BASE",
+    "FAST_RETRY",
+    "OTHER",
+    "examples",
+    "posts",
+    "run",
+]  # BASE, examples: shared with the sync tests
 
 
 @pytest.fixture
