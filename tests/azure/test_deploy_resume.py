@@ -76,3 +76,42 @@ def test_kill_mid_deploy_then_resume_deploys_once(azure_env: Any, tmp_path: Path
     # and once more: recorded as succeeded, nothing is asked of Azure but a GET
     resumed.deploy()
     assert arm_requests(emu, "PUT", "ft-kill") == 1
+
+
+def test_two_processes_deploying_one_session_send_one_put(azure_env: Any, tmp_path: Path) -> None:
+    """Two processes run the same session's deploy step at once: one deployment, one PUT, both succeed."""
+    emu = azure_env
+    state_path = tmp_path / "state.json"
+    session = FineTuneSession(
+        project="kill-deploy", client=emu.azure_client(), state_path=state_path, wandb_mode="disabled"
+    )
+    session.prepare(load_demo_records()[:40], template=demo_template(), n_train=20, seed=1)
+    session.fine_tune(JobSpec(model="gpt-4o-mini-2024-07-18", n_epochs=1))
+    session.wait()
+    ft = session.fine_tuned_model
+
+    emu.core.deployments.provision_seconds = 600.0  # Creating until the test says otherwise
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER, encoding="utf-8")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), emu.azure_endpoint, str(state_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        wait_until(lambda: emu.deployment("ft-kill") is not None, procs[0], "the deployment", timeout=60)
+        emu.core.deployments.ready_at["ft-kill"] = 0.0  # Azure finishes provisioning
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0 and "deployed" in out, err[-2000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+    assert arm_requests(emu, "PUT", "ft-kill") == 1
+    assert emu.deployment("ft-kill")["properties"]["model"]["name"] == ft

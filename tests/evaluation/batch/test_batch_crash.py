@@ -79,3 +79,48 @@ def test_kill9_between_create_and_collect_then_rerun_pays_nothing_twice(
     assert emu.batch_lines_answered == 20  # every request answered (paid) once
     assert posts(emu, "/v1/chat/completions") == 0
     assert {b.status for b in report.batches} == {"completed"} and len(report.batches) == 2
+
+
+def test_two_processes_on_one_cache_create_one_batch_per_model_and_pay_once(
+    manual_emu: Any, tmp_path: Path
+) -> None:
+    """Two real processes evaluate the same rows in batch mode on one cache at the same time."""
+    emu, cache = manual_emu, tmp_path / "c.sqlite3"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), emu.base_url, str(cache)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            wait_until(lambda: recorded_batches(cache) == 2, proc, "both batches recorded", timeout=60)
+        # both are past submission (the second found the first one's batches) and waiting on the clock
+        wait_until(
+            lambda: (
+                sum(1 for e in emu.journal if e.method == "GET" and e.path.startswith("/v1/batches/")) >= 4
+            ),
+            procs[1],
+            "both workers polling",
+            timeout=60,
+        )
+        emu.advance(10)
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-2000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+    assert posts(emu, "/v1/batches") == 2  # one batch per model, not one per process
+    assert emu.batch_lines_answered == 20  # every request answered (paid) once
+    assert posts(emu, "/v1/chat/completions") == 0
