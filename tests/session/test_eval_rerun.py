@@ -32,11 +32,13 @@ def test_a_fully_cached_rerun_is_not_logged_again_and_a_changed_one_is(
     assert all(m.n_requests == 0 for m in again.models)
     assert len(_eval_dirs()) == 1
 
+    before = set(_eval_dirs())
     changed = session.evaluate(models=[BASE, OTHER], concurrency=4)  # a new model: new answers, a new run
     assert any(m.n_requests > 0 for m in changed.models)
     dirs = _eval_dirs()
     assert len(dirs) == 2
-    newest = max(dirs, key=lambda d: d.name)
+    # the run this evaluation added (run directories started in the same second do not sort by time)
+    (newest,) = set(dirs) - before
     run = read_run(newest)
     assert run.exit_code == 0 and set(run.config["models"].values()) == {BASE, OTHER}
 
