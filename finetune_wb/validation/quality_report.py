@@ -26,11 +26,14 @@ CODES: dict[str, str] = {
     "personal_data": "e-mail addresses, phone numbers, credit-card numbers, IBANs",
     "answer_length_outlier": "answers far longer or shorter than the rest",
     "dominant_system_prompt": "one system prompt variant in almost every example",
+    "test_secret": "secrets in the test file (sent to the models and logged when evaluating)",
+    "test_personal_data": "personal data in the test file",
 }
 
 DEFAULT_SEVERITY: dict[str, QualitySeverity] = {
     "leakage": "error",
     "secret": "error",
+    "test_secret": "error",
 }
 
 MAX_LINES_PER_FINDING = 1000

@@ -291,6 +291,15 @@ def _finish(
     )
 
 
+def _shared_with(quality_pass: Any, records: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """The validator's records, each parsed example also handed to the quality pass (one read, one parse)."""
+    add = quality_pass.add
+    for line, obj in records:
+        if obj is not UNPARSED:
+            add(line, obj)
+        yield line, obj
+
+
 def validate_file(
     path: str | os.PathLike[str],
     *,
@@ -327,20 +336,27 @@ def validate_file(
     kwargs: dict[str, Any] = dict(
         path=str(path), model=model, method=method, n_epochs=n_epochs, max_cost=max_cost, prices=prices
     )
+    quality_pass = None
+    if quality is True or isinstance(quality, Mapping):
+        from finetune_wb.validation.quality.check import QualityPass
+
+        # Options checked (and the test file's presence) before the file is read.
+        quality_pass = QualityPass(test, **(dict(quality) if isinstance(quality, Mapping) else {}))
     precount = parallel_tokens.start(p, counter)  # a second process counting tokens, for large files
     try:
+        records: Iterable[tuple[int, Any]] = iter_lines(p, collector, file_stats)
+        if quality_pass is not None:
+            records = _shared_with(quality_pass, records)
         report = _run(
-            iter_lines(p, collector, file_stats),
+            records,
             collector=collector,
             file_stats=file_stats,
             counter=counter,
             precount=precount,
             **kwargs,
         )
-        if (quality is True or isinstance(quality, Mapping)) and not report.unreadable:
-            from finetune_wb.validation.quality.check import check_quality
-
-            report.quality = check_quality(p, test, **(dict(quality) if isinstance(quality, Mapping) else {}))
+        if quality_pass is not None and not report.unreadable:
+            report.quality = quality_pass.report(p)
             if report.quality.counts.get("secret") or report.quality.counts.get("personal_data"):
                 from finetune_wb.validation.quality.sensitive import mask_text
 

@@ -1,10 +1,11 @@
 """One streaming pass over a file of examples, keeping sketches instead of texts.
 
-Per example the pass keeps its line, three 64-bit digests (the whole conversation, the system text plus
-prompt, the answer), the answer's length, and the prompt's MinHash band keys and signature (see
-:mod:`.minhash`): ~190 bytes per example, whatever the size of the texts. Labels and system prompt
-variants are counted only while there are few of them; secrets are scanned message by message, and a text
-that repeats (a system prompt in every example) is scanned once.
+Per example the pass keeps its line, four 64-bit digests (the whole conversation, the system text plus
+prompt, the prompt alone, the answer), the answer's length, and the prompt's MinHash band keys and
+signature (see :mod:`.minhash`): ~170 bytes per example in memory whatever the size of the texts, plus 4
+bytes a word in a temporary file. Labels and system prompt variants are counted only while there are few
+of them; secrets are scanned message by message (most messages only pass a few substring tests), and a
+suspicious text that repeats (a system prompt in every example) is scanned once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from finetune_wb.validation.quality.extract import digest, normalise, view_of, words_of
+from finetune_wb.validation.quality.extract import digest, normalise, view_of
 from finetune_wb.validation.quality.minhash import Sketches
 from finetune_wb.validation.quality.sensitive import Hit, Scanner
 
@@ -60,9 +61,12 @@ class Collected:
 
     def _scan(self, line: int, texts: list[tuple[int, str]]) -> None:
         assert self.scanner is not None
-        found: dict[str, list[tuple[int, Hit]]] = {}
+        suspicious = self.scanner.suspicious
+        found: dict[str, list[tuple[int, Hit]]] | None = None
         cache = self._scanned
         for index, text in texts:
+            if not suspicious(text):  # most texts: a few substring tests, no regular expression
+                continue
             hits = cache.get(text)
             if hits is None:
                 hits = self.scanner.scan(text)
@@ -70,7 +74,11 @@ class Collected:
                     cache.clear()
                 cache[text] = hits
             for hit in hits:
+                if found is None:
+                    found = {}
                 found.setdefault(hit.code, []).append((index, hit))
+        if found is None:
+            return
         for code, hits_of in found.items():
             self.hit_counts[code] = self.hit_counts.get(code, 0) + 1
             if len(self.hits) < self.max_hits:
@@ -87,10 +95,10 @@ class Collected:
             sd = digest(normalise(system))
             if len(self._system_digest) < SCAN_CACHE:
                 self._system_digest[system] = sd
-        words = words_of(view.prompt)
-        prompt = " ".join(words)
+        prompt = normalise(view.prompt)
+        pd = digest(prompt)
         answer = normalise(view.answer)
-        pd, ad = digest(prompt), digest(answer)
+        ad = digest(answer)
         self.lines.append(line)
         self.prompt_only.append(pd)
         self.prompt.append(hash((sd, pd)) & 0xFFFFFFFFFFFFFFFF)
@@ -100,7 +108,7 @@ class Collected:
         if not prompt:
             self.empty_prompt += 1
         elif self.sketches is not None:
-            self.sketches.add(row, words)
+            self.sketches.add(row, prompt)
         labels = self.labels
         if labels is not None:
             if len(answer) > self.max_label_length or (
@@ -128,6 +136,10 @@ class Collected:
     def feed(self, records: Iterable[tuple[int, Any]]) -> Collected:
         for line, obj in records:
             self.add(line, obj)
+        return self.finish()
+
+    def finish(self) -> Collected:
+        """Called once, after the last example: computes the last sketches and frees the caches."""
         if self.sketches is not None:
             self.sketches.finish()
         self._scanned = {}

@@ -216,20 +216,34 @@ def _system_prompts(data: Collected, share_limit: float, emit: Emit) -> None:
         )
 
 
-def _sensitive(data: Collected, emit: Emit) -> None:
+def _sensitive(data: Collected, emit: Emit, *, test: bool = False) -> None:
+    """One finding per line with a hit; in the test file the codes are ``test_secret`` and
+    ``test_personal_data`` and the line is in ``test_lines``."""
+    prefix = "test_" if test else ""
+    where = " of the test file" if test else ""
     for line, code, hits in data.hits:
         parts = sorted({f"{KINDS[h.kind][1]} ({h.masked}) in message {index}" for index, h in hits})
-        fix = (
-            "remove or replace it before uploading: it would be sent to the provider and can be learnt by"
-            " the model (rotate a real key)"
-            if code == "secret"
-            else "remove or pseudonymise it unless you may share it with the provider"
-        )
-        emit(code, [line], message=f"{'; '.join(parts)}: {fix}")
+        if test:
+            fix = (
+                "remove or replace it: evaluation sends the test prompts to the models and logs them to W&B"
+                + (" (rotate a real key)" if code == "secret" else "")
+            )
+        elif code == "secret":
+            fix = (
+                "remove or replace it before uploading: it would be sent to the provider and can be learnt by"
+                " the model (rotate a real key)"
+            )
+        else:
+            fix = "remove or pseudonymise it unless you may share it with the provider"
+        message = f"{'; '.join(parts)}{where}: {fix}"
+        if test:
+            emit(prefix + code, [], test_lines=[line], message=message)
+        else:
+            emit(code, [line], message=message)
     for code, n in data.hit_counts.items():
         listed = sum(1 for _, c, _ in data.hits if c == code)
         if n > listed:
-            emit(code, [], omitted=n - listed)
+            emit(prefix + code, [], omitted=n - listed)
 
 
 def build_report(
@@ -288,6 +302,8 @@ def build_report(
     lines = np.frombuffer(train.lines, dtype=np.uint32).astype(np.int64)
     if levels["secret"] != "off" or levels["personal_data"] != "off":
         _sensitive(train, emit)
+    if test is not None and (levels["test_secret"] != "off" or levels["test_personal_data"] != "off"):
+        _sensitive(test, emit, test=True)
     if test is not None and levels["leakage"] != "off":
         _leakage(train, test, lines, emit, near_leakage_severity)
     if levels["duplicate"] != "off":

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from finetune_wb.validation.quality.check import DEFAULT_THRESHOLD
-from finetune_wb.validation.quality.extract import digest, iter_examples, view_of, words_of
+from finetune_wb.validation.quality.extract import digest, iter_examples, normalise, view_of
 from finetune_wb.validation.quality.minhash import Sketches, components, similar_pairs
 
 
@@ -26,16 +26,16 @@ def near_duplicate_groups(
     parent: list[int] = []
     for row, (_, obj) in enumerate(items):
         view = view_of(obj)
-        words = words_of(view.prompt) if view is not None else []
-        prompt = " ".join(words)
+        prompt = normalise(view.prompt) if view is not None else ""
         if not prompt:
             parent.append(row)
             continue
         parent.append(by_prompt.setdefault(digest(prompt), row))
         if sketches is not None:
-            sketches.add(row, words)
+            sketches.add(row, prompt)
     pairs = [(min(r, p), max(r, p)) for r, p in enumerate(parent) if p != r]
     if sketches is not None:
         pairs += similar_pairs(sketches.finish())
+        sketches.close()
     roots = components(len(items), pairs)
     return [roots.get(row, row) for row in range(len(items))]

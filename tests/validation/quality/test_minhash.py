@@ -11,14 +11,21 @@ from datasketch import MinHash, MinHashLSH
 
 from finetune_wb.data.build import split_examples
 from finetune_wb.validation.quality import check_quality, near_duplicate_groups
-from finetune_wb.validation.quality.minhash import WEIGHTS, Sketches, components, fmix32, shingle_hashes
+from finetune_wb.validation.quality.minhash import (
+    WEIGHTS,
+    Sketches,
+    batch_word_hashes,
+    candidate_threshold,
+    components,
+    fmix32,
+    shingle_hashes,
+    word_hash,
+)
 from tests.validation.quality import crafted as c
 
 
 def _word_hashes(text: str) -> np.ndarray:
-    import zlib
-
-    return np.array([zlib.crc32(w.encode()) for w in text.split()], dtype=np.uint32)
+    return np.array([word_hash(w) for w in text.split()], dtype=np.uint32)
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9])
@@ -26,9 +33,9 @@ def test_signatures_and_bands_are_datasketchs(threshold: float) -> None:
     texts = [c.filler(i, n=5 + i) for i in range(40)] + ["a b", "one two three"]
     sketches = Sketches(threshold)
     for row, text in enumerate(texts):
-        sketches.add(row, text.split())
+        sketches.add(row, text)
     sketches.finish()
-    lsh = MinHashLSH(threshold=threshold, num_perm=sketches.num_perm, weights=WEIGHTS)
+    lsh = MinHashLSH(threshold=candidate_threshold(threshold), num_perm=sketches.num_perm, weights=WEIGHTS)
     assert (sketches.bands, sketches.rows) == (lsh.b, lsh.r)
     assert sketches.sigs is not None and sketches.index is not None
     for pos, row in enumerate(sketches.index.tolist()):
@@ -114,6 +121,7 @@ def test_parameters_are_computed_by_datasketch_once_then_read_back(tmp_path: Pat
         "rows": lsh.r,
     }
     assert first[2:] == (lsh.b, lsh.r)
+    datasketch_params(candidate_threshold(0.8))  # what check_quality's default threshold bands with
     path = c.write(tmp_path / "t.jsonl", c.clean_rows(12))
     code = (
         "import sys; from finetune_wb.validation.quality import check_quality; "
@@ -123,3 +131,20 @@ def test_parameters_are_computed_by_datasketch_once_then_read_back(tmp_path: Pat
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ.copy()
     )
     assert out.stdout.split() == ["False", "12"], out.stderr
+
+
+def test_batch_word_hashes_equal_word_hash_word_by_word() -> None:
+    texts = ["one", "a b", "one two three", "naïve café ünïcode words", "x " * 40 + "y", "ok \udc80 fine"]
+    hashes, ends = batch_word_hashes(texts)
+    expected: list[int] = []
+    for text in texts:
+        words = [word_hash(w) for w in text.split(" ")]
+        expected += words + list(range(len(words), 3))  # short texts padded to three words
+        assert ends[texts.index(text)] == len(expected)
+    assert hashes.tolist() == expected
+
+
+def test_word_hash_is_horner_modulo_2_to_the_32() -> None:
+    assert word_hash("") == 0
+    assert word_hash("a") == ord("a")
+    assert word_hash("ab") == (ord("a") * 0x01000193 + ord("b")) % 2**32
