@@ -339,3 +339,17 @@ def test_an_adapter_vllm_lost_is_loaded_again_on_the_next_request(
     httpx.post(f"{serving.server.url}/v1/unload_lora_adapter", json={"lora_name": job.fine_tuned_model})
     assert ask(client, job.fine_tuned_model).choices[0].message.content == f"fine-tune of {job.id}"
     assert loads(vllm_env).count(job.fine_tuned_model) == 2
+
+
+def test_a_vllm_that_died_while_serving_answers_503_with_its_exit(
+    served: tuple[Emulator, VllmServing], vllm_env: Path
+) -> None:
+    emu, serving = served
+    proc = serving.server.proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    with pytest.raises(openai.InternalServerError) as err:
+        ask(emu.client(max_retries=0), "base-llm")
+    assert err.value.status_code == 503
+    assert "exited with status -9" in str(err.value) and "Restart finetune-wb serve" in str(err.value)
