@@ -109,8 +109,9 @@ class VllmServing:
         path = self._adapters(store).get(model)
         if path is None or not is_lora_dir(path):  # not one of ours, or a full fine-tune: transformers
             return self.trainer.chat_model(store, model)
-        with self._sync_lock:
-            self._load(model, path)
+        if model not in self.server.loaded:  # not loaded yet: now, before the request goes to vLLM
+            with self._sync_lock:
+                self._load(model, path)
         if model not in self.server.loaded:
             raise ApiError(
                 500,

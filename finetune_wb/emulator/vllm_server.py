@@ -8,7 +8,8 @@ Loading is idempotent: a name already loaded (known here, listed by ``/v1/models
 "has already been loaded") is not loaded again.
 
 The child runs in a session of its own (so stopping it stops vLLM's engine processes too) and, on Linux,
-gets SIGTERM when this process dies, even by ``kill -9``. Its stdout and stderr go to ``log_path``; the end
+gets SIGTERM when the thread that started it ends (the main thread: when this process dies, even by
+``kill -9``; start it from a thread that lives as long as the server). Its stdout and stderr go to ``log_path``; the end
 of that log is in every error about it.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -34,6 +36,7 @@ RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
 #: the values vLLM accepts for --max-lora-rank (vllm/config/lora.py, MaxLoRARanks)
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 _PROBE_NAME = "finetune-wb-probe-not-an-adapter"
+_HEADER = "--- finetune-wb serve started vLLM"
 
 
 class VllmError(EmulatorError):
@@ -72,12 +75,22 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _die_with_parent() -> Any:
+    """A ``preexec_fn`` that makes the child get SIGTERM when the thread that started it dies (Linux), or
+    None. ``prctl`` is looked up here, before the fork: the child only makes the system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+    return preexec
 
 
 class VllmServer:
@@ -169,6 +182,9 @@ class VllmServer:
         self.url = f"http://{self.host}:{self.port}"
         env = {**os.environ, RUNTIME_LORA_ENV: "True"}
         log = open(self.log_path, "ab") if self.log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        if log is not subprocess.DEVNULL:
+            log.write(f"{_HEADER} {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(argv)}\n".encode())  # type: ignore[union-attr]
+            log.flush()  # type: ignore[union-attr]
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -176,7 +192,8 @@ class VllmServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent,  # setsid + die with this process (no threads of ours run yet)
+                start_new_session=True,  # stopping its session stops vLLM's engine processes too
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise VllmError(
@@ -301,6 +318,8 @@ class VllmServer:
             text = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
             return ""
+        starts = [i for i, line in enumerate(text) if line.startswith(_HEADER)]
+        text = text[starts[-1] + 1 :] if starts else text  # this start's lines, not an earlier one's
         tail = "\n  ".join(text[-lines:])
         return f". End of {self.log_path}:\n  {tail}" if tail else f" (nothing in {self.log_path})"
 

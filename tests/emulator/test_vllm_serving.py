@@ -191,6 +191,10 @@ def test_a_child_that_dies_at_start_is_a_clear_error_with_its_stderr(
         server.start()
     text = str(err.value)
     assert "exited with status 1 before it was ready" in text
+    monkeypatch.setenv("FAKE_VLLM_FAIL_AT_START", "Model architectures ['Nope'] are not supported.")
+    with pytest.raises(VllmError) as again:
+        make_server(tmp_path).start()  # the same log file, appended to: only this start's lines are quoted
+    assert "are not supported" in str(again.value) and "cache blocks" not in str(again.value)
     assert (
         "ValueError: No available memory for the cache blocks." in text and str(tmp_path / "vllm.log") in text
     )
