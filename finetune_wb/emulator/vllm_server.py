@@ -240,7 +240,8 @@ class VllmServer:
             if card.get("parent") and card.get("id") != self.served_name:
                 self.loaded[str(card["id"])] = str(card.get("root") or "")
         resp = self._http.post(f"{self.url}/v1/unload_lora_adapter", json={"lora_name": _PROBE_NAME})
-        if resp.status_code == 404 and "error" not in _json(resp):  # the route is not there at all
+        data = _json(resp)  # vLLM's own 404 names the adapter ({"error": ...}; before 0.7: {"message": ...})
+        if resp.status_code in (404, 405) and "error" not in data and "message" not in data:  # no such route
             raise VllmError(
                 f"vLLM at {self.url} does not load LoRA adapters at runtime: start it with "
                 f"{RUNTIME_LORA_ENV}=True and --enable-lora"
