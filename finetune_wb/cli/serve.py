@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=64,
         help="answer length when a chat request sets none (default 64)",
     )
+    from finetune_wb.cli.serve_vllm import add_vllm_flags
+
+    add_vllm_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -106,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
         except EmulatorError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.serve_with == "vllm" or args.vllm_url:  # chat through vLLM (cli/serve_vllm.py)
+        from finetune_wb.cli.serve_vllm import start_vllm
+
+        served = start_vllm(args, trainer, output_dir)
+        if isinstance(served, int):
+            return served
+        trainer = served
     emu = Emulator(persist_dir=output_dir, host=args.host, port=args.port, trainer=trainer)
 
     def announce() -> None:

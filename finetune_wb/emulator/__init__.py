@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "SystemClock": ".clock",
     "Trainer": ".trainers",
     "TrlTrainer": ".trl_trainer",
+    "VllmServer": ".vllm_server",
+    "VllmServing": ".vllm_backend",
     "run_emulator": ".runner",
 }
 
@@ -44,3 +46,5 @@ if TYPE_CHECKING:  # pragma: no cover - static re-exports for type checkers and 
         Trainer as Trainer,
     )
     from finetune_wb.emulator.trl_trainer import TrlTrainer as TrlTrainer
+    from finetune_wb.emulator.vllm_backend import VllmServing as VllmServing
+    from finetune_wb.emulator.vllm_server import VllmServer as VllmServer
