@@ -39,6 +39,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="start a new session (a new upload and job): the existing state file is kept beside it as "
         "<name>.<session id>.json; needed when the state's session ran against another server",
     )
+    run_parser.add_argument(
+        "--quality",
+        choices=("check", "warn", "off"),
+        default=None,
+        help="the data-quality gate before the upload: check (stop on leakage, secrets; the default),"
+        " warn (log only) or off; overrides [quality] mode",
+    )
+    run_parser.add_argument(
+        "--accept-quality",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="accept this finding code knowingly (repeatable; e.g. leakage, secret); added to [quality] accept",
+    )
     add_json_flag(run_parser)
     run_parser.set_defaults(handler=run_command)
 
@@ -112,7 +126,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     _quiet_wandb()
     try:
-        config = RunConfig.load(args.config)
+        config = _with_quality_flags(RunConfig.load(args.config), args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -175,6 +189,24 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _with_quality_flags(config: Any, args: argparse.Namespace) -> Any:
+    """``--quality`` and ``--accept-quality`` over the config's ``[quality]`` table."""
+    if args.quality is None and not args.accept_quality:
+        return config
+    update: dict[str, Any] = {}
+    if args.quality is not None:
+        update["mode"] = args.quality
+    if args.accept_quality:
+        update["accept"] = sorted({*config.quality.accept, *args.accept_quality})
+    quality = config.quality.model_copy(update=update)
+    problems = quality.problems()
+    if problems:
+        from finetune_wb.errors import ConfigError
+
+        raise ConfigError("; ".join(f"--accept-quality: {message}" for _, message in problems))
+    return config.model_copy(update={"quality": quality})
 
 
 def _emulated_account(azure: Any, management_url: str) -> Any:

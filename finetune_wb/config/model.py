@@ -29,6 +29,10 @@ Example (TOML)::
     baselines = ["gpt-4o-mini-2024-07-18"]
     evaluators = ["exact_match", { name = "classification", labels = ["Yes", "No"] }]
 
+    # optional: the data-quality gate before the upload (default: mode = "check", stop on errors)
+    [quality]
+    accept = ["personal_data"]
+
     # optional: on Azure OpenAI, the fine-tune is deployed (Developer tier) before it is evaluated
     [azure]
     deployment = "contract-nli-eval"
@@ -99,6 +103,9 @@ class SplitConfig(BaseModel):
     train_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     seed: int = 42
     stratify: bool = True
+    group_near_duplicates: bool = Field(
+        False, description="keep exact and near-duplicate prompts on one side of the split (no leakage)"
+    )
 
     @model_validator(mode="after")
     def _one_size(self) -> SplitConfig:
@@ -107,6 +114,56 @@ class SplitConfig(BaseModel):
         if (self.n_train is None) == (self.train_fraction is None):
             raise ValueError("[split] needs exactly one of n_train or train_fraction")
         return self
+
+
+class QualityConfig(BaseModel):
+    """The data-quality gate run before the upload (see docs/data.md, "Data quality").
+
+    ``mode``: "check" stops the run on an error finding (leakage, secrets) not in ``accept``; "warn" only
+    logs it; "off" skips the checks. The other keys are :func:`~finetune_wb.validation.quality.check_quality`'s
+    options.
+    """
+
+    model_config = _STRICT
+
+    mode: Literal["check", "warn", "off"] = "check"
+    accept: list[str] = Field(default_factory=list, description="finding codes accepted knowingly")
+    near_duplicate_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    max_label_share: float | None = Field(None, gt=0.0, le=1.0)
+    allow: list[str] = Field(default_factory=list, description="regular expressions of allowed matches")
+    severity: dict[str, Literal["error", "warning", "off"]] = Field(default_factory=dict)
+    near_leakage_severity: Literal["error", "warning", "off"] | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments for ``check_quality`` (only what the config sets)."""
+        out: dict[str, Any] = {}
+        for key in ("near_duplicate_threshold", "max_label_share", "near_leakage_severity"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.allow:
+            out["allow"] = list(self.allow)
+        if self.severity:
+            out["severity"] = dict(self.severity)
+        return out
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Unknown finding codes and allow patterns that are not regular expressions."""
+        import re
+
+        from finetune_wb.validation.quality_report import CODES
+
+        found: list[tuple[str, str]] = []
+        for key, codes in (("quality.accept", self.accept), ("quality.severity", list(self.severity))):
+            unknown = [c for c in codes if c not in CODES]
+            if unknown:
+                found.append((key, f"unknown finding code(s) {unknown}; the codes are {sorted(CODES)}"))
+        for i, pattern in enumerate(self.allow):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                found.append((f"quality.allow[{i}]", f"{pattern!r} is not a regular expression: {exc}"))
+        return found
 
 
 class EvaluatorConfig(BaseModel):
@@ -187,6 +244,7 @@ class RunConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     job: dict[str, Any] = Field(default_factory=dict, description="JobSpec fields (model, n_epochs, ...)")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     azure: AzureConfig | None = Field(None, description="run on Azure OpenAI: fine-tune, deploy, evaluate")
     base_dir: str = Field(".", description="directory that relative paths are resolved against")
     source_path: str | None = Field(None, description="the file this config was read from (set by load)")
@@ -271,6 +329,7 @@ class RunConfig(BaseModel):
                 resolve_evaluator(ev.name, ev.kwargs, base_dir=self.base_dir)
             except ConfigError as exc:
                 problems.append((f"evaluation.evaluators[{i}]", str(exc)))
+        problems += self.quality.problems()
         if self.data.path and not self.resolve(self.data.path).is_file():
             problems.append(("data.path", f"{self.resolve(self.data.path)}: no such file"))
         return problems

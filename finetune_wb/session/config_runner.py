@@ -142,6 +142,7 @@ def run_config(
                 train_fraction=split.train_fraction,
                 seed=split.seed,
                 stratify=split.stratify,
+                group_near_duplicates=split.group_near_duplicates,
             )
         say(f"prepared {len(records)} records -> {len(train)} train / {len(test)} test")
         n_epochs = spec.n_epochs if isinstance(spec.n_epochs, int) else None
@@ -167,7 +168,16 @@ def run_config(
                 )
     else:
         say(f"resuming session {st.session_id}: job {st.job_id} ({st.job_status})")
-    job = session.fine_tune(spec)
+    quality = config.quality
+    job = session.fine_tune(
+        spec, quality=quality.mode, accept_quality=quality.accept, quality_options=quality.options()
+    )
+    if st.quality and quality.mode != "off":
+        counts = st.quality.get("counts") or {}
+        found = ", ".join(f"{code} {n}" for code, n in sorted(counts.items())) or "no findings"
+        say(
+            f"data quality: {found}" + (f" (accepted: {', '.join(quality.accept)})" if quality.accept else "")
+        )
     say(f"job {job.id} {job.status}; waiting")
     job = session.wait()
     say(f"job {job.id} {job.status} -> {job.fine_tuned_model}")

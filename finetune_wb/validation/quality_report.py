@@ -33,7 +33,6 @@ CODES: dict[str, str] = {
 DEFAULT_SEVERITY: dict[str, QualitySeverity] = {
     "leakage": "error",
     "secret": "error",
-    "test_secret": "error",
 }
 
 MAX_LINES_PER_FINDING = 1000
@@ -114,7 +113,9 @@ class QualityReport(BaseModel):
         where = f"{self.path}: " if self.path else ""
         raise DataQualityError(
             f"{where}the data-quality check found {', '.join(codes)} ({shown[:1500]}). Fix the data, or accept"
-            f" the finding knowingly (accept_quality={{{', '.join(repr(c) for c in codes)}}}).",
+            f" the finding knowingly (accept_quality={{{', '.join(repr(c) for c in codes)}}}; on the command"
+            f" line {' '.join(f'--accept-quality {c}' for c in codes)}; in a run config [quality] accept ="
+            f" [{', '.join(repr(c) for c in codes)}]).",
             report=self,
         )
 

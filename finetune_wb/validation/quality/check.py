@@ -5,7 +5,8 @@ One streaming pass over the training file (and one over the test file) collects 
 :class:`QualityPass` is that pass fed one example at a time, which lets the validator share its own read of
 the file. Finding codes (default severity): ``duplicate``, ``near_duplicate``, ``conflicting_answers``,
 ``label_imbalance``, ``unseen_label``, ``personal_data``, ``answer_length_outlier``,
-``dominant_system_prompt``, ``test_personal_data`` (warnings); ``leakage``, ``secret``, ``test_secret``
+``dominant_system_prompt``, ``test_secret``, ``test_personal_data`` (warnings: the test file is not
+uploaded for training; ``severity={"test_secret": "error"}`` stops on it); ``leakage``, ``secret``
 (errors). ``severity={"personal_data": "error", "near_duplicate": "off"}`` changes
 them.
 """

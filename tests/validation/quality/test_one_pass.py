@@ -93,7 +93,9 @@ def test_the_test_file_is_scanned_for_secrets_and_personal_data(tmp_path: Path) 
     report = check_quality(train, test)
     by_code = {f.code: f for f in report.findings}
     assert by_code["test_secret"].test_lines == [3] and by_code["test_secret"].lines == []
-    assert by_code["test_secret"].severity == "error" and not report.ok
+    assert by_code["test_secret"].severity == "warning" and report.ok  # not uploaded for training
+    strict = check_quality(train, test, severity={"test_secret": "error"})
+    assert not strict.ok and strict.blocking() == ["test_secret"]
     assert by_code["test_personal_data"].test_lines == [5]
     assert by_code["test_personal_data"].severity == "warning"
     assert "secret" not in report.counts and "personal_data" not in report.counts
