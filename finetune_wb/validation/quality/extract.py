@@ -77,9 +77,40 @@ class View:
     texts: list[tuple[int, str]]  # (message index, text) of every message, for the secrets scan
 
 
+def _canonical_view(messages: list[Any]) -> View | None:
+    """The most common shapes of all — exactly system, user, assistant or user, assistant, each message
+    ``{"role": ..., "content": "..."}`` — without a loop; None for anything else."""
+    if len(messages) == 3:
+        s, u, a = messages
+        if type(s) is not dict or type(u) is not dict or type(a) is not dict:
+            return None
+        if len(s) != 2 or len(u) != 2 or len(a) != 2:
+            return None
+        sc, uc, ac = s.get("content"), u.get("content"), a.get("content")
+        if type(sc) is not str or type(uc) is not str or type(ac) is not str:
+            return None
+        if s.get("role") != "system" or u.get("role") != "user" or a.get("role") != "assistant":
+            return None
+        return View(system=sc, prompt="user: " + uc, answer=ac, texts=[(0, sc), (1, uc), (2, ac)])
+    if len(messages) == 2:
+        u, a = messages
+        if type(u) is not dict or type(a) is not dict or len(u) != 2 or len(a) != 2:
+            return None
+        uc, ac = u.get("content"), a.get("content")
+        if type(uc) is not str or type(ac) is not str:
+            return None
+        if u.get("role") != "user" or a.get("role") != "assistant":
+            return None
+        return View(system="", prompt="user: " + uc, answer=ac, texts=[(0, uc), (1, ac)])
+    return None
+
+
 def _plain_view(messages: list[Any]) -> View | None:
     """The common case — every message exactly ``{"role": ..., "content": "..."}`` with an assistant
     answer — in one loop; None sends anything else to the general path (same result)."""
+    canonical = _canonical_view(messages)
+    if canonical is not None:
+        return canonical
     last = -1
     system: list[str] = []
     prompt: list[tuple[int, str]] = []

@@ -104,3 +104,45 @@ def test_the_test_file_is_scanned_for_secrets_and_personal_data(tmp_path: Path) 
     assert "test file" in by_code["test_secret"].message
     quiet = check_quality(train, test, severity={"test_secret": "off", "test_personal_data": "off"})
     assert quiet.ok and not {"test_secret", "test_personal_data"} & set(quiet.counts)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"},
+        ],
+        [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}],
+        [
+            {"role": "developer", "content": "S"},
+            {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"},
+        ],
+        [
+            {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"},
+            {"role": "user", "content": "V"},
+        ],
+        [{"role": "system", "content": "S"}, {"role": "assistant", "content": "A"}],
+        [{"role": "assistant", "content": "A"}, {"role": "assistant", "content": "B"}],
+        [{"role": "user", "content": "U", "name": "x"}, {"role": "assistant", "content": "A"}],
+    ],
+)
+def test_the_shortcut_views_equal_the_general_one(messages: list[dict[str, str]]) -> None:
+    from finetune_wb.validation.quality import extract
+
+    fast = extract.view_of({"messages": messages})
+    original = extract._canonical_view
+    try:
+        extract._canonical_view = lambda _messages: None  # type: ignore[assignment]
+        loop = extract.view_of({"messages": messages})
+        messages_copy = [dict(m) for m in messages]
+        messages_copy[0]["extra"] = "forces the general path"
+        general = extract.view_of({"messages": [*messages_copy]})
+    finally:
+        extract._canonical_view = original  # type: ignore[assignment]
+    assert fast == loop
+    if fast is not None and general is not None:
+        assert (fast.prompt, fast.answer, fast.system) == (general.prompt, general.answer, general.system)
