@@ -7,8 +7,9 @@
   gloo when no GPU is visible (which the tests use on a CPU). Only rank 0 writes progress, checkpoints and
   the final model (see :mod:`finetune_wb.emulator.trl_worker`).
 
-Every training process starts in a session (and process group) of its own, so cancel, pause and resume
-signal the whole group: the launcher and every rank, none left behind.
+Every training process starts in a session (and process group) of its own; cancel, pause and resume signal
+that group and every descendant of the launcher (torchrun starts each rank in a session of its own), so no
+rank is left behind.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 WORKER_MODULE = "finetune_wb.emulator.trl_worker"
 
@@ -81,24 +83,59 @@ def worker_command(
     ]
 
 
+def family(proc: subprocess.Popen[bytes]) -> list[Any]:
+    """``psutil.Process`` objects of the training process and all its descendants, now (empty when it is
+    gone, or without psutil, which accelerate depends on)."""
+    try:
+        import psutil
+    except ImportError:
+        return []
+    try:
+        leader = psutil.Process(proc.pid)
+        return [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _send(procs: list[Any], sig: int) -> None:
+    import psutil
+
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)
+
+
 def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Send ``sig`` to the process group ``proc`` leads (started with ``start_new_session=True``)."""
+    """Send ``sig`` to the training process, its process group and every descendant.
+
+    The group alone is not enough: torchrun starts each rank in a session of its own."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+    _send(family(proc)[1:], sig)
 
 
 def stop_group(proc: subprocess.Popen[bytes], *, grace_s: float = 5.0) -> None:
-    """Stop the training process and every process of its group: SIGTERM, then SIGKILL after ``grace_s``.
+    """Stop the training process and every process it started: SIGTERM, then SIGKILL after ``grace_s``.
 
-    A paused group gets SIGCONT first (a stopped process cannot act on SIGTERM). The last SIGKILL also
-    reaches ranks left behind by a launcher that died on its own."""
+    Paused processes get SIGCONT first (a stopped process cannot act on SIGTERM). The descendants are
+    listed before the launcher goes (they are re-parented after), so none is left behind."""
+    procs = family(proc)
     if proc.poll() is None:
         signal_group(proc, signal.SIGCONT)
         signal_group(proc, signal.SIGTERM)
+        _send(procs, signal.SIGTERM)
         try:
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             signal_group(proc, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=grace_s)
-    signal_group(proc, signal.SIGKILL)  # stragglers; a group with no process left answers ESRCH
+    if procs:
+        import psutil
+
+        _, alive = psutil.wait_procs(procs[1:], timeout=grace_s)
+        _send(alive, signal.SIGCONT)
+        _send(alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # stragglers of the group
+        os.killpg(proc.pid, signal.SIGKILL)

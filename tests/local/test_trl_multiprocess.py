@@ -1,0 +1,126 @@
+"""A job trained by two processes through ``accelerate launch`` (gloo DDP on the CPU here, NCCL on GPUs):
+one writer of progress, tokens counted once, cancel and pause reach every process of the group."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_wb.emulator.runner import Emulator
+from finetune_wb.emulator.trl_data import load_rows
+from finetune_wb.emulator.trl_launch import family
+from finetune_wb.emulator.trl_trainer import TrlTrainer
+from tests.local.helpers import wait_for
+from tests.local.test_trl_jobs import _upload
+from tests.local.tiny import toy_examples, write_jsonl
+
+
+@pytest.fixture
+def two_process_emulator(tiny_model: Path, tmp_path: Path) -> Iterator[Emulator]:
+    trainer = TrlTrainer(
+        str(tiny_model), served_name="tiny-llama", lora_r=4, max_new_tokens=4, num_processes=2
+    )
+    with Emulator(persist_dir=tmp_path / "state", trainer=trainer) as emu:
+        yield emu
+
+
+def _states(procs: list[Any]) -> list[str]:
+    """psutil status of each process still alive (zombies count as gone)."""
+    import psutil
+
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.status())
+        except psutil.Error:
+            pass
+    return out
+
+
+def _poll(cond: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def test_two_process_job_reports_once_and_counts_tokens_once(
+    two_process_emulator: Emulator, tiny_model: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    client = two_process_emulator.client()
+    rows = toy_examples(1)  # 20 examples; batch_size 4 = 2 a step on each of 2 processes: 5 steps an epoch
+    hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 5.0}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=_upload(client, rows),
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+    )
+    job = wait_for(client, job.id, timeout=120)
+    assert job.status == "succeeded", job.error
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    _, tokens = load_rows(
+        write_jsonl(tmp_path / "t.jsonl", rows),
+        method="supervised",
+        tokenizer=tokenizer,
+        what="training file",
+        max_length=1024,
+    )
+    assert job.trained_tokens == tokens * 2  # the data set once per epoch, not once per process
+
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+    steps = [e.data["step"] for e in events if e.type == "metrics"]
+    assert sorted(steps) == list(range(1, 11))  # each step once: only rank 0 reports
+    messages = [e.message for e in events]
+    assert sum(m.startswith("Fine-tuning job started") for m in messages) == 1
+    assert any("2 processes" in m for m in messages if m.startswith("Fine-tuning job started"))
+    assert messages.count("The job has successfully completed") == 1
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert sorted(c.step_number for c in ckpts) == [5, 10]
+
+    jdir = Path(two_process_emulator.core.trainer.output_dir) / job.id  # type: ignore[attr-defined]
+    records = [json.loads(line) for line in (jdir / "progress.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records].count("started") == 1 and not any("rank" in r for r in records)
+    assert records[0]["num_processes"] == 2 and records[0]["per_device_batch_size"] == 2
+    adapter = job.model_dump()["local_adapter"]
+    assert Path(adapter["path"], "adapter_config.json").is_file()
+    assert Path(jdir, "checkpoint-5", "tokenizer_config.json").is_file()
+    assert isinstance(client.chat.completions.create(
+        model=job.fine_tuned_model, messages=[{"role": "user", "content": "word: apple"}]
+    ).choices[0].message.content, str)  # fmt: skip
+
+
+def test_pause_and_cancel_reach_every_process_and_leave_none(two_process_emulator: Emulator) -> None:
+    client = two_process_emulator.client()
+    trainer: Any = two_process_emulator.core.trainer
+    hp = {"n_epochs": 50, "batch_size": 2, "learning_rate_multiplier": 1.0}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=_upload(client, toy_examples(1)),
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+    )
+    job = wait_for(client, job.id, until=lambda j: j.status in ("running", "failed"), timeout=90)
+    assert job.status == "running", job.error
+    proc = trainer.procs[job.id]
+    _poll(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
+    procs = family(proc)  # the launcher, torchrun's ranks (each in a session of its own)
+
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    _poll(lambda: set(_states(procs)) == {"stopped"}, "every process of the job is stopped")
+    assert client.fine_tuning.jobs.resume(job.id).status == "running"
+    _poll(lambda: "stopped" not in _states(procs), "every process of the job runs again")
+
+    assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    _poll(lambda: not _states(procs), "no process of the job is left", timeout=30)
+    assert proc.poll() is not None and job.id not in trainer.procs
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
