@@ -17,6 +17,8 @@ a multi-GPU job uses the GPU of its local rank (``accelerate`` sets it).
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,3 +73,21 @@ def rank() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent (the launcher) dies.
+
+    A rank of a multi-process job lives in a session of its own (torchrun puts it there); without this, a
+    launcher killed with ``kill -9`` would leave its ranks training on. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher was already gone before the call
+        os._exit(1)

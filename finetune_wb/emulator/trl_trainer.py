@@ -380,7 +380,7 @@ class TrlTrainer:
             + f". See {self._job_dir(job['id']) / 'stderr.log'}.",
         )
         leftover = self.procs.pop(job["id"], None)
-        if leftover is not None:  # ranks a dead launcher left behind
+        if leftover is not None:  # what is left of its group (ranks die with the launcher: die_with_parent)
             _kill(leftover)
 
 

@@ -298,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec_path = Path(args[0])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    from finetune_wb.emulator.trl_devices import die_with_parent, world_size
+
+    if world_size() > 1:  # a rank of accelerate launch: go when the launcher goes
+        die_with_parent()
     progress = Progress(spec_path.parent / "progress.jsonl")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -15,7 +15,7 @@ import pytest
 
 from finetune_wb.emulator.runner import Emulator
 from finetune_wb.emulator.trl_trainer import TrlTrainer
-from tests.local.helpers import wait_for
+from tests.local.helpers import poll_until, wait_for
 from tests.local.test_trl_jobs import _upload
 from tests.local.tiny import toy_examples
 
@@ -23,6 +23,8 @@ from tests.local.tiny import toy_examples
 #: allocation fails; the product code has no hook for it
 OOM_SITECUSTOMIZE = textwrap.dedent(
     """
+    import os
+
     import torch
     import transformers
 
@@ -31,7 +33,7 @@ OOM_SITECUSTOMIZE = textwrap.dedent(
 
     def training_step(self, *args, **kwargs):
         _calls[0] += 1
-        if _calls[0] == 3:
+        if _calls[0] == 3 and os.environ.get("RANK", "0") == os.environ.get("OOM_TEST_RANK", "0"):
             raise torch.cuda.OutOfMemoryError(
                 "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB"
             )
@@ -42,6 +44,16 @@ OOM_SITECUSTOMIZE = textwrap.dedent(
 )
 
 HP = {"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 1.0}
+
+
+def fault_site(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Put the out-of-memory ``sitecustomize`` on the PYTHONPATH training processes inherit; return the old
+    PYTHONPATH (set it back and the next training process runs without the fault)."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(OOM_SITECUSTOMIZE, encoding="utf-8")
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(folder), pythonpath) if p))
+    return pythonpath
 
 
 def _sft_job(client: Any, rows: list[dict[str, Any]], **kw: Any) -> Any:
@@ -62,11 +74,7 @@ def _error_events(client: Any, job_id: str) -> list[str]:
 def test_cuda_out_of_memory_fails_the_job_and_the_next_job_trains(
     trl_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = tmp_path / "oom-site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(OOM_SITECUSTOMIZE, encoding="utf-8")
-    pythonpath = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(site), pythonpath) if p))
+    pythonpath = fault_site(tmp_path / "oom-site", monkeypatch)
     client = trl_emulator.client()
     trainer: Any = trl_emulator.core.trainer
 
@@ -91,7 +99,7 @@ def test_cuda_out_of_memory_fails_the_job_and_the_next_job_trains(
     assert job.fine_tuned_model is None
     if proc is not None:  # the training process is gone: what it held on the GPU is free
         assert proc.wait(timeout=20) is not None
-    assert job.id not in trainer.procs
+    poll_until(lambda: job.id not in trainer.procs, "the server let go of the job's process")
     assert "OutOfMemoryError" in (Path(trainer.output_dir) / job.id / "stderr.log").read_text()
 
     # the server still answers, and a next job (without the fault) trains to the end

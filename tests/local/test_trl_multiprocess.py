@@ -4,7 +4,6 @@ one writer of progress, tokens counted once, cancel and pause reach every proces
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from finetune_wb.emulator.runner import Emulator
 from finetune_wb.emulator.trl_data import load_rows
 from finetune_wb.emulator.trl_launch import family
 from finetune_wb.emulator.trl_trainer import TrlTrainer
-from tests.local.helpers import wait_for
+from tests.local.helpers import poll_until, wait_for
 from tests.local.test_trl_jobs import _upload
 from tests.local.tiny import toy_examples, write_jsonl
 
@@ -41,15 +40,6 @@ def _states(procs: list[Any]) -> list[str]:
         except psutil.Error:
             pass
     return out
-
-
-def _poll(cond: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def test_two_process_job_reports_once_and_counts_tokens_once(
@@ -112,15 +102,76 @@ def test_pause_and_cancel_reach_every_process_and_leave_none(two_process_emulato
     job = wait_for(client, job.id, until=lambda j: j.status in ("running", "failed"), timeout=90)
     assert job.status == "running", job.error
     proc = trainer.procs[job.id]
-    _poll(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
+    poll_until(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
     procs = family(proc)  # the launcher, torchrun's ranks (each in a session of its own)
 
     assert client.fine_tuning.jobs.pause(job.id).status == "paused"
-    _poll(lambda: set(_states(procs)) == {"stopped"}, "every process of the job is stopped")
+    poll_until(lambda: set(_states(procs)) == {"stopped"}, "every process of the job is stopped")
     assert client.fine_tuning.jobs.resume(job.id).status == "running"
-    _poll(lambda: "stopped" not in _states(procs), "every process of the job runs again")
+    poll_until(lambda: "stopped" not in _states(procs), "every process of the job runs again")
 
     assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
-    _poll(lambda: not _states(procs), "no process of the job is left", timeout=30)
-    assert proc.poll() is not None and job.id not in trainer.procs
+    poll_until(lambda: not _states(procs), "no process of the job is left", timeout=30)
+    poll_until(lambda: job.id not in trainer.procs, "the server let go of the job's process")
+    assert proc.poll() is not None
     assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+
+
+def test_out_of_memory_on_rank_1_fails_the_job_and_leaves_no_process(
+    two_process_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.local.test_trl_failures import fault_site
+
+    fault_site(tmp_path / "oom-site", monkeypatch)
+    monkeypatch.setenv("OOM_TEST_RANK", "1")  # the second process runs out at its third step; rank 0 does not
+    client = two_process_emulator.client()
+    trainer: Any = two_process_emulator.core.trainer
+    hp = {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 1.0}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=_upload(client, toy_examples(1)),
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+    )
+    job = wait_for(client, job.id, until=lambda j: j.status in ("running", "failed"), timeout=90)
+    procs = family(trainer.procs[job.id]) if job.id in trainer.procs else []
+    job = wait_for(client, job.id, timeout=90)
+    assert job.status == "failed" and job.error.code == "out_of_memory", job.error
+    assert job.error.message.startswith(
+        "The job failed: The GPU ran out of memory at training step 3 of 5 fine-tuning "
+        f"{trainer.model} (batch_size 4, 2 examples a step on each of 2 processes, max length 1024 tokens, LoRA)"
+    ), job.error.message
+    errors = [
+        e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.level == "error"
+    ]
+    assert errors == [job.error.message]
+    poll_until(lambda: not _states(procs), "no process of the job is left", timeout=30)
+    poll_until(lambda: job.id not in trainer.procs, "the server let go of the job's process")
+    jdir = Path(trainer.output_dir) / job.id
+    records = [json.loads(line) for line in (jdir / "progress.jsonl").read_text().splitlines()]
+    assert [r.get("rank") for r in records if r["type"] == "error"][:1] == [1]  # rank 1 said why
+
+
+def test_kill_9_of_the_launcher_fails_the_job_and_takes_the_ranks_with_it(
+    two_process_emulator: Emulator,
+) -> None:
+    import signal
+
+    client = two_process_emulator.client()
+    trainer: Any = two_process_emulator.core.trainer
+    hp = {"n_epochs": 50, "batch_size": 2, "learning_rate_multiplier": 1.0}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=_upload(client, toy_examples(1)),
+        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+    )
+    job = wait_for(client, job.id, until=lambda j: j.status in ("running", "failed"), timeout=90)
+    assert job.status == "running", job.error
+    proc = trainer.procs[job.id]
+    poll_until(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
+    procs = family(proc)
+    proc.send_signal(signal.SIGKILL)  # no cleanup runs in the launcher: the ranks must go on their own
+    job = wait_for(client, job.id, timeout=30)
+    assert job.status == "failed" and job.error.code == "trainer_crashed", job.error
+    assert "killed by signal 9" in job.error.message and job.id in job.error.message
+    poll_until(lambda: not _states(procs), "no rank outlives the launcher", timeout=20)
+    assert client.models.retrieve("tiny-llama").id == "tiny-llama"
