@@ -78,7 +78,7 @@ def out_of_memory_message(
     if max_length is not None:
         setting.append(f"max length {max_length} tokens")
     setting.append("full fine-tuning" if full else "LoRA")
-    parts.append(f" ({', '.join(setting)}): {first}.")
+    parts.append(f" ({', '.join(setting)}): {first.rstrip('.')}.")
     advice = []
     if batch_size is not None and batch_size > 1:
         advice.append(f"create the job again with a smaller batch_size (e.g. {max(1, batch_size // 2)})")
