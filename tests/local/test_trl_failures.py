@@ -109,6 +109,18 @@ def test_cuda_out_of_memory_fails_the_job_and_the_next_job_trains(
     assert again.status == "succeeded", again.error
     assert again.fine_tuned_model and again.trained_tokens
 
+    # a restart on the same directory keeps both jobs as they ended, their events and their files
+    persist = trl_emulator.core.store.root
+    files = {f.id for f in client.files.list().data}
+    trl_emulator.stop()
+    with Emulator(persist_dir=persist, trainer=TrlTrainer(trainer.model, served_name="tiny-llama")) as emu:
+        c2 = emu.client()
+        failed = c2.fine_tuning.jobs.retrieve(job.id)
+        assert failed.status == "failed" and failed.error.code == "out_of_memory"
+        assert failed.error.message == job.error.message and _error_events(c2, job.id) == [job.error.message]
+        assert c2.fine_tuning.jobs.retrieve(again.id).fine_tuned_model == again.fine_tuned_model
+        assert {f.id for f in c2.files.list().data} == files
+
 
 def test_files_the_template_cannot_render_fail_their_jobs_naming_the_line(trl_emulator: Emulator) -> None:
     client = trl_emulator.client()
