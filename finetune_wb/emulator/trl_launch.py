@@ -46,6 +46,23 @@ def resolve_num_processes(requested: int | None) -> int:
     return max(1, visible_gpus())
 
 
+def check_num_processes(requested: int) -> None:
+    """Refuse more processes than visible GPUs (two ranks cannot share one GPU here); without a GPU any
+    number trains on the CPU."""
+    if requested < 1:
+        raise ValueError(f"num_processes must be >= 1, got {requested}")
+    if requested > 1:
+        gpus = visible_gpus()
+        if 0 < gpus < requested:
+            shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+            raise ValueError(
+                f"num_processes {requested} needs {requested} GPUs but {gpus} "
+                f"{'is' if gpus == 1 else 'are'} visible"
+                + (f" (CUDA_VISIBLE_DEVICES={shown})" if shown is not None else "")
+                + f"; pass --num-processes {gpus} or fewer, or make more GPUs visible"
+            )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free now on ``host``: the rendezvous port of one multi-process job (jobs side by side
     each need their own)."""

@@ -33,7 +33,13 @@ from typing import Any
 
 from finetune_wb.emulator import lifecycle
 from finetune_wb.emulator.state import Store
-from finetune_wb.emulator.trl_launch import resolve_num_processes, signal_group, stop_group, worker_command
+from finetune_wb.emulator.trl_launch import (
+    check_num_processes,
+    resolve_num_processes,
+    signal_group,
+    stop_group,
+    worker_command,
+)
 from finetune_wb.errors import EmulatorError
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
@@ -86,8 +92,11 @@ class TrlTrainer:
         gradient_checkpointing: bool = False,
     ) -> None:
         require_local_extra()
-        if num_processes is not None and num_processes < 1:
-            raise EmulatorError(f"num_processes must be >= 1, got {num_processes}")
+        if num_processes is not None:
+            try:
+                check_num_processes(num_processes)
+            except ValueError as exc:
+                raise EmulatorError(str(exc)) from None
         self.num_processes = num_processes  # None: resolved (GPUs visible) when the first job starts
         self.gradient_checkpointing = gradient_checkpointing
         self.model = model

@@ -47,6 +47,20 @@ def test_num_processes_defaults_to_one_per_visible_gpu(monkeypatch: pytest.Monke
         trl_launch.resolve_num_processes(0)
 
 
+def test_more_processes_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trl_launch, "visible_gpus", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    trl_launch.check_num_processes(2)
+    with pytest.raises(ValueError) as info:
+        trl_launch.check_num_processes(4)
+    assert str(info.value) == (
+        "num_processes 4 needs 4 GPUs but 2 are visible (CUDA_VISIBLE_DEVICES=0,1); pass --num-processes 2 "
+        "or fewer, or make more GPUs visible"
+    )
+    monkeypatch.setattr(trl_launch, "visible_gpus", lambda: 0)
+    trl_launch.check_num_processes(4)  # no GPU: processes on the CPU (gloo)
+
+
 @pytest.mark.parametrize(
     ("cuda", "bf16", "full", "load", "mixed"),
     [
