@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--gradient-checkpointing",
         action="store_true",
-        help="recompute activations in the backward pass: less GPU memory, about 30%% slower steps",
+        help="recompute activations in the backward pass: less GPU memory, slower steps",
     )
     parser.set_defaults(handler=run)
 
