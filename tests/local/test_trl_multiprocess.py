@@ -21,8 +21,14 @@ from tests.local.tiny import toy_examples, write_jsonl
 
 @pytest.fixture
 def two_process_emulator(tiny_model: Path, tmp_path: Path) -> Iterator[Emulator]:
+    # with gradient checkpointing too: DDP then runs without find_unused_parameters, as on GPUs
     trainer = TrlTrainer(
-        str(tiny_model), served_name="tiny-llama", lora_r=4, max_new_tokens=4, num_processes=2
+        str(tiny_model),
+        served_name="tiny-llama",
+        lora_r=4,
+        max_new_tokens=4,
+        num_processes=2,
+        gradient_checkpointing=True,
     )
     with Emulator(persist_dir=tmp_path / "state", trainer=trainer) as emu:
         yield emu
