@@ -8,8 +8,12 @@ assistant-only mask, LoRA by default). It prints the step count, training tokens
 examples; the first step, which compiles and warms up, is left out) and the peak GPU memory.
 
     python benchmarks/bench_local_gpu.py [--steps 30] [--batch-size 8] [--tokens 512] [--full] [--json]
+        [--num-processes N]
 
-Without a CUDA GPU (or without the ``[local]`` extra) it says why it did nothing and exits 0.
+With several visible GPUs it trains the way a ``serve --trainer trl`` job does there: one process per GPU
+through ``accelerate launch`` (:mod:`finetune_wb.emulator.trl_launch`), ``--batch-size`` being the batch of one
+step over all of them; tokens/s is then the total and the peak memory that of rank 0's GPU. ``--num-processes 1``
+measures one GPU. Without a CUDA GPU (or without the ``[local]`` extra) it says why it did nothing and exits 0.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tiny-on-cpu", action="store_true", help="a 2-layer model on the CPU: checks the script only"
     )
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="training processes (default: one per visible GPU, as serve does)",
+    )
     args = parser.parse_args(argv)
     why = _why_not(args.tiny_on_cpu)
     if why is not None:
@@ -132,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    from finetune_wb.emulator.trl_launch import resolve_num_processes, worker_command
     from finetune_wb.emulator.trl_worker import Progress, train
+
+    n_proc = resolve_num_processes(args.num_processes)
 
     with tempfile.TemporaryDirectory(prefix="bench-local-gpu-") as tmp:
         root = Path(tmp)
@@ -158,22 +172,46 @@ def main(argv: list[str] | None = None) -> int:
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        train(spec, Progress(root / "out" / "progress.jsonl"))
+        if n_proc > 1:  # the multi-GPU path of a job: accelerate launch, one process per GPU
+            (root / "out" / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+            print(
+                f"bench_local_gpu: training with {n_proc} processes through accelerate launch",
+                file=sys.stderr,
+            )
+            run = subprocess.run(
+                worker_command(sys.executable, root / "out" / "spec.json", num_processes=n_proc),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            if run.returncode != 0:
+                print(
+                    f"bench_local_gpu: the training processes failed:\n{run.stderr[-3000:]}", file=sys.stderr
+                )
+                return 1
+        else:
+            train(spec, Progress(root / "out" / "progress.jsonl"))
         wall = time.perf_counter() - started
         records = [json.loads(line) for line in (root / "out" / "progress.jsonl").read_text().splitlines()]
         steps = [r for r in records if r["type"] == "step"]
         begun = next(r for r in records if r["type"] == "started")
+        done = next(r for r in records if r["type"] == "done")
+        peak = torch.cuda.max_memory_allocated() / 2**30 if gpu and n_proc == 1 else None
+        if done.get("peak_gpu_memory_gib") is not None:  # what the (rank 0) training process measured
+            peak = done["peak_gpu_memory_gib"]
         tokens_per_step = begun["trained_tokens"] / max(len(steps), 1)
         timed = steps[-1]["time"] - steps[0]["time"]
         result = {
             "gpu": torch.cuda.get_device_name(0) if gpu else "none (--tiny-on-cpu)",
+            "num_processes": n_proc,
+            "device": begun.get("device"),
             "parameters": n_params,
             "method": "full" if args.full else "lora",
             "steps": len(steps),
             "batch_size": args.batch_size,
             "tokens_per_step": round(tokens_per_step),
             "tokens_per_s": round(tokens_per_step * (len(steps) - 1) / timed) if timed > 0 else None,
-            "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
+            "peak_gpu_memory_gib": round(peak, 2) if peak is not None else None,
             "wall_s_with_load_and_save": round(wall, 1),
             "first_loss": steps[0]["train_loss"],
             "last_loss": steps[-1]["train_loss"],

@@ -60,6 +60,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=64,
         help="answer length when a chat request sets none (default 64)",
     )
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="training processes per job through accelerate launch (data parallel; default: one per visible "
+        "GPU, 1 without a GPU)",
+    )
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: less GPU memory, slower steps",
+    )
     from finetune_wb.cli.serve_vllm import add_vllm_flags
 
     add_vllm_flags(parser)
@@ -87,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
             if value < 1:
                 print(f"error: {flag} must be >= 1, got {value}", file=sys.stderr)
                 return 2
+        if args.num_processes is not None and args.num_processes < 1:
+            print(f"error: --num-processes must be >= 1, got {args.num_processes}", file=sys.stderr)
+            return 2
         if args.base_learning_rate is not None and not 0 < args.base_learning_rate < 1:
             print(
                 f"error: --base-learning-rate must be between 0 and 1, got {args.base_learning_rate}",
@@ -105,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                 max_length=args.max_length,
                 max_new_tokens=args.max_new_tokens,
                 base_learning_rate=args.base_learning_rate,
+                num_processes=args.num_processes,
+                gradient_checkpointing=args.gradient_checkpointing,
             )
         except EmulatorError as exc:
             print(f"error: {exc}", file=sys.stderr)

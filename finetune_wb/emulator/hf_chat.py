@@ -45,6 +45,18 @@ def parse_tool_calls(text: str) -> list[dict[str, Any]]:
     return calls
 
 
+def serving_device() -> str:
+    """Where chat generation runs: the first CUDA GPU, else Apple's MPS, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 class HfChatModel:
     """A loaded model and tokenizer that answer chat messages (one generation at a time)."""
 
@@ -57,6 +69,9 @@ class HfChatModel:
 
         self.base, self.adapter = base, adapter
         self.model, self.tokenizer = load_model(base, adapter=adapter)
+        device = serving_device()
+        if device != "cpu":  # answers on the GPU the model was trained on (its weights load on the CPU)
+            self.model.to(device)
         self.model.eval()
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ The tracking layer reads ``GET /v1/fine_tuning/jobs/{id}`` and finds the adapter
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,13 @@ from typing import Any
 
 from finetune_wb.emulator import lifecycle
 from finetune_wb.emulator.state import Store
+from finetune_wb.emulator.trl_launch import (
+    check_num_processes,
+    resolve_num_processes,
+    signal_group,
+    stop_group,
+    worker_command,
+)
 from finetune_wb.errors import EmulatorError
 from finetune_wb.schema import TERMINAL_JOB_STATUSES
 
@@ -60,7 +68,9 @@ class TrlTrainer:
     weight instead of a LoRA adapter of rank ``lora_r``. ``output_dir`` defaults to ``trl/`` in the
     emulator's state directory. ``max_new_tokens`` caps chat answers that ask for no length. The learning rate
     is ``learning_rate_multiplier`` x ``base_learning_rate`` (default 1e-4 with LoRA, 1e-5 for full
-    fine-tuning; "auto" is a multiplier of 2).
+    fine-tuning; "auto" is a multiplier of 2). ``num_processes`` trains each job in that many processes through
+    ``accelerate launch`` (default: one per visible GPU, see :mod:`finetune_wb.emulator.trl_launch`);
+    ``gradient_checkpointing`` trades compute for activation memory.
     """
 
     name = "trl"
@@ -78,8 +88,17 @@ class TrlTrainer:
         base_learning_rate: float | None = None,
         poll_s: float = 0.2,
         python: str | None = None,
+        num_processes: int | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         require_local_extra()
+        if num_processes is not None:
+            try:
+                check_num_processes(num_processes)
+            except ValueError as exc:
+                raise EmulatorError(str(exc)) from None
+        self.num_processes = num_processes  # None: resolved (GPUs visible) when the first job starts
+        self.gradient_checkpointing = gradient_checkpointing
         self.model = model
         self.served_name = served_name or model
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -193,10 +212,10 @@ class TrlTrainer:
                     self._start(store, job, rt)
                 return
             if status == "paused" and not rt.get("stopped"):
-                proc.send_signal(signal.SIGSTOP)
+                signal_group(proc, signal.SIGSTOP)  # the launcher and every rank
                 rt["stopped"] = True
             elif status != "paused" and rt.get("stopped"):
-                proc.send_signal(signal.SIGCONT)
+                signal_group(proc, signal.SIGCONT)
                 rt["stopped"] = False
             self._read(store, job, rt)
             if job["status"] not in TERMINAL_JOB_STATUSES and proc.poll() is not None:
@@ -233,17 +252,22 @@ class TrlTrainer:
             "lora_r": self.lora_r,
             "max_length": self.max_length,
             "base_learning_rate": self.base_learning_rate,
+            "gradient_checkpointing": self.gradient_checkpointing,
         }
+        if self.num_processes is None:
+            self.num_processes = resolve_num_processes(None)
+        spec["num_processes"] = self.num_processes
         (jdir / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         (jdir / "progress.jsonl").write_text("", encoding="utf-8")
         stderr = open(jdir / "stderr.log", "wb")  # noqa: SIM115 - the child writes it
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true"}
         self.procs[job["id"]] = subprocess.Popen(
-            [self.python, "-m", "finetune_wb.emulator.trl_worker", str(jdir / "spec.json")],
+            worker_command(self.python, jdir / "spec.json", num_processes=self.num_processes),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,  # a group of its own: cancel / pause reach every rank
         )
         stderr.close()
         rt.update(started_worker=True, base_model=self.model, job_dir=str(jdir), adapters={}, metrics=[])
@@ -364,7 +388,9 @@ class TrlTrainer:
             + (f": {tail}" if tail else "")
             + f". See {self._job_dir(job['id']) / 'stderr.log'}.",
         )
-        self.procs.pop(job["id"], None)
+        leftover = self.procs.pop(job["id"], None)
+        if leftover is not None:  # what is left of its group (ranks die with the launcher: die_with_parent)
+            _kill(leftover)
 
 
 def _csv(metrics: list[dict[str, Any]]) -> str:
@@ -378,17 +404,8 @@ def _csv(metrics: list[dict[str, Any]]) -> str:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGCONT)  # a paused worker cannot act on SIGTERM
-        proc.terminate()
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        stop_group(proc)  # SIGCONT + SIGTERM to the whole group, SIGKILL after 5 s
 
 
 def _now() -> float:

@@ -13,6 +13,12 @@ JSON object a line, flushed as it happens::
 
 A process that dies without ``done`` or ``error`` (killed, segfault) is reported by the trainer from its
 exit status and the tail of its stderr.
+
+Launched N times by ``accelerate launch`` (:mod:`finetune_wb.emulator.trl_launch`), every rank trains its
+share of each batch, but only rank 0 writes progress, checkpoints and the final model; an ``error`` record
+comes from whichever rank failed (the first one ends the job). Device and dtype follow
+:func:`finetune_wb.emulator.trl_devices.precision_for`; failures are named by
+:func:`finetune_wb.emulator.trl_failures.failure_of`.
 """
 
 from __future__ import annotations
@@ -36,10 +42,20 @@ class ModelLoadError(RuntimeError):
 
 
 class Progress:
+    """``progress.jsonl`` of one job; ``context`` is what an error record reports (phase, step, batch)."""
+
     def __init__(self, path: Path) -> None:
+        from finetune_wb.emulator.trl_devices import is_main_process, rank
+
         self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the life of the process
+        self.main, self.rank = is_main_process(), rank()
+        self.context: dict[str, Any] = {"phase": "loading"}
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.main and record.get("type") != "error":  # one writer: rank 0 (errors: any rank)
+            return
+        if not self.main:
+            record = {**record, "rank": self.rank}
         self.fh.write(json.dumps({"time": time.time(), **record}) + "\n")
         self.fh.flush()
 
@@ -63,16 +79,19 @@ def resolve_hyperparameters(
     return out
 
 
-def load_model(name: str, *, adapter: str | None = None, trainable: bool = False) -> tuple[Any, Any]:
-    """(model, tokenizer) with the real ``from_pretrained``: a Hub id or a local directory; float32 on
-    CPU, the checkpoint's own dtype on a GPU."""
+def load_model(
+    name: str, *, adapter: str | None = None, trainable: bool = False, dtype: Any = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) with the real ``from_pretrained``: a Hub id or a local directory; ``dtype``, or
+    float32 on CPU and the checkpoint's own dtype on a GPU."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter or name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype: Any = "auto" if torch.cuda.is_available() else torch.float32
+    if dtype is None:
+        dtype = "auto" if torch.cuda.is_available() else torch.float32
     model: Any = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     if adapter is not None and (Path(adapter) / "adapter_config.json").is_file():
         from peft import PeftModel
@@ -88,6 +107,9 @@ def _callback(progress: Progress, total_steps: int) -> Any:
 
     class ToProgress(TrainerCallback):  # type: ignore[misc]
         last: dict[str, float] = {}  # noqa: RUF012 - one instance per process
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            progress.context.update(phase="training", step=int(state.global_step) + 1)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             logs = logs or {}
@@ -132,17 +154,25 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
     from datasets import Dataset
 
     from finetune_wb.emulator.trl_data import load_rows
+    from finetune_wb.emulator.trl_devices import detect_precision, torch_dtype, world_size
 
     method, full = spec["method"], bool(spec.get("full"))
     out = Path(spec["output_dir"])
+    precision, world = detect_precision(full=full), world_size()
     try:
-        model, tokenizer = load_model(spec["base_model"], adapter=spec.get("init_adapter"), trainable=True)
+        model, tokenizer = load_model(
+            spec["base_model"],
+            adapter=spec.get("init_adapter"),
+            trainable=True,
+            dtype=torch_dtype(precision.load_dtype),
+        )
     except Exception as exc:
         raise ModelLoadError(
             f"The base model {spec['base_model']!r} could not be loaded ({type(exc).__name__}: {exc}). Pass a "
             "Hugging Face causal LM id or a local directory holding config.json, the weights and the tokenizer."
         ) from exc
     max_length = int(spec.get("max_length") or 1024)
+    progress.context["phase"] = "reading the data"
     rows, tokens = load_rows(
         spec["training_file"], method=method, tokenizer=tokenizer, what="training file", max_length=max_length
     )
@@ -162,8 +192,17 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
         full=full,
         base_learning_rate=spec.get("base_learning_rate"),
     )
-    steps_per_epoch = math.ceil(len(rows) / hp["batch_size"])
+    # OpenAI's batch_size is the batch of one optimizer step: with N processes each takes ceil(batch_size / N)
+    per_device = math.ceil(int(hp["batch_size"]) / world)
+    steps_per_epoch = math.ceil(len(rows) / (per_device * world))
     total = steps_per_epoch * hp["n_epochs"]
+    progress.context.update(
+        phase="starting the trainer",
+        total_steps=total,
+        batch_size=int(hp["batch_size"]),
+        per_device_batch_size=per_device,
+        num_processes=world,
+    )
     progress.write(
         {
             "type": "started",
@@ -172,14 +211,16 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
             "hyperparameters": hp,
             "learning_rate": hp["learning_rate"],
             "trained_tokens": tokens * hp["n_epochs"],
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "device": precision.describe() + (f", {world} processes" if world > 1 else ""),
+            "num_processes": world,
+            "per_device_batch_size": per_device,
         }
     )
     common: dict[str, Any] = {
         "output_dir": str(out),
         "num_train_epochs": hp["n_epochs"],
-        "per_device_train_batch_size": hp["batch_size"],
-        "per_device_eval_batch_size": hp["batch_size"],
+        "per_device_train_batch_size": per_device,
+        "per_device_eval_batch_size": per_device,
         "learning_rate": hp["learning_rate"],
         "lr_scheduler_type": "linear",
         "seed": int(spec["seed"]),
@@ -190,11 +231,18 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
         "eval_strategy": "epoch" if valid else "no",
         "report_to": [],
         "disable_tqdm": True,
-        "use_cpu": not torch.cuda.is_available(),
-        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        "use_cpu": precision.device == "cpu",
+        "bf16": precision.bf16,
+        "fp16": precision.fp16,
         "dataloader_num_workers": 0,
         "max_length": max_length,
     }
+    if spec.get("gradient_checkpointing"):
+        from transformers import TrainingArguments
+
+        names = set(TrainingArguments.__dataclass_fields__)  # transformers 5 renamed it
+        key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+        common.update({key: True, f"{key}_kwargs": {"use_reentrant": False}})
     peft_config = None
     if not full and spec.get("init_adapter") is None:
         from peft import LoraConfig
@@ -232,39 +280,41 @@ def train(spec: dict[str, Any], progress: Progress) -> None:
             callbacks=[callback],
         )
     trainer.train()
+    progress.context["phase"] = "saving"
     final = out / "final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    for ckpt in out.glob("checkpoint-*"):  # each checkpoint is a servable model: give it the tokenizer too
-        tokenizer.save_pretrained(str(ckpt))
-    progress.write({"type": "done", "path": str(final), "trained_tokens": tokens * hp["n_epochs"]})
+    trainer.save_model(str(final))  # rank 0 writes (Trainer.save_model checks args.should_save)
+    if progress.main:
+        tokenizer.save_pretrained(str(final))
+        for ckpt in out.glob("checkpoint-*"):  # each checkpoint is a servable model: give it the tokenizer
+            tokenizer.save_pretrained(str(ckpt))
+    trainer.accelerator.wait_for_everyone()  # "done" once every rank has finished
+    done: dict[str, Any] = {"type": "done", "path": str(final), "trained_tokens": tokens * hp["n_epochs"]}
+    if torch.cuda.is_available():
+        done["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    progress.write(done)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec_path = Path(args[0])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    from finetune_wb.emulator.trl_devices import die_with_parent, world_size
+
+    if world_size() > 1:  # a rank of accelerate launch: go when the launcher goes
+        die_with_parent()
     progress = Progress(spec_path.parent / "progress.jsonl")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         train(spec, progress)
     except Exception as exc:
-        from finetune_wb.emulator.trl_data import DataError
+        import traceback
 
-        code, message = "training_failed", f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, DataError):
-            code = "invalid_validation_file" if str(exc).startswith("validation") else "invalid_training_file"
-            message = str(exc)
-        elif type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-            code = "out_of_memory"
-            message = (
-                f"CUDA out of memory while training {spec['base_model']}: {exc}. Use a smaller batch_size, "
-                "LoRA instead of full fine-tuning, a shorter max length, or a GPU with more memory."
-            )
-        elif isinstance(exc, ModelLoadError):
-            code, message = "model_not_loadable", str(exc)
+        from finetune_wb.emulator.trl_failures import failure_of
+
+        traceback.print_exc()  # the whole story goes to stderr.log
+        code, message = failure_of(exc, spec=spec, context=progress.context)
         progress.write({"type": "error", "code": code, "message": message})
-        return 1
+        return 1  # the process exits: whatever it held on the GPU is freed
     return 0
 
 

@@ -30,3 +30,13 @@ def ask(client: Any, model: str, word: str) -> str:
         model=model, messages=[{"role": "user", "content": f"word: {word}"}]
     )
     return str(reply.choices[0].message.content)
+
+
+def poll_until(cond: Any, what: str, timeout: float = 20.0) -> None:
+    """Wait until ``cond()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
