@@ -60,22 +60,30 @@ print(json.dumps({"n": report.n_examples, "inner_seconds": time.perf_counter() -
 
 
 def dirty(path: Path, seed: int = 1) -> int:
-    """Append 1 % exact copies, 1 % near copies and 1 % lines with an e-mail address; return the count."""
+    """Append 1 % exact copies, 1 % near copies (one word changed) and 1 % lines with an e-mail address;
+    return the count. Streams the file (only the chosen lines are kept), so that this process stays small:
+    the children it starts are measured, and a fork copies the parent's resident memory."""
     rng = random.Random(seed)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    n = len(lines) // 100
-    extra = []
-    for _ in range(n):
-        extra.append(lines[rng.randrange(len(lines))])
-    for _ in range(n):
-        obj = json.loads(lines[rng.randrange(len(lines))])
+    with open(path, encoding="utf-8") as f:
+        total = sum(1 for _ in f)
+    n = total // 100
+    picks = [rng.randrange(total) for _ in range(3 * n)]
+    chosen = set(picks)
+    wanted: dict[int, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i in chosen:
+                wanted[i] = line.rstrip("\n")
+    extra = [wanted[i] for i in picks[:n]]
+    for i in picks[n : 2 * n]:
+        obj = json.loads(wanted[i])
         words = obj["messages"][1]["content"].split()
         words[rng.randrange(len(words))] = "changed"
         obj["messages"][1]["content"] = " ".join(words)
         extra.append(json.dumps(obj))
-    for i in range(n):
-        obj = json.loads(lines[rng.randrange(len(lines))])
-        obj["messages"][1]["content"] += f" Reply to customer{i}@mail-{i % 7}.net please."
+    for k, i in enumerate(picks[2 * n :]):
+        obj = json.loads(wanted[i])
+        obj["messages"][1]["content"] += f" Reply to customer{k}@mail-{k % 7}.net please."
         extra.append(json.dumps(obj))
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n".join(extra) + "\n")
