@@ -59,15 +59,18 @@ class Collected:
     def n(self) -> int:
         return len(self.lines)
 
-    def _scan(self, line: int, texts: list[tuple[int, str]]) -> None:
+    def _scan(self, line: int, texts: list[tuple[int, str]], system: str) -> None:
         assert self.scanner is not None
         suspicious = self.scanner.suspicious
         found: dict[str, list[tuple[int, Hit]]] | None = None
         cache = self._scanned
         for index, text in texts:
-            if not suspicious(text):  # most texts: a few substring tests, no regular expression
+            # The system text repeats (looked up first); most other texts pass a few substring tests.
+            hits = cache.get(text) if text == system else None
+            if hits is None and not suspicious(text):
+                if text == system and len(cache) < SCAN_CACHE:
+                    cache[text] = []
                 continue
-            hits = cache.get(text)
             if hits is None:
                 hits = self.scanner.scan(text)
                 if len(cache) >= SCAN_CACHE:
@@ -131,7 +134,7 @@ class Collected:
                 if len(entry[1]) < LINES_PER_VARIANT:
                     entry[1].append(line)
         if self.scanner is not None:
-            self._scan(line, view.texts)
+            self._scan(line, view.texts, view.system)
 
     def feed(self, records: Iterable[tuple[int, Any]]) -> Collected:
         for line, obj in records:

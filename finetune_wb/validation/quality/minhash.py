@@ -122,25 +122,26 @@ def _powers(base: int, n: int) -> np.ndarray:
 def batch_word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(word hashes, end of each text in them) for normalised texts, without a Python loop over words.
 
-    With the bytes ``c`` of all texts joined by spaces and ``S[i] = sum(c[k] * Q**k for k < i)`` where
+    With the bytes ``c`` of all texts joined (by newlines) and ``S[i] = sum(c[k] * Q**k for k < i)`` where
     ``Q`` is the inverse of ``WORD_BASE`` modulo 2**32, the word ``c[s:e]`` hashes to
     ``(S[e] - S[s]) * WORD_BASE**(e - 1)``, which is :func:`word_hash`. A text of fewer than three words is
     padded with the numbers 1 and 2 (so that it has one shingle).
     """
     import numpy as np
 
-    joined = " ".join(texts).encode("utf-8", "surrogatepass")
+    # Texts joined by newlines (a normalised text holds none), words by spaces.
+    joined = "\n".join(texts).encode("utf-8", "surrogatepass")
     c = np.frombuffer(joined, dtype=np.uint8)
     size = len(c)
-    spaces = np.flatnonzero(c == 32)
-    starts = np.concatenate(([0], spaces + 1))
-    ends = np.concatenate((spaces, [size]))
+    breaks = np.flatnonzero((c == 32) | (c == 10))
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [size]))
     prefix = np.empty(size + 1, dtype=np.uint32)
     prefix[0] = 0
     np.cumsum(c.astype(np.uint32) * _powers(_WORD_INV, size), dtype=np.uint32, out=prefix[1:])
     hashes = (prefix[ends] - prefix[starts]) * _powers(WORD_BASE, size)[ends - 1]
-    n_words = np.fromiter((t.count(" ") + 1 for t in texts), dtype=np.int64, count=len(texts))
-    text_ends = np.cumsum(n_words)
+    text_ends = np.concatenate((np.flatnonzero(c[breaks] == 10) + 1, [len(ends)]))
+    n_words = np.diff(text_ends, prepend=0)
     short = np.flatnonzero(n_words < 3)
     if len(short):  # rare: pad each short text to three words
         parts = np.split(hashes, text_ends[:-1])
