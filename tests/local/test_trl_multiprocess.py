@@ -96,9 +96,10 @@ def test_two_process_job_reports_once_and_counts_tokens_once(
     ).choices[0].message.content, str)  # fmt: skip
 
 
-def test_pause_and_cancel_reach_every_process_and_leave_none(two_process_emulator: Emulator) -> None:
-    client = two_process_emulator.client()
-    trainer: Any = two_process_emulator.core.trainer
+def _long_running_job(emulator: Emulator) -> tuple[Any, Any, Any, list[Any]]:
+    """(client, job, launcher process, every process of the job) for a 50-epoch job once it runs."""
+    client = emulator.client()
+    trainer: Any = emulator.core.trainer
     hp = {"n_epochs": 50, "batch_size": 2, "learning_rate_multiplier": 1.0}
     job = client.fine_tuning.jobs.create(
         model="tiny-llama",
@@ -109,7 +110,12 @@ def test_pause_and_cancel_reach_every_process_and_leave_none(two_process_emulato
     assert job.status == "running", job.error
     proc = trainer.procs[job.id]
     poll_until(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
-    procs = family(proc)  # the launcher, torchrun's ranks (each in a session of its own)
+    return client, job, proc, family(proc)  # the launcher, torchrun's ranks (each in a session of its own)
+
+
+def test_pause_and_cancel_reach_every_process_and_leave_none(two_process_emulator: Emulator) -> None:
+    client, job, proc, procs = _long_running_job(two_process_emulator)
+    trainer: Any = two_process_emulator.core.trainer
 
     assert client.fine_tuning.jobs.pause(job.id).status == "paused"
     poll_until(lambda: set(_states(procs)) == {"stopped"}, "every process of the job is stopped")
@@ -162,19 +168,7 @@ def test_kill_9_of_the_launcher_fails_the_job_and_takes_the_ranks_with_it(
 ) -> None:
     import signal
 
-    client = two_process_emulator.client()
-    trainer: Any = two_process_emulator.core.trainer
-    hp = {"n_epochs": 50, "batch_size": 2, "learning_rate_multiplier": 1.0}
-    job = client.fine_tuning.jobs.create(
-        model="tiny-llama",
-        training_file=_upload(client, toy_examples(1)),
-        method={"type": "supervised", "supervised": {"hyperparameters": hp}},
-    )
-    job = wait_for(client, job.id, until=lambda j: j.status in ("running", "failed"), timeout=90)
-    assert job.status == "running", job.error
-    proc = trainer.procs[job.id]
-    poll_until(lambda: len(family(proc)) >= 3, "the launcher and both ranks are up")
-    procs = family(proc)
+    client, job, proc, procs = _long_running_job(two_process_emulator)
     proc.send_signal(signal.SIGKILL)  # no cleanup runs in the launcher: the ranks must go on their own
     job = wait_for(client, job.id, timeout=30)
     assert job.status == "failed" and job.error.code == "trainer_crashed", job.error
