@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=_bounded(float, 0.01, 1, "a similarity from 0.01 to 1"),
         default=0.8,
         metavar="SIM",
-        help="estimated Jaccard similarity of two prompts' word 3-shingles from which they are near duplicates"
+        help="Jaccard similarity of two prompts' word 3-shingle sets from which they are near duplicates"
         " (default 0.8)",
     )
     quality.add_argument(

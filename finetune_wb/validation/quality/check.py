@@ -227,7 +227,7 @@ def check_quality(
 ) -> QualityReport:
     """Check a training set (a JSONL path or examples) and optionally its test set; never raises on data.
 
-    ``near_duplicate_threshold``: estimated Jaccard similarity of the prompts' word 3-shingles from which
+    ``near_duplicate_threshold``: Jaccard similarity of the prompts' word 3-shingle sets from which
     two examples count as near duplicates (and a test prompt as leaked). ``max_label_share``: when the
     answers look like labels (at most ``max_labels`` distinct short answers), a label holding more than
     this share of the examples is ``label_imbalance``. ``outlier_factor``: answers this many times longer

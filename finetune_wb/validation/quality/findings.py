@@ -96,9 +96,9 @@ def _near_duplicates(data: Collected, lines: np.ndarray, emit: Emit) -> None:
         emit(
             "near_duplicate",
             shown,
-            message=f"{len(rows)} examples have nearly the same prompt (estimated similarity >="
-            f" {sketches.threshold:g}){more}; they over-weight one case: keep the most representative one,"
-            " or vary them",
+            message=f"{len(rows)} examples have nearly the same prompt (Jaccard similarity of their word"
+            f" 3-shingles >= {sketches.threshold:g}){more}; they over-weight one case: keep the most"
+            " representative one, or vary them",
         )
 
 
