@@ -75,9 +75,10 @@ def build_examples(n: int) -> list[Any]:
 class RemoteEmulator:
     """``finetune-wb emulator`` in a subprocess, with the in-process emulator's controls over HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: float | None = None) -> None:
+        pace_args = [] if pace is None else ["--pace", str(pace)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "finetune_wb", "emulator", "--port", "0"],
+            [sys.executable, "-m", "finetune_wb", "emulator", "--port", "0", *pace_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

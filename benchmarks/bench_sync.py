@@ -20,12 +20,15 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_eval import RemoteEmulator
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -47,26 +50,6 @@ def training_file(n: int) -> bytes:
         }
         lines.append(json.dumps(ex))
     return ("\n".join(lines) + "\n").encode()
-
-
-class EmulatorProcess:
-    """``finetune-wb emulator`` in a subprocess on a free local port."""
-
-    def __init__(self, pace: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "finetune_wb", "emulator", "--port", "0", "--pace", str(pace)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
-            raise RuntimeError(f"the emulator did not start (said {self.base_url!r})")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def create_jobs(client: Any, n_jobs: int, steps: int) -> list[str]:
@@ -101,13 +84,10 @@ def wait_all(client: Any, ids: list[str], timeout: float = 600.0) -> None:
 
 
 def run(n_jobs: int, steps: int, pace: float) -> dict[str, Any]:
-    import openai
-
     from finetune_wb.tracking.sync import sync_jobs
 
-    emu = EmulatorProcess(pace)
-    try:
-        client = openai.OpenAI(base_url=emu.base_url, api_key="sk-test")
+    with RemoteEmulator(pace) as emu:
+        client = emu.client()
         start = time.perf_counter()
         ids = create_jobs(client, n_jobs, steps)
         wait_all(client, ids)
@@ -124,8 +104,6 @@ def run(n_jobs: int, steps: int, pace: float) -> dict[str, Any]:
                 figures["steps_logged"] = sum(r.n_steps_logged for r in report.results)
         figures["jobs_per_second"] = n_jobs / figures["first_seconds"]
         figures["second_share_of_first"] = figures["second_seconds"] / figures["first_seconds"]
-    finally:
-        emu.close()
     return figures
 
 

@@ -41,11 +41,11 @@ def _pace(config: pytest.Config) -> float:
         return DEFAULT_TEST_PACE
 
 
-@pytest.fixture(scope="session")
-def _finetune_emulator_session(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+def _running(request: pytest.FixtureRequest, **options: Any) -> Iterator[Emulator]:
+    """One emulator for the test session (started on first use, stopped at the end)."""
     from finetune_wb.emulator.runner import Emulator
 
-    emu = Emulator(pace=_pace(request.config))
+    emu = Emulator(pace=_pace(request.config), **options)
     emu.start()
     try:
         yield emu
@@ -53,25 +53,26 @@ def _finetune_emulator_session(request: pytest.FixtureRequest) -> Iterator[Emula
         emu.stop()
 
 
-@pytest.fixture
-def finetune_emulator(_finetune_emulator_session: Emulator, request: pytest.FixtureRequest) -> Emulator:
-    """The session's emulator, reset for this test."""
-    emu = _finetune_emulator_session
+def _reset(emu: Emulator, request: pytest.FixtureRequest) -> Emulator:
     emu.reset()
     emu.pace = _pace(request.config)
     return emu
 
 
 @pytest.fixture(scope="session")
-def _finetune_emulator_azure_session(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    from finetune_wb.emulator.runner import Emulator
+def _finetune_emulator_session(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    yield from _running(request)
 
-    emu = Emulator(pace=_pace(request.config), flavour="azure")
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+
+@pytest.fixture
+def finetune_emulator(_finetune_emulator_session: Emulator, request: pytest.FixtureRequest) -> Emulator:
+    """The session's emulator, reset for this test."""
+    return _reset(_finetune_emulator_session, request)
+
+
+@pytest.fixture(scope="session")
+def _finetune_emulator_azure_session(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    yield from _running(request, flavour="azure")
 
 
 @pytest.fixture
@@ -80,10 +81,7 @@ def finetune_emulator_azure(
 ) -> Emulator:
     """An emulator of Azure OpenAI (``flavour="azure"``), reset for this test: ``azure_client()``,
     ``v1_client()`` and the deployments routes at ``management_url``."""
-    emu = _finetune_emulator_azure_session
-    emu.reset()
-    emu.pace = _pace(request.config)
-    return emu
+    return _reset(_finetune_emulator_azure_session, request)
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from finetune_wb.errors import ConfigError
 from finetune_wb.validation.quality.collect import Collected
 from finetune_wb.validation.quality.extract import iter_examples
-from finetune_wb.validation.quality.sensitive import DEFAULT_ALLOW, Scanner
+from finetune_wb.validation.quality.minhash import Sketches
+from finetune_wb.validation.quality.sensitive import DEFAULT_ALLOW, KINDS, Scanner
 from finetune_wb.validation.reader import NotText
 
 if TYPE_CHECKING:
@@ -93,8 +94,6 @@ class QualityPass:
         near_leakage_severity: str | None = None,
         max_findings: int = MAX_FINDINGS,
     ) -> None:
-        from finetune_wb.validation.quality.minhash import Sketches
-
         _check_options(near_duplicate_threshold, max_label_share, dominant_system_share, outlier_factor)
         if isinstance(max_findings, bool) or not isinstance(max_findings, int) or max_findings < 0:
             raise ConfigError(f"max_findings must be an integer >= 0, got {max_findings!r}")
@@ -128,19 +127,17 @@ class QualityPass:
         self.near_leakage_severity = near_leakage_severity
         self.allow = allow
         # Built last: computing the MinHash parameters is the one step that may need datasketch.
-        self.train = self._collector(Sketches, self.scanner)
+        self.train = self._collector(self.scanner)
 
     @staticmethod
     def _scanner(levels: dict[str, str], allow: list[str], *, test: bool) -> Scanner | None:
-        from finetune_wb.validation.quality.sensitive import KINDS
-
         prefix = "test_" if test else ""
         kinds = [k for k, (code, _) in KINDS.items() if levels[prefix + code] != "off"]
         return Scanner([*DEFAULT_ALLOW, *allow], kinds=kinds) if kinds else None
 
-    def _collector(self, sketches: Any, scanner: Scanner | None) -> Collected:
+    def _collector(self, scanner: Scanner | None) -> Collected:
         return Collected(
-            sketches=sketches(self.threshold) if self.near else None,
+            sketches=Sketches(self.threshold) if self.near else None,
             scanner=scanner,
             max_labels=self.max_labels,
             max_label_length=40,
@@ -162,13 +159,11 @@ class QualityPass:
 
     def report(self, train_path: str | os.PathLike[str] | None = None) -> QualityReport:
         """The findings, once every training example was added (reads the test file, if any)."""
-        from finetune_wb.validation.quality.minhash import Sketches
-
         train_data = self.train.finish()
         test_data = None
         try:
             if self.test is not None:
-                test_data = self._collector(Sketches, self.test_scanner)
+                test_data = self._collector(self.test_scanner)
                 try:
                     test_data.feed(iter_examples(self.test))
                 except (OSError, NotText) as exc:
