@@ -14,6 +14,7 @@ import argparse
 import sys
 from typing import Any
 
+from finetune_wb.cli._common import positive
 from finetune_wb.evaluation.batch.settings import BATCH_MAX_REQUESTS
 
 BATCH_ONLY = ("batch_max_requests", "batch_max_mb", "no_wait", "resume", "fallback", "batch_poll_interval")
@@ -59,7 +60,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--batch-poll-interval",
-        type=_float_above_zero,
+        type=positive(float),
         default=None,
         metavar="S",
         help="first wait between status checks in seconds (default 5; backs off to 60)",
@@ -78,16 +79,6 @@ def _int_in(low: int, high: int) -> Any:
 
     parse.__name__ = "int"
     return parse
-
-
-def _float_above_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
 
 
 def batch_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
