@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from finetune_wb.emulator.trl_launch import free_port
 from finetune_wb.errors import EmulatorError
 
 VLLM_INSTALL_HINT = "pip install vllm"
@@ -67,12 +67,6 @@ def default_vllm_command() -> list[str] | None:
     if importlib.util.find_spec("vllm") is not None:
         return [sys.executable, "-m", "vllm.entrypoints.cli.main"]
     return None
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> Any:

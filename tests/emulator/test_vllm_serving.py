@@ -19,8 +19,9 @@ import openai
 import pytest
 
 from finetune_wb.emulator.runner import Emulator
+from finetune_wb.emulator.trl_launch import free_port
 from finetune_wb.emulator.vllm_backend import VllmServing
-from finetune_wb.emulator.vllm_server import VllmError, VllmServer, free_port, vllm_lora_rank
+from finetune_wb.emulator.vllm_server import VllmError, VllmServer, vllm_lora_rank
 from tests.fakes.emulator_helpers import jsonl, wait_job, yes_no_examples
 from tests.fakes.vllm_helpers import FAKE_VLLM_COMMAND, AdapterTrainer, eventually, journal, loads
 
